@@ -1,0 +1,226 @@
+/* gw_httpd: MHD in external-epoll mode on a gw_loop (see gw_httpd.h). We
+ * create the listen socket ourselves so SO_REUSEPORT and the backlog are
+ * explicit, then hand it to MHD with MHD_OPTION_LISTEN_SOCKET. */
+#include "gw/gw_httpd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gw/gw_log.h"
+#include "gw/gw_mem.h"
+
+struct gw_httpd {
+    gw_loop           *loop;
+    struct MHD_Daemon *daemon;
+    gw_io             *io;
+    gw_timer          *timer;
+    int                listen_fd; /* -1 once handed back by quiesce and closed */
+    uint16_t           port;
+};
+
+static void
+httpd_run(gw_httpd *h)
+{
+    MHD_run(h->daemon);
+}
+
+static void
+on_epoll_readable(gw_loop *loop, int fd, uint32_t events, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)events;
+    httpd_run(arg);
+}
+
+static void
+on_timer(gw_loop *loop, void *arg)
+{
+    (void)loop;
+    httpd_run(arg);
+}
+
+/* Before each wait: MHD may have work that needs no fd event (a connection
+ * whose data is already buffered, or a timeout); MHD_get_timeout says when. */
+static void
+on_prepare(gw_loop *loop, void *arg)
+{
+    gw_httpd                 *h = arg;
+    MHD_UNSIGNED_LONG_LONG    ms = 0;
+    (void)loop;
+
+    if (h->daemon == NULL)
+        return;
+    if (MHD_get_timeout(h->daemon, &ms) == MHD_YES)
+        gw_timer_start(h->timer, ms);
+    else
+        gw_timer_stop(h->timer);
+}
+
+static int
+listen_socket(const char *host, uint16_t port, bool reuseport)
+{
+    struct addrinfo  hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char             portstr[8];
+    int              fd = -1, one = 1, rc, err;
+
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0) {
+        gw_log(GW_LOG_ERR, "GW-HTTPD-ADDR", "host=%s msg=\"%s\"", host ? host : "*",
+               gai_strerror(rc));
+        return -1;
+    }
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto fail;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
+        goto fail;
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0)
+        goto fail;
+    if (listen(fd, 4096) != 0)
+        goto fail;
+    freeaddrinfo(res);
+    return fd;
+fail:
+    err = errno;
+    gw_log_errno(GW_LOG_ERR, err, "GW-HTTPD-LISTEN", "host=%s port=%u", host ? host : "*", port);
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(res);
+    return -1;
+}
+
+static uint16_t
+bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t               len = sizeof(ss);
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+gw_err
+gw_httpd_start(gw_loop *loop, const gw_httpd_opts *o, gw_httpd **out)
+{
+    gw_httpd                  *h = gw_xcalloc(1, sizeof(*h));
+    const union MHD_DaemonInfo *info;
+    gw_err                     rc;
+
+    h->loop = loop;
+    h->listen_fd = listen_socket(o->host ? o->host : "0.0.0.0", o->port, o->reuseport);
+    if (h->listen_fd < 0) {
+        free(h);
+        return GW_ESYS;
+    }
+    h->port = bound_port(h->listen_fd);
+    h->daemon = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, o->handler,
+        o->handler_arg, MHD_OPTION_LISTEN_SOCKET, h->listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
+        o->completed, o->completed_arg, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)(o->conn_limit ? o->conn_limit : 8192), MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)o->conn_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(o->conn_memory ? o->conn_memory : 32 * 1024), MHD_OPTION_END);
+    if (h->daemon == NULL) {
+        gw_log(GW_LOG_ERR, "GW-HTTPD-START", "port=%u msg=\"MHD_start_daemon failed\"", h->port);
+        close(h->listen_fd);
+        free(h);
+        return GW_ESYS;
+    }
+    info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    if (info == NULL) {
+        gw_httpd_free(h);
+        return GW_ESYS;
+    }
+    rc = gw_io_new(loop, info->epoll_fd, EPOLLIN, on_epoll_readable, h, &h->io);
+    if (rc != GW_OK) {
+        gw_httpd_free(h);
+        return rc;
+    }
+    h->timer = gw_timer_new(loop, on_timer, h);
+    rc = gw_loop_add_prepare(loop, on_prepare, h);
+    if (rc != GW_OK) {
+        gw_httpd_free(h);
+        return rc;
+    }
+    *out = h;
+    return GW_OK;
+}
+
+uint16_t
+gw_httpd_port(const gw_httpd *h)
+{
+    return h->port;
+}
+
+void
+gw_httpd_quiesce(gw_httpd *h)
+{
+    MHD_socket fd;
+
+    if (h->listen_fd < 0)
+        return;
+    fd = MHD_quiesce_daemon(h->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    h->listen_fd = -1;
+}
+
+unsigned
+gw_httpd_connections(const gw_httpd *h)
+{
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return info ? info->num_connections : 0;
+}
+
+void
+gw_httpd_free(gw_httpd *h)
+{
+    if (h == NULL)
+        return;
+    gw_io_free(h->io);
+    gw_timer_free(h->timer);
+    h->timer = NULL;
+    if (h->daemon != NULL) {
+        /* MHD closes a listen socket it still owns; after quiesce we closed it. */
+        MHD_stop_daemon(h->daemon);
+        h->daemon = NULL;
+    }
+    gw_loop_remove_prepare(h->loop, on_prepare, h);
+    free(h);
+}
+
+enum MHD_Result
+gw_httpd_respond(struct MHD_Connection *conn, unsigned status, const char *content_type,
+                 const char *body, size_t len, const char *const *headers)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result      ret;
+
+    resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (resp == NULL)
+        return MHD_NO;
+    if (content_type != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    for (size_t i = 0; headers != NULL && headers[i] != NULL && headers[i + 1] != NULL; i += 2)
+        MHD_add_response_header(resp, headers[i], headers[i + 1]);
+    ret = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}

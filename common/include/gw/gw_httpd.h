@@ -1,0 +1,60 @@
+/* gw_httpd: libmicrohttpd on a gw_loop, in external-epoll mode (DESIGN §2):
+ * MHD_USE_EPOLL with no internal thread; MHD's epoll fd is watched by the loop
+ * and MHD_run is called when it is readable or when MHD's own timeout is due.
+ * MHD_ALLOW_SUSPEND_RESUME is on so a response body can wait for upstream
+ * bytes: resume wakes MHD's epoll fd through its inter-thread channel, which
+ * the loop sees as readable.
+ *
+ * MHD rules recorded here (STYLE §5): responses are destroyed right after
+ * MHD_queue_response; a content-reader callback that returns 0 must have
+ * suspended the connection first, or MHD busy-loops.
+ * Loop thread only. */
+#ifndef GW_HTTPD_H
+#define GW_HTTPD_H
+
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gw/gw_err.h"
+#include "gw/gw_loop.h"
+
+typedef struct gw_httpd gw_httpd;
+
+typedef struct gw_httpd_opts {
+    const char *host;           /* listen address; NULL = 0.0.0.0 */
+    uint16_t    port;           /* 0 = any free port (read it back with gw_httpd_port) */
+    bool        reuseport;      /* SO_REUSEPORT: several processes share the port */
+    unsigned    conn_limit;     /* 0 = MHD default */
+    unsigned    conn_timeout_s; /* idle connection timeout; 0 = none */
+    size_t      conn_memory;    /* per-connection header memory; 0 = MHD default (32 KiB) */
+    MHD_AccessHandlerCallback    handler;
+    void                        *handler_arg;
+    MHD_RequestCompletedCallback completed; /* may be NULL */
+    void                        *completed_arg;
+} gw_httpd_opts;
+
+/* Binds, listens and registers with <loop>. GW_ESYS if the address is taken
+ * or MHD refuses to start (logged). */
+GW_MUST_CHECK gw_err gw_httpd_start(gw_loop *loop, const gw_httpd_opts *opts, gw_httpd **out);
+
+uint16_t gw_httpd_port(const gw_httpd *h);
+
+/* Stops accepting new connections (closes the listen socket; others sharing
+ * the port via SO_REUSEPORT take over). Existing connections go on. */
+void gw_httpd_quiesce(gw_httpd *h);
+
+/* Number of open client connections. */
+unsigned gw_httpd_connections(const gw_httpd *h);
+
+/* Stops the daemon, closing every connection, and frees <h>. NULL ok. */
+void gw_httpd_free(gw_httpd *h);
+
+/* Queues a complete response with <body> (copied) and optional extra headers
+ * given as NULL-terminated name/value pairs. Returns MHD_queue_response's result. */
+enum MHD_Result gw_httpd_respond(struct MHD_Connection *conn, unsigned status,
+                                 const char *content_type, const char *body, size_t len,
+                                 const char *const *headers);
+
+#endif
