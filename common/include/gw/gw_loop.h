@@ -56,8 +56,10 @@ bool gw_timer_is_active(const gw_timer *t);
 /* Stops and frees <t>. NULL is a no-op. */
 void gw_timer_free(gw_timer *t);
 
-/* Delivers <signo> through a signalfd: blocks it for the process and calls
- * <cb> on the loop. One callback per signal. */
+/* Delivers <signo> through a signalfd: blocks it and calls <cb> on the loop.
+ * One callback per signal. Call it before any thread starts (nng, curl's
+ * resolver): threads inherit the mask, and a thread that does not block the
+ * signal would receive it with its default action. */
 GW_MUST_CHECK gw_err gw_loop_on_signal(gw_loop *loop, int signo, gw_signal_fn cb, void *arg);
 
 /* Sets the function run after a gw_loop_wake() from any thread. */

@@ -152,7 +152,12 @@ typedef struct pm_report {
 GW_MUST_CHECK gw_err pm_peek_envelope(const void *p, size_t n, pm_envelope *out);
 
 /* Encoders append the message to <out> (its cap applies: GW_EFULL). The
- * envelope's v and kind are written by the encoder whatever the struct says. */
+ * envelope's v and kind are written by the encoder whatever the struct says.
+ * GW_EINVAL when the struct breaks a rule the decoder enforces (a NULL or
+ * empty required string, a count or length over PM_MAX_*, port 0, a negative
+ * requests_per_second, a non-finite double, a duplicate id or model name), so
+ * whatever encodes also decodes. On any error <out> is cut back to its length
+ * on entry. NULL optional strings are left out of the message. */
 GW_MUST_CHECK gw_err pm_snapshot_encode(const pm_snapshot *s, gw_buf *out);
 GW_MUST_CHECK gw_err pm_load_encode(const pm_load *l, gw_buf *out);
 GW_MUST_CHECK gw_err pm_report_encode(const pm_report *r, gw_buf *out);
@@ -160,7 +165,11 @@ GW_MUST_CHECK gw_err pm_snapshot_req_encode(const pm_envelope *env, gw_buf *out)
 
 /* Decoders: on GW_OK *out is a new heap message the caller frees with the
  * matching _free; on error *out is untouched and nothing leaks. GW_EPROTO for
- * malformed input or a wrong kind, GW_EVERSION for an unknown major. */
+ * malformed input or a wrong kind, GW_EVERSION for an unknown major (checked
+ * before everything but the msgpack framing), GW_ENOMEM only if msgpack-c's
+ * own allocator fails. Absent optional keys get the defaults of schema.md
+ * (engine "vllm", unknown load values -1, everything else 0/false/NULL). The
+ * snapshot-request message has no body: pm_peek_envelope is its decoder. */
 GW_MUST_CHECK gw_err pm_snapshot_decode(const void *p, size_t n, pm_snapshot **out);
 GW_MUST_CHECK gw_err pm_load_decode(const void *p, size_t n, pm_load **out);
 GW_MUST_CHECK gw_err pm_report_decode(const void *p, size_t n, pm_report **out);

@@ -1,0 +1,63 @@
+/* ctl_cfg: the controller's process options (STYLE §7): the gw_cfg table,
+ * the struct it fills, and the cross-field validation, including which
+ * discovery source runs. controller/README.md documents every option;
+ * `llmgw-controller --help` prints the same table.
+ *
+ * Discovery (--llm-backend-discovery): "" = auto, meaning `file` when
+ * --config is set, else `endpoints` when --llm-backend-endpoints is set, else
+ * `redis` (Llumnix's documented default). `file` and `endpoints` are
+ * available; `redis`, `etcd` and `kubernetes` are refused with a clear
+ * "not available yet" message until their milestone lands.
+ *
+ * Validation also loads the --config file or parses the endpoint list, so
+ * `--check-config` checks the discovery input too. The struct is filled once
+ * in main and read-only afterwards. */
+#ifndef CTL_CFG_H
+#define CTL_CFG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gw/gw_cfg.h"
+#include "gw/gw_err.h"
+
+#ifndef GW_VERSION
+#define GW_VERSION "0.1.0-dev"
+#endif
+
+typedef struct ctl_cfg {
+    char    *config;        /* --config: YAML of the file source; NULL = none */
+    char    *discovery;     /* --llm-backend-discovery: "" = auto */
+    char    *endpoints;     /* --llm-backend-endpoints */
+    char    *backend_model; /* --llm-backend-model */
+    char    *pub_listen;
+    char    *rep_listen;
+    char    *pull_listen;
+    char    *http_host;
+    uint16_t http_port;
+    uint64_t load_interval_ms;
+    uint64_t file_poll_ms;
+    uint64_t debounce_ms;
+    uint64_t worker_expiry_ms;
+    char    *log_level;
+} ctl_cfg;
+
+typedef enum ctl_discovery {
+    CTL_DISC_FILE = 1,
+    CTL_DISC_ENDPOINTS,
+} ctl_discovery;
+
+/* The option table (read-only). */
+extern const gw_cfg_opt ctl_cfg_opts[];
+
+/* The gw_cfg validate callback: log level, discovery mode and its input. */
+void ctl_cfg_validate(const void *cfg, gw_cfg_errs *errs);
+
+/* Resolves the discovery mode of <cfg>. GW_EINVAL with a heap *why naming
+ * the fix when the mode is unknown, not available yet, or lacks its input. */
+GW_MUST_CHECK gw_err ctl_cfg_discovery(const ctl_cfg *cfg, ctl_discovery *out, char **why);
+
+/* Static name of <d> ("file", "endpoints"). */
+const char *ctl_discovery_name(ctl_discovery d);
+
+#endif

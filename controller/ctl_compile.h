@@ -1,0 +1,51 @@
+/* ctl_compile: turns the store's source sets into an immutable pm_snapshot
+ * (DESIGN §3) and numbers it.
+ *
+ * Merge rules: models are unioned across sources by name (the first source
+ * in ctl_src_kind order that lists a model defines its config) and sorted by
+ * name; endpoints are unioned by (model, ip, port) (first source wins), get
+ * their stable id from the store's id map, and are sorted by id; the gateway
+ * settings come from the first source that sets them. An endpoint whose
+ * model no source lists gets a bare model entry (no profiles).
+ *
+ * Generations: the compiler starts at <gen_seed> (main passes gw_wall_ms()
+ * at start, so generations keep increasing across controller restarts) and
+ * adds one per new snapshot. A compile whose content (everything but the
+ * envelope) equals the current snapshot's publishes nothing and keeps the
+ * generation. <epoch> is random per process and stamped into every envelope.
+ * Generation 0 never names a real snapshot: it marks "none yet".
+ *
+ * Ownership: the compiler owns the current snapshot; ctl_compile_current's
+ * pointer stays valid until the next ctl_compile_run that reports a change,
+ * or ctl_compile_free. Loop thread only. */
+#ifndef CTL_COMPILE_H
+#define CTL_COMPILE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ctl_store.h"
+#include "gw/gw_err.h"
+#include "pm/pm_msgs.h"
+
+typedef struct ctl_compile ctl_compile;
+
+ctl_compile *ctl_compile_new(uint64_t gen_seed, uint64_t epoch);
+/* Frees the compiler and its current snapshot. NULL is a no-op. */
+void ctl_compile_free(ctl_compile *c);
+
+/* Compiles the store's sets. *changed is true when a new snapshot (gen + 1,
+ * sent_ms = <wall_ms>) replaced the current one, false when the content was
+ * identical. GW_EFULL (logged, nothing changes) when the merged sets exceed
+ * PM_MAX_MODELS or PM_MAX_ENDPOINTS. */
+GW_MUST_CHECK gw_err ctl_compile_run(ctl_compile *c, ctl_store *st, uint64_t wall_ms,
+                                     bool *changed);
+
+/* The current snapshot, or NULL before the first compile. */
+const pm_snapshot *ctl_compile_current(const ctl_compile *c);
+
+/* The current generation (0 before the first compile) and the epoch. */
+uint64_t ctl_compile_gen(const ctl_compile *c);
+uint64_t ctl_compile_epoch(const ctl_compile *c);
+
+#endif

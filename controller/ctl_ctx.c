@@ -1,0 +1,191 @@
+/* ctl_ctx: builds, runs and tears down the controller (see ctl_ctx.h). The
+ * order matters twice: the sockets and the HTTP port are bound before any
+ * source runs, so a port clash fails start before anything is published;
+ * and teardown runs in reverse, so no timer or socket callback can fire
+ * into a freed module. */
+#include "ctl_ctx.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "ctl_http.h"
+#include "ctl_src_endpoints.h"
+#include "gw/gw_log.h"
+#include "gw/gw_mem.h"
+
+/* A random 64-bit epoch per process (never 0, which means "unknown"). */
+static uint64_t
+new_epoch(void)
+{
+    uint64_t e = 0;
+
+    if (getrandom(&e, sizeof(e), GRND_NONBLOCK) != (ssize_t)sizeof(e))
+        e = gw_wall_ms() ^ ((uint64_t)getpid() << 32) ^ gw_now_us();
+    return e != 0 ? e : 1;
+}
+
+void
+ctl_ctx_compile(ctl_ctx *ctx)
+{
+    const pm_snapshot *snap;
+    bool               changed = false;
+
+    if (!ctl_store_take_dirty(ctx->store))
+        return;
+    if (ctl_compile_run(ctx->compile, ctx->store, gw_wall_ms(), &changed) != GW_OK)
+        return; /* logged; the current snapshot stays */
+    if (!changed) {
+        gw_log(GW_LOG_INFO, "CTL-SNAP-SAME", "gen=%llu msg=\"content unchanged\"",
+               (unsigned long long)ctl_compile_gen(ctx->compile));
+        return;
+    }
+    snap = ctl_compile_current(ctx->compile);
+    ctl_publish_snapshot(ctx->publish);
+    ctl_metrics_snapshot(ctx->metrics, snap);
+    gw_log(GW_LOG_NOTICE, "CTL-SNAP-PUBLISH", "gen=%llu models=%u endpoints=%u",
+           (unsigned long long)snap->env.gen, snap->n_models, snap->n_endpoints);
+}
+
+static void
+on_debounce(gw_loop *loop, void *arg)
+{
+    (void)loop;
+    ctl_ctx_compile(arg);
+}
+
+/* A source changed: compile after the debounce delay. The timer is not
+ * re-armed while pending, so a burst of changes costs one compile. */
+static void
+on_store_change(ctl_store *st, void *arg)
+{
+    ctl_ctx *ctx = arg;
+    (void)st;
+
+    if (!gw_timer_is_active(ctx->debounce))
+        gw_timer_start(ctx->debounce, ctx->cfg->debounce_ms);
+}
+
+static void
+on_stop_signal(gw_loop *loop, int signo, void *arg)
+{
+    (void)arg;
+    gw_log(GW_LOG_NOTICE, "CTL-STOP", "signal=%s", signo == SIGTERM ? "TERM" : "INT");
+    gw_loop_stop(loop);
+}
+
+static void
+on_hup(gw_loop *loop, int signo, void *arg)
+{
+    ctl_ctx *ctx = arg;
+    (void)loop;
+    (void)signo;
+
+    if (ctx->src_file != NULL) {
+        gw_log(GW_LOG_NOTICE, "CTL-RELOAD", "msg=\"SIGHUP: re-reading the config file\"");
+        ctl_src_file_reload(ctx->src_file);
+    }
+}
+
+gw_err
+ctl_ctx_init(ctl_ctx *ctx, const ctl_cfg *cfg)
+{
+    ctl_publish_opts po = {
+        .pub_url = cfg->pub_listen,
+        .rep_url = cfg->rep_listen,
+        .pull_url = cfg->pull_listen,
+        .load_interval_ms = cfg->load_interval_ms,
+    };
+    char   q[512];
+    char  *why = NULL;
+    gw_err rc;
+
+    ctx->cfg = cfg;
+    rc = ctl_cfg_discovery(cfg, &ctx->discovery, &why);
+    if (rc != GW_OK) {
+        gw_log(GW_LOG_ERR, "CTL-START-DISCOVERY", "msg=%s", gw_log_q(q, sizeof(q), why));
+        free(why);
+        return rc;
+    }
+    rc = gw_loop_new(&ctx->loop);
+    if (rc != GW_OK)
+        goto fail;
+    ctx->metrics = ctl_metrics_new(GW_VERSION);
+    ctx->store = ctl_store_new();
+    ctx->compile = ctl_compile_new(gw_wall_ms(), new_epoch());
+    ctx->load = ctl_load_new(cfg->worker_expiry_ms);
+    ctx->debounce = gw_timer_new(ctx->loop, on_debounce, ctx);
+    ctl_store_on_change(ctx->store, on_store_change, ctx);
+
+    if ((rc = gw_loop_on_signal(ctx->loop, SIGTERM, on_stop_signal, ctx)) != GW_OK ||
+        (rc = gw_loop_on_signal(ctx->loop, SIGINT, on_stop_signal, ctx)) != GW_OK ||
+        (rc = gw_loop_on_signal(ctx->loop, SIGHUP, on_hup, ctx)) != GW_OK)
+        goto fail;
+    rc = ctl_publish_start(ctx->loop, &po, ctx->compile, ctx->load, ctx->metrics, &ctx->publish);
+    if (rc != GW_OK)
+        goto fail;
+    rc = ctl_http_start(ctx, cfg->http_host, cfg->http_port, &ctx->http);
+    if (rc != GW_OK)
+        goto fail;
+
+    if (ctx->discovery == CTL_DISC_FILE) {
+        if (cfg->endpoints != NULL && cfg->endpoints[0] != '\0')
+            gw_log(GW_LOG_WARN, "CTL-START-IGNORED",
+                   "msg=\"--llm-backend-endpoints is ignored with the file source\"");
+        rc = ctl_src_file_start(ctx->loop, ctx->store, ctx->metrics, cfg->config,
+                                cfg->file_poll_ms, &ctx->src_file);
+    } else {
+        if (cfg->config != NULL && cfg->config[0] != '\0')
+            gw_log(GW_LOG_WARN, "CTL-START-IGNORED",
+                   "msg=\"--config is ignored with the endpoints source\"");
+        rc = ctl_src_endpoints_start(ctx->store, cfg->endpoints, cfg->backend_model, &why);
+        if (rc != GW_OK) {
+            gw_log(GW_LOG_ERR, "CTL-ENDPOINTS-INVALID", "msg=%s", gw_log_q(q, sizeof(q), why));
+            ctl_metrics_config_error(ctx->metrics, "endpoints");
+            free(why);
+        }
+    }
+    if (rc != GW_OK)
+        goto fail;
+
+    gw_log(GW_LOG_NOTICE, "CTL-START",
+           "version=%s discovery=%s pub=%s rep=%s pull=%s http=%s:%u epoch=%016llx", GW_VERSION,
+           ctl_discovery_name(ctx->discovery), cfg->pub_listen, cfg->rep_listen, cfg->pull_listen,
+           cfg->http_host, (unsigned)ctl_http_port(ctx->http),
+           (unsigned long long)ctl_compile_epoch(ctx->compile));
+    return GW_OK;
+fail:
+    ctl_ctx_fini(ctx);
+    return rc != GW_OK ? rc : GW_EIO;
+}
+
+gw_err
+ctl_ctx_run(ctl_ctx *ctx)
+{
+    return gw_loop_run(ctx->loop);
+}
+
+void
+ctl_ctx_fini(ctl_ctx *ctx)
+{
+    ctl_src_file_free(ctx->src_file);
+    ctx->src_file = NULL;
+    ctl_http_free(ctx->http);
+    ctx->http = NULL;
+    ctl_publish_free(ctx->publish);
+    ctx->publish = NULL;
+    gw_timer_free(ctx->debounce);
+    ctx->debounce = NULL;
+    ctl_load_free(ctx->load);
+    ctx->load = NULL;
+    ctl_compile_free(ctx->compile);
+    ctx->compile = NULL;
+    ctl_store_free(ctx->store);
+    ctx->store = NULL;
+    ctl_metrics_free(ctx->metrics);
+    ctx->metrics = NULL;
+    gw_loop_free(ctx->loop);
+    ctx->loop = NULL;
+}

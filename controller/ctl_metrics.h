@@ -1,0 +1,39 @@
+/* ctl_metrics: the controller's Prometheus metrics (controller/README.md
+ * lists them). Other modules report events through the small verbs below and
+ * never touch the registry, so the metric names live in one file.
+ *
+ * Every function accepts a NULL <m> and then does nothing, so parsers and
+ * unit tests can run without a registry. Loop thread only. */
+#ifndef CTL_METRICS_H
+#define CTL_METRICS_H
+
+#include <stdint.h>
+
+#include "gw/gw_buf.h"
+#include "gw/gw_err.h"
+#include "pm/pm_msgs.h"
+
+typedef struct ctl_metrics ctl_metrics;
+
+/* <version> (copied) is exported as llmgw_controller_build_info{version}. */
+ctl_metrics *ctl_metrics_new(const char *version);
+void         ctl_metrics_free(ctl_metrics *m);
+
+/* A source refused its input (config_errors_total{source=<source>}). */
+void ctl_metrics_config_error(ctl_metrics *m, const char *source);
+
+/* A new snapshot was published: sets the generation, model and endpoint
+ * gauges and counts the publish. <snap> is borrowed for the call. */
+void ctl_metrics_snapshot(ctl_metrics *m, const pm_snapshot *snap);
+
+/* One worker report was accepted / refused as malformed. */
+void ctl_metrics_report(ctl_metrics *m);
+void ctl_metrics_report_bad(ctl_metrics *m);
+
+/* Number of live workers (sending reports within --worker-expiry). */
+void ctl_metrics_workers(ctl_metrics *m, unsigned n);
+
+/* Appends the Prometheus text exposition to <out>; GW_EFULL past its cap. */
+GW_MUST_CHECK gw_err ctl_metrics_render(ctl_metrics *m, gw_buf *out);
+
+#endif

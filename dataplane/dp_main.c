@@ -1,0 +1,212 @@
+/* llmgw-worker: the data plane. Parses options, starts the HTTP front, the
+ * curl multi and the controller link on one event loop, and drains on
+ * SIGTERM: stop accepting, let in-flight requests finish up to
+ * --drain-timeout, end the rest, exit 0. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "gw/gw_cfg.h"
+#include "gw/gw_log.h"
+#include "gw/gw_mem.h"
+
+#include "dp_ctx.h"
+#include "dp_front.h"
+#include "dp_metrics.h"
+#include "dp_proxy.h"
+#include "dp_strategy.h"
+#include "dp_sync.h"
+
+#ifndef LLMGW_VERSION
+#define LLMGW_VERSION "0.1.0"
+#endif
+
+static const gw_cfg_opt dp_opts[] = {
+    GW_CFG_STR("host", "LLMGW_HOST", dp_cfg, host, "0.0.0.0", "Address to listen on for clients"),
+    GW_CFG_U16("port", "LLMGW_PORT", dp_cfg, port, 8080, 1, 65535,
+               "TCP port for client traffic (shared by every worker process via SO_REUSEPORT)"),
+    GW_CFG_STR("controller-pub", "LLMGW_CONTROLLER_PUB", dp_cfg, controller_pub,
+               "tcp://127.0.0.1:7701", "Controller's PUB URL (snapshots and load)"),
+    GW_CFG_STR("controller-rep", "LLMGW_CONTROLLER_REP", dp_cfg, controller_rep,
+               "tcp://127.0.0.1:7702", "Controller's REP URL (full snapshot on request)"),
+    GW_CFG_STR("controller-pull", "LLMGW_CONTROLLER_PULL", dp_cfg, controller_pull,
+               "tcp://127.0.0.1:7703", "Controller's PULL URL (this worker's load reports)"),
+    GW_CFG_STR("routing-algorithm", "ROUTING_ALGORITHM", dp_cfg, routing_algorithm, "",
+               "Default strategy when neither the routing-strategy header nor the model's "
+               "profile sets one (empty: the gateway config's default, else random)"),
+    GW_CFG_INT("max-body-bytes", "LLMGW_MAX_BODY_BYTES", dp_cfg, max_body_bytes, 4 << 20, 1024,
+               (int64_t)1 << 30, "Largest request body accepted; larger ones get 413"),
+    GW_CFG_INT("max-relay-bytes", "LLMGW_MAX_RELAY_BYTES", dp_cfg, max_relay_bytes, 1 << 20,
+               4096, (int64_t)1 << 30,
+               "Response bytes buffered per request before the upstream is paused"),
+    GW_CFG_MS("connect-timeout", "LLMGW_CONNECT_TIMEOUT", dp_cfg, connect_timeout_ms, 3000, 10,
+              600000, "Upstream TCP connect timeout"),
+    GW_CFG_MS("first-byte-timeout", "LLMGW_FIRST_BYTE_TIMEOUT", dp_cfg, first_byte_timeout_ms,
+              120000, 10, 86400000, "Time allowed until the engine's response headers"),
+    GW_CFG_MS("idle-timeout", "LLMGW_IDLE_TIMEOUT", dp_cfg, idle_timeout_ms, 120000, 10,
+              86400000, "Time allowed between two chunks of a response"),
+    GW_CFG_MS("upstream-timeout", "LLMGW_UPSTREAM_TIMEOUT", dp_cfg, upstream_timeout_ms, 1800000,
+              100, 86400000, "Whole-exchange limit for one upstream request"),
+    GW_CFG_MS("client-timeout", "LLMGW_CLIENT_TIMEOUT", dp_cfg, client_timeout_ms, 120000, 1000,
+              86400000, "Idle client connections are closed after this"),
+    GW_CFG_MS("drain-timeout", "LLMGW_DRAIN_TIMEOUT", dp_cfg, drain_timeout_ms, 30000, 0,
+              3600000, "On SIGTERM, how long in-flight requests may take to finish"),
+    GW_CFG_MS("report-interval", "LLMGW_REPORT_INTERVAL", dp_cfg, report_interval_ms, 100, 10,
+              60000, "Period of load reports to the controller"),
+    GW_CFG_INT("retries", "LLMGW_RETRIES", dp_cfg, retries, 2, 0, 7,
+               "Extra endpoints tried when connecting fails (never after a response began)"),
+    GW_CFG_INT("conn-limit", "LLMGW_CONN_LIMIT", dp_cfg, conn_limit, 10000, 1, 1000000,
+               "Maximum open client connections"),
+    GW_CFG_INT("max-host-conns", "LLMGW_MAX_HOST_CONNS", dp_cfg, max_host_conns, 0, 0, 1000000,
+               "Maximum connections per engine endpoint (0 = unlimited)"),
+    GW_CFG_STR("log-level", "LLMGW_LOG_LEVEL", dp_cfg, log_level, "notice",
+               "alert, err, warn, notice, info or debug"),
+    GW_CFG_END,
+};
+
+static void
+validate(const void *p, gw_cfg_errs *errs)
+{
+    const dp_cfg *cfg = p;
+    gw_lvl        lvl;
+
+    if (!gw_log_parse_level(cfg->log_level, &lvl))
+        gw_cfg_errorf(errs, "--log-level: unknown level '%s'", cfg->log_level);
+    if (cfg->routing_algorithm[0] != '\0' && dp_strategy_find(cfg->routing_algorithm) == NULL)
+        gw_cfg_errorf(errs, "ROUTING_ALGORITHM / --routing-algorithm: unknown strategy '%s'",
+                      cfg->routing_algorithm);
+}
+
+void
+dp_ctx_set_snapshot(dp_ctx *ctx, dp_snap *snap)
+{
+    dp_snap_unref(ctx->snap);
+    ctx->snap = snap;
+    ctx->snap_states = NULL;
+    if (snap != NULL) {
+        ctx->snap_states = dp_snap_states(snap); /* borrowed; dp_snap owns it */
+    }
+}
+
+static void
+on_drain_tick(gw_loop *loop, void *arg)
+{
+    dp_ctx *ctx = arg;
+
+    if (ctx->n_reqs == 0) {
+        gw_loop_stop(loop);
+        return;
+    }
+    if (gw_now_ms() >= ctx->drain_deadline_ms) {
+        gw_log(GW_LOG_WARN, "DP-DRAIN-DEADLINE", "aborted=%u", ctx->n_reqs);
+        dp_proxy_abort_all(ctx);
+        /* Give MHD a moment to flush the endings, then stop regardless. */
+        ctx->drain_deadline_ms = UINT64_MAX;
+        gw_timer_start(ctx->drain_timer, 200);
+        return;
+    }
+    if (ctx->drain_deadline_ms == UINT64_MAX) {
+        gw_loop_stop(loop);
+        return;
+    }
+    gw_timer_start(ctx->drain_timer, 20);
+}
+
+static void
+on_signal(gw_loop *loop, int signo, void *arg)
+{
+    dp_ctx *ctx = arg;
+
+    if (ctx->draining) {
+        if (signo == SIGINT) /* a second Ctrl-C: stop now */
+            gw_loop_stop(loop);
+        return;
+    }
+    gw_log(GW_LOG_NOTICE, "DP-DRAIN", "signal=%d inflight=%u timeout_ms=%llu", signo, ctx->n_reqs,
+           (unsigned long long)ctx->cfg.drain_timeout_ms);
+    ctx->draining = true;
+    gw_httpd_quiesce(ctx->httpd);
+    ctx->drain_deadline_ms = gw_now_ms() + ctx->cfg.drain_timeout_ms;
+    gw_timer_start(ctx->drain_timer, 0);
+}
+
+static uint64_t
+random_u64(void)
+{
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v))
+        v = gw_wall_ms() ^ ((uint64_t)getpid() << 32);
+    return v | 1;
+}
+
+int
+main(int argc, char **argv)
+{
+    dp_ctx        ctx = {0};
+    gw_cfg_prog   prog = {.name = "llmgw-worker", .version = LLMGW_VERSION,
+                          .summary = "llmgw data plane: OpenAI API, routing, proxying",
+                          .validate = validate};
+    gw_httpd_opts hopts;
+    char          tag[32];
+    int           rc = 1;
+
+    switch (gw_cfg_parse(dp_opts, &ctx.cfg, &prog, argc, argv)) {
+    case GW_CFG_RUN: break;
+    case GW_CFG_EXIT_OK: gw_cfg_free(dp_opts, &ctx.cfg); return 0;
+    case GW_CFG_EXIT_ERR: gw_cfg_free(dp_opts, &ctx.cfg); return 1;
+    }
+    gw_log_parse_level(ctx.cfg.log_level, &gw_log_level);
+    snprintf(tag, sizeof(tag), "dp.%d", (int)getpid());
+    gw_log_set_proc(tag);
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    ctx.rng = random_u64();
+    ctx.worker_id = random_u64();
+    ctx.load = dp_load_new();
+    if (gw_loop_new(&ctx.loop) != GW_OK)
+        goto out;
+    /* Before any library starts a thread: a thread that does not block
+     * SIGTERM would take it and die of the default action. */
+    if (gw_loop_on_signal(ctx.loop, SIGTERM, on_signal, &ctx) != GW_OK ||
+        gw_loop_on_signal(ctx.loop, SIGINT, on_signal, &ctx) != GW_OK)
+        goto out;
+    ctx.metrics = dp_metrics_new(&ctx);
+    if (gw_curlm_new(ctx.loop, dp_proxy_on_curl_done, &ctx, ctx.cfg.max_host_conns, 4096,
+                     &ctx.curlm) != GW_OK)
+        goto out;
+    hopts = (gw_httpd_opts){.host = ctx.cfg.host, .port = ctx.cfg.port, .reuseport = true,
+                            .conn_limit = (unsigned)ctx.cfg.conn_limit,
+                            .conn_timeout_s = (unsigned)(ctx.cfg.client_timeout_ms / 1000),
+                            .handler = dp_front_handler, .handler_arg = &ctx,
+                            .completed = dp_front_completed, .completed_arg = &ctx};
+    if (gw_httpd_start(ctx.loop, &hopts, &ctx.httpd) != GW_OK)
+        goto out;
+    if (dp_sync_start(&ctx, &ctx.sync) != GW_OK)
+        goto out;
+    ctx.drain_timer = gw_timer_new(ctx.loop, on_drain_tick, &ctx);
+    gw_log(GW_LOG_NOTICE, "DP-START", "port=%u controller=%s worker_id=%016llx",
+           gw_httpd_port(ctx.httpd), ctx.cfg.controller_pub, (unsigned long long)ctx.worker_id);
+    if (gw_loop_run(ctx.loop) == GW_OK)
+        rc = 0;
+    gw_log(GW_LOG_NOTICE, "DP-STOP", "inflight=%u", ctx.n_reqs);
+out:
+    /* Order matters: the daemon's completion callbacks use curl and the
+     * snapshot, so MHD goes first. */
+    if (ctx.reqs != NULL)
+        dp_proxy_abort_all(&ctx);
+    gw_httpd_free(ctx.httpd);
+    dp_sync_free(ctx.sync);
+    gw_timer_free(ctx.drain_timer);
+    gw_curlm_free(ctx.curlm);
+    dp_ctx_set_snapshot(&ctx, NULL);
+    dp_metrics_free(ctx.metrics);
+    gw_loop_free(ctx.loop);
+    dp_load_free(ctx.load);
+    free(ctx.scratch);
+    gw_cfg_free(dp_opts, &ctx.cfg);
+    curl_global_cleanup();
+    return rc;
+}

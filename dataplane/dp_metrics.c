@@ -1,0 +1,116 @@
+/* dp_metrics: worker metric families (see dp_metrics.h). Names carry the
+ * llmgw_worker_ prefix; label sets are small and bounded (models come from
+ * the snapshot, codes and reasons from fixed lists). */
+#include "dp_metrics.h"
+
+#include <stdlib.h>
+
+#include "gw/gw_log.h"
+#include "gw/gw_mem.h"
+
+static const double latency_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                         2.5,   5,    10,    30,   60,  120, 300};
+static const double routing_buckets[] = {0.000005, 0.00001, 0.000025, 0.00005, 0.0001,
+                                         0.00025,  0.0005,  0.001,    0.0025,  0.01};
+
+static double
+gauge_inflight(void *arg)
+{
+    dp_ctx *ctx = arg;
+    return ctx->n_reqs;
+}
+
+static double
+gauge_snapshot_gen(void *arg)
+{
+    dp_ctx *ctx = arg;
+    return ctx->snap ? (double)dp_snap_gen(ctx->snap) : 0;
+}
+
+static double
+gauge_connections(void *arg)
+{
+    dp_ctx *ctx = arg;
+    return ctx->httpd ? gw_httpd_connections(ctx->httpd) : 0;
+}
+
+static double
+gauge_draining(void *arg)
+{
+    dp_ctx *ctx = arg;
+    return ctx->draining ? 1 : 0;
+}
+
+dp_metrics *
+dp_metrics_new(dp_ctx *ctx)
+{
+    dp_metrics    *m = gw_xcalloc(1, sizeof(*m));
+    gw_metric_fam *unused;
+    gw_err         rc = GW_OK;
+    size_t         nlb = sizeof(latency_buckets) / sizeof(latency_buckets[0]);
+
+    m->reg = gw_metrics_new();
+    /* Registration can only fail on a programming error (bad name): assert. */
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_requests_total",
+                             "Client requests answered, by model and HTTP status code",
+                             (const char *const[]){"model", "code", NULL}, &m->requests);
+    rc |= gw_metrics_histogram(m->reg, "llmgw_worker_request_duration_seconds",
+                               "Time from request arrival to the last response byte",
+                               (const char *const[]){"model", NULL}, latency_buckets, nlb,
+                               &m->duration);
+    rc |= gw_metrics_histogram(m->reg, "llmgw_worker_time_to_first_byte_seconds",
+                               "Time from request arrival to the upstream's response headers",
+                               (const char *const[]){"model", NULL}, latency_buckets, nlb,
+                               &m->ttft);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_routing_decisions_total",
+                             "Endpoints picked, by model and strategy",
+                             (const char *const[]){"model", "strategy", NULL}, &m->routing);
+    rc |= gw_metrics_histogram(m->reg, "llmgw_worker_routing_latency_seconds",
+                               "Time spent resolving the model and picking an endpoint", NULL,
+                               routing_buckets, sizeof(routing_buckets) / sizeof(routing_buckets[0]),
+                               &m->routing_time);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_upstream_errors_total",
+                             "Upstream failures, by reason (connect, timeout, reset, ...)",
+                             (const char *const[]){"reason", NULL}, &m->upstream_errors);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_upstream_retries_total",
+                             "Requests re-sent to another endpoint before any byte reached the "
+                             "client",
+                             NULL, &m->retries);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_rejected_requests_total",
+                             "Requests answered by the gateway with an error, by reason",
+                             (const char *const[]){"reason", NULL}, &m->rejected);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_tokens_total",
+                             "Tokens read from upstream usage, by model and kind (prompt, "
+                             "completion)",
+                             (const char *const[]){"model", "kind", NULL}, &m->tokens);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_snapshots_applied_total",
+                             "Routing snapshots applied", NULL, &m->snapshots);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_client_cancelled_total",
+                             "Requests whose client went away before the response ended", NULL,
+                             &m->cancelled);
+    rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_inflight_requests",
+                              "Proxied requests in flight in this worker", gauge_inflight, ctx,
+                              &unused);
+    rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_snapshot_generation",
+                              "Generation of the routing snapshot in force (0 = none yet)",
+                              gauge_snapshot_gen, ctx, &unused);
+    rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_client_connections",
+                              "Open client connections", gauge_connections, ctx, &unused);
+    rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_draining",
+                              "1 while the worker drains after SIGTERM", gauge_draining, ctx,
+                              &unused);
+    if (rc != GW_OK) {
+        gw_log(GW_LOG_ALERT, "DP-METRICS-REGISTER", "msg=\"metric registration failed\"");
+        abort();
+    }
+    return m;
+}
+
+void
+dp_metrics_free(dp_metrics *m)
+{
+    if (m == NULL)
+        return;
+    gw_metrics_free(m->reg);
+    free(m);
+}

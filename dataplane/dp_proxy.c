@@ -1,0 +1,763 @@
+/* dp_proxy: one proxied request from body to release (see dp_proxy.h).
+ *
+ * States, in order: reading the body -> waiting for the upstream's headers
+ * (connection suspended) -> relaying (a callback response reads from
+ * <relay>; suspended while it is empty) -> completed (MHD's notification).
+ * An error before the upstream's headers is answered as a whole JSON
+ * response; after them it can only end the stream (SSE error event) or cut
+ * the connection.
+ *
+ * Invariant: <ep> is non-NULL exactly while a reservation is held, and only
+ * req_release() clears it, so the release happens once. */
+#include "dp_proxy.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gw/gw_log.h"
+#include "gw/gw_mem.h"
+
+#include "dp_error.h"
+#include "dp_metrics.h"
+#include "dp_route.h"
+#include "dp_usage.h"
+
+#define DP_MAX_TRIES 8
+
+struct dp_req {
+    dp_ctx                *ctx;
+    struct MHD_Connection *conn;
+    dp_req                *prev, *next; /* ctx->reqs */
+    dp_api                 api;
+    const char            *path; /* static string */
+    uint64_t               start_us;
+    char                   id[40];
+    gw_buf                 body;
+    bool                   too_large;
+    dp_reqinfo             info;
+    bool                   parsed;
+    dp_snap               *snap; /* ref held while routed */
+    dp_route               route;
+    bool                   routed;
+    dp_ep                 *ep; /* reservation held; see file comment */
+    int64_t                ep_idx;
+    uint64_t               tokens;
+    uint32_t               tried[DP_MAX_TRIES];
+    uint32_t               n_tried;
+    /* upstream */
+    CURL              *easy;
+    struct curl_slist *up_hdrs;
+    bool               in_multi;
+    gw_timer          *timer; /* first-byte, then idle */
+    unsigned           status;
+    struct curl_slist *resp_hdrs;
+    bool               headers_done;
+    bool               sse;
+    int64_t            content_length;
+    bool               upstream_done;
+    bool               upstream_failed;
+    bool               paused;
+    gw_buf             relay;
+    dp_usage           usage;
+    uint64_t           headers_us;
+    /* client side */
+    bool     suspended;
+    bool     responded;
+    bool     aborted;
+    bool     has_err;
+    dp_error err;
+    unsigned final_status;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void
+make_request_id(dp_ctx *ctx, char *out, size_t n)
+{
+    uint32_t a = dp_rand(&ctx->rng, UINT32_MAX), b = dp_rand(&ctx->rng, UINT32_MAX);
+    uint32_t c = dp_rand(&ctx->rng, UINT32_MAX), d = dp_rand(&ctx->rng, UINT32_MAX);
+
+    /* RFC 4122 version 4 layout. */
+    snprintf(out, n, "%08x-%04x-4%03x-%04x-%04x%08x", a, b >> 16, b & 0xfff,
+             (c >> 16 & 0x3fff) | 0x8000, c & 0xffff, d);
+}
+
+static bool
+is_hop_by_hop(const char *name, size_t len)
+{
+    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection",
+                                      "transfer-encoding", "te", "trailer", "upgrade",
+                                      "content-length", "host", "expect"};
+    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++) {
+        if (strlen(hop[i]) == len && strncasecmp(name, hop[i], len) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void
+suspend(dp_req *req)
+{
+    if (!req->suspended) {
+        MHD_suspend_connection(req->conn);
+        req->suspended = true;
+    }
+}
+
+static void
+resume(dp_req *req)
+{
+    if (req->suspended) {
+        req->suspended = false;
+        MHD_resume_connection(req->conn);
+    }
+}
+
+static void
+req_release(dp_req *req)
+{
+    if (req->ep != NULL) {
+        dp_route_release(req->ep, req->tokens);
+        req->ep = NULL;
+    }
+}
+
+static void
+upstream_cleanup(dp_req *req)
+{
+    if (req->in_multi) {
+        gw_curlm_remove(req->ctx->curlm, req->easy);
+        req->in_multi = false;
+    }
+    if (req->timer != NULL)
+        gw_timer_stop(req->timer);
+    if (req->easy != NULL) {
+        curl_easy_cleanup(req->easy);
+        req->easy = NULL;
+    }
+    curl_slist_free_all(req->up_hdrs);
+    req->up_hdrs = NULL;
+}
+
+/* Fails the request before any byte reached the client: answered as JSON. */
+static void
+fail_before_headers(dp_req *req)
+{
+    req->has_err = true;
+    resume(req);
+}
+
+/* ---- responses ---------------------------------------------------------- */
+
+static void
+add_common_headers(dp_req *req, struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "request-id", req->id);
+    MHD_add_response_header(resp, "x-went-into-req-headers", "true");
+    if (req->ctx->draining)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+static void
+add_route_headers(dp_req *req, struct MHD_Response *resp)
+{
+    const pm_endpoint *ep;
+    char               addr[300];
+
+    if (!req->routed || req->ep_idx < 0)
+        return;
+    ep = &dp_snap_pm(req->snap)->endpoints[req->ep_idx];
+    snprintf(addr, sizeof(addr), strchr(ep->ip, ':') ? "[%s]:%u" : "%s:%u", ep->ip, ep->port);
+    MHD_add_response_header(resp, "routing-strategy", req->route.strategy->name);
+    MHD_add_response_header(resp, "target-pod", ep->pod ? ep->pod : addr);
+    MHD_add_response_header(resp, "target-pod-ip", addr);
+}
+
+static enum MHD_Result
+respond_error(dp_req *req)
+{
+    gw_buf               body;
+    struct MHD_Response *resp;
+    enum MHD_Result      ret;
+
+    gw_buf_init(&body, 4096);
+    if (dp_error_body(&req->err, &body) != GW_OK)
+        gw_buf_reset(&body);
+    resp = MHD_create_response_from_buffer(body.len, body.data ? body.data : "",
+                                           MHD_RESPMEM_MUST_COPY);
+    gw_buf_fini(&body);
+    if (resp == NULL)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    add_common_headers(req, resp);
+    if (req->err.header != NULL)
+        MHD_add_response_header(resp, req->err.header,
+                                req->err.header_value ? req->err.header_value : "true");
+    req->final_status = req->err.status;
+    req->responded = true;
+    ret = MHD_queue_response(req->conn, req->err.status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* MHD content reader: hands over what the upstream sent so far; with nothing
+ * to give, suspends the connection (returning 0 without suspending would make
+ * MHD spin). */
+static ssize_t
+relay_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    dp_req *req = cls;
+    size_t  n;
+    (void)pos;
+
+    if (req->relay.len > 0) {
+        n = req->relay.len < max ? req->relay.len : max;
+        memcpy(buf, req->relay.data, n);
+        gw_buf_consume(&req->relay, n);
+        if (req->paused && req->relay.len < req->relay.max / 2 && req->in_multi) {
+            req->paused = false;
+            gw_curlm_unpause(req->ctx->curlm, req->easy);
+        }
+        return (ssize_t)n;
+    }
+    if (req->aborted)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (req->upstream_done) {
+        /* A plain body cut short must not look complete to the client. */
+        return req->upstream_failed && !req->sse ? MHD_CONTENT_READER_END_WITH_ERROR
+                                                 : MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    suspend(req);
+    return 0;
+}
+
+static enum MHD_Result
+respond_relay(dp_req *req)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result      ret;
+    uint64_t             size = MHD_SIZE_UNKNOWN;
+
+    /* A known length lets plain JSON go out with Content-Length, as the
+     * engine sent it; streams are chunked. */
+    if (req->content_length >= 0 && !req->sse)
+        size = (uint64_t)req->content_length;
+    resp = MHD_create_response_from_callback(size, 32 * 1024, relay_reader, req, NULL);
+    if (resp == NULL)
+        return MHD_NO;
+    for (struct curl_slist *h = req->resp_hdrs; h != NULL; h = h->next) {
+        char *colon = strchr(h->data, ':');
+        if (colon == NULL)
+            continue;
+        *colon = '\0';
+        const char *v = colon + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        MHD_add_response_header(resp, h->data, v);
+        *colon = ':';
+    }
+    add_common_headers(req, resp);
+    add_route_headers(req, resp);
+    if (req->status >= 400)
+        MHD_add_response_header(resp, "x-error-response-unknown", "true");
+    req->final_status = req->status;
+    req->responded = true;
+    ret = MHD_queue_response(req->conn, req->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* ---- upstream ----------------------------------------------------------- */
+
+static size_t
+on_header(char *buf, size_t size, size_t nitems, void *arg)
+{
+    dp_req *req = arg;
+    size_t  n = size * nitems, len = n;
+    char   *colon;
+
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        len--;
+    if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+        /* A new status line (after a 1xx): forget earlier headers. */
+        const char *sp = memchr(buf, ' ', len);
+        req->status = sp ? (unsigned)strtoul(sp + 1, NULL, 10) : 502;
+        curl_slist_free_all(req->resp_hdrs);
+        req->resp_hdrs = NULL;
+        req->content_length = -1;
+        req->sse = false;
+        return n;
+    }
+    if (len == 0) {
+        if (req->status >= 200 && !req->headers_done) {
+            req->headers_done = true;
+            req->headers_us = gw_now_us();
+            dp_usage_init(&req->usage, req->sse);
+            gw_timer_start(req->timer, req->ctx->cfg.idle_timeout_ms);
+            resume(req);
+        }
+        return n;
+    }
+    colon = memchr(buf, ':', len);
+    if (colon == NULL || is_hop_by_hop(buf, (size_t)(colon - buf))) {
+        if (colon != NULL && (size_t)(colon - buf) == 14 && strncasecmp(buf, "content-length", 14) == 0)
+            req->content_length = strtoll(colon + 1, NULL, 10);
+        return n;
+    }
+    if ((size_t)(colon - buf) == 12 && strncasecmp(buf, "content-type", 12) == 0) {
+        const char *v = colon + 1;
+        while (*v == ' ')
+            v++;
+        req->sse = strncasecmp(v, "text/event-stream", 17) == 0;
+    }
+    char *line = gw_xstrndup(buf, len);
+    struct curl_slist *nl = curl_slist_append(req->resp_hdrs, line);
+    free(line);
+    if (nl == NULL)
+        return 0; /* aborts the transfer */
+    req->resp_hdrs = nl;
+    return n;
+}
+
+static size_t
+on_write(char *p, size_t size, size_t nmemb, void *arg)
+{
+    dp_req *req = arg;
+    size_t  n = size * nmemb;
+
+    if (req->aborted)
+        return 0;
+    if (req->relay.len + n > req->relay.max) {
+        /* Backpressure: the client reads slower than the engine writes.
+         * curl keeps these bytes and offers them again after unpause. */
+        req->paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    if (gw_buf_append(&req->relay, p, n) != GW_OK)
+        return 0;
+    dp_usage_feed(&req->usage, p, n);
+    gw_timer_start(req->timer, req->ctx->cfg.idle_timeout_ms);
+    resume(req);
+    return n;
+}
+
+static void on_upstream_failure(dp_req *req, const char *reason, bool retryable);
+
+static void
+on_timer(gw_loop *loop, void *arg)
+{
+    dp_req *req = arg;
+    (void)loop;
+
+    if (req->in_multi) {
+        gw_curlm_remove(req->ctx->curlm, req->easy);
+        req->in_multi = false;
+    }
+    on_upstream_failure(req, req->headers_done ? "idle_timeout" : "first_byte_timeout", false);
+}
+
+static void
+append_header(dp_req *req, const char *name, const char *value)
+{
+    char               line[8192];
+    struct curl_slist *nl;
+
+    snprintf(line, sizeof(line), "%s: %s", name, value);
+    nl = curl_slist_append(req->up_hdrs, line);
+    if (nl != NULL)
+        req->up_hdrs = nl;
+}
+
+static enum MHD_Result
+copy_client_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    dp_req *req = cls;
+    (void)kind;
+
+    /* Client headers reach the engine unchanged (Authorization included,
+     * which vLLM's --api-key checks), except hop-by-hop ones. */
+    if (!is_hop_by_hop(key, strlen(key)))
+        append_header(req, key, value ? value : "");
+    return MHD_YES;
+}
+
+static bool
+upstream_start(dp_req *req)
+{
+    dp_ctx            *ctx = req->ctx;
+    const pm_endpoint *ep = &dp_snap_pm(req->snap)->endpoints[req->ep_idx];
+    char               url[PM_MAX_STR + 64];
+
+    req->easy = curl_easy_init();
+    if (req->easy == NULL)
+        return false;
+    snprintf(url, sizeof(url), strchr(ep->ip, ':') ? "http://[%s]:%u%s" : "http://%s:%u%s",
+             ep->ip, ep->port, req->path);
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, copy_client_header, req);
+    if (MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Request-Id") == NULL)
+        append_header(req, "X-Request-Id", req->id);
+    append_header(req, "Expect", ""); /* no 100-continue round trip */
+    req->status = 0;
+    req->content_length = -1;
+    curl_easy_setopt(req->easy, CURLOPT_URL, url);
+    curl_easy_setopt(req->easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, req->body.data);
+    curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body.len);
+    curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, req->up_hdrs);
+    curl_easy_setopt(req->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(req->easy, CURLOPT_HEADERDATA, req);
+    curl_easy_setopt(req->easy, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(req->easy, CURLOPT_WRITEDATA, req);
+    curl_easy_setopt(req->easy, CURLOPT_PRIVATE, req);
+    curl_easy_setopt(req->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(req->easy, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(req->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(req->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)ctx->cfg.connect_timeout_ms);
+    curl_easy_setopt(req->easy, CURLOPT_TIMEOUT_MS, (long)ctx->cfg.upstream_timeout_ms);
+    if (gw_curlm_add(ctx->curlm, req->easy) != GW_OK)
+        return false;
+    req->in_multi = true;
+    gw_timer_start(req->timer, ctx->cfg.first_byte_timeout_ms);
+    return true;
+}
+
+/* Picks (excluding endpoints already tried), reserves and starts. */
+static bool
+route_and_start(dp_req *req)
+{
+    dp_ctx *ctx = req->ctx;
+    uint64_t t0 = gw_now_us();
+    int64_t idx = dp_route_pick(ctx, req->snap, &req->route, req->tried, req->n_tried, req->tokens,
+                                &req->err);
+
+    gw_histogram_observe(gw_metric_child0(ctx->metrics->routing_time),
+                         (double)(gw_now_us() - t0) / 1e6);
+    if (idx < 0) {
+        if (req->n_tried > 0) {
+            dp_error_set(&req->err, 503, "x-error-routing", "true", "service_unavailable",
+                         "no endpoint of model %.128s could be reached", req->info.model);
+        }
+        return false;
+    }
+    req->ep_idx = idx;
+    req->ep = dp_snap_state(req->snap, (uint32_t)idx);
+    req->tried[req->n_tried++] = (uint32_t)idx;
+    gw_counter_inc(
+        gw_metric_child(ctx->metrics->routing, req->route.model->model->name,
+                        req->route.strategy->name));
+    if (!upstream_start(req)) {
+        dp_error_set(&req->err, 502, "x-error-routing", "true", "upstream_error",
+                     "cannot start the upstream request");
+        return false;
+    }
+    return true;
+}
+
+static void
+on_upstream_failure(dp_req *req, const char *reason, bool retryable)
+{
+    dp_ctx *ctx = req->ctx;
+
+    gw_counter_inc(gw_metric_child(ctx->metrics->upstream_errors, reason));
+    if (req->ep != NULL)
+        req->ep->errors++;
+    gw_log_ratelimited(GW_LOG_WARN, 10, "DP-UP-FAIL", "req=%s model=%s ep=%s reason=%s", req->id,
+                       req->info.model, req->ep ? req->ep->key : "-", reason);
+    if (!req->headers_done) {
+        bool is_timeout = strstr(reason, "timeout") != NULL;
+        upstream_cleanup(req);
+        req_release(req);
+        if (retryable && !ctx->draining && req->n_tried <= (uint32_t)ctx->cfg.retries &&
+            req->n_tried < DP_MAX_TRIES) {
+            gw_counter_inc(gw_metric_child0(ctx->metrics->retries));
+            if (route_and_start(req))
+                return;
+            fail_before_headers(req);
+            return;
+        }
+        if (is_timeout)
+            dp_error_set(&req->err, 504, "x-error-routing", "true", "upstream_timeout",
+                         "the model endpoint did not answer in time");
+        else
+            dp_error_set(&req->err, retryable ? 503 : 502, "x-error-routing", "true",
+                         retryable ? "service_unavailable" : "upstream_error",
+                         "the model endpoint could not be reached (%s)", reason);
+        fail_before_headers(req);
+        return;
+    }
+    /* Mid-stream: the status line is gone; end the stream with an error
+     * event (SSE) or cut the body so the client sees it incomplete. */
+    upstream_cleanup(req);
+    req->upstream_done = true;
+    req->upstream_failed = true;
+    if (req->sse) {
+        dp_error e;
+        dp_error_set(&e, 502, NULL, NULL, "upstream_error",
+                     "the model endpoint failed mid-stream (%s)", reason);
+        req->relay.max = req->relay.len + 4096; /* room for the event past the cap */
+        if (dp_error_sse_event(&e, &req->relay) != GW_OK)
+            gw_log(GW_LOG_WARN, "DP-UP-SSE-ERR", "req=%s msg=\"no room for error event\"",
+                   req->id);
+    }
+    resume(req);
+}
+
+static const char *
+failure_reason(CURL *easy, CURLcode rc, bool *retryable)
+{
+    long connect_ok = 0;
+
+    *retryable = false;
+    switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+        *retryable = true;
+        return "connect";
+    case CURLE_OPERATION_TIMEDOUT:
+        /* A connect timeout leaves no connection: safe to try elsewhere. */
+        curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connect_ok);
+        *retryable = connect_ok == 0;
+        return *retryable ? "connect_timeout" : "total_timeout";
+    case CURLE_GOT_NOTHING:
+        return "empty_reply";
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+        return "reset";
+    case CURLE_PARTIAL_FILE:
+        return "truncated";
+    case CURLE_WRITE_ERROR:
+        return "write";
+    default:
+        return "other";
+    }
+}
+
+void
+dp_proxy_on_curl_done(CURL *easy, CURLcode result, void *arg)
+{
+    dp_req *req = NULL;
+    bool    retryable;
+    (void)arg;
+
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&req);
+    req->in_multi = false;
+    gw_timer_stop(req->timer);
+    if (result == CURLE_OK && req->headers_done) {
+        req->upstream_done = true;
+        dp_usage_finish(&req->usage);
+        resume(req);
+        return;
+    }
+    on_upstream_failure(req, failure_reason(easy, result, &retryable), retryable);
+}
+
+/* ---- request start ------------------------------------------------------ */
+
+static void
+start(dp_req *req)
+{
+    dp_ctx         *ctx = req->ctx;
+    dp_parse_status st;
+    const char     *strategy_hdr, *profile_hdr;
+
+    if (req->too_large) {
+        dp_error_set(&req->err, 413, "x-error-request-body-processing", "true",
+                     "request_too_large", "request body exceeds the limit of %" PRId64 " bytes",
+                     ctx->cfg.max_body_bytes);
+        req->has_err = true;
+        return;
+    }
+    st = dp_parse_request(req->api, req->body.data, req->body.len, &req->info);
+    if (st != DP_PARSE_OK) {
+        if (st == DP_PARSE_NO_MODEL)
+            dp_error_set(&req->err, 400, "x-error-no-model-in-request", "true", "model_not_found",
+                         "%s", req->info.why);
+        else
+            dp_error_set(&req->err, 400, "x-error-request-body-processing", "true",
+                         "invalid_request_body", "%s", req->info.why);
+        req->has_err = true;
+        return;
+    }
+    req->parsed = true;
+    if (ctx->snap == NULL) {
+        dp_error_set(&req->err, 503, "x-error-routing", "true", "service_unavailable",
+                     "the gateway has no routing table yet");
+        req->has_err = true;
+        return;
+    }
+    req->snap = dp_snap_ref(ctx->snap);
+    strategy_hdr = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "routing-strategy");
+    profile_hdr = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "config-profile");
+    if (!dp_route_resolve(ctx, req->snap, req->info.model, strategy_hdr, profile_hdr,
+                          &req->route, &req->err)) {
+        req->has_err = true;
+        return;
+    }
+    req->routed = true;
+    /* In-flight token estimate: ~4 bytes of text per token, plus the output
+     * budget. Good enough for load balancing; quotas settle on real usage. */
+    req->tokens = req->info.prompt_bytes / 4 + (req->info.max_tokens > 0 ? (uint64_t)req->info.max_tokens : 0);
+    req->timer = gw_timer_new(ctx->loop, on_timer, req);
+    if (!route_and_start(req))
+        req->has_err = true;
+}
+
+static dp_req *
+req_new(dp_ctx *ctx, struct MHD_Connection *conn, dp_api api, const char *path)
+{
+    dp_req *req = gw_xcalloc(1, sizeof(*req));
+
+    req->ctx = ctx;
+    req->conn = conn;
+    req->api = api;
+    req->path = path;
+    req->start_us = gw_now_us();
+    req->ep_idx = -1;
+    req->content_length = -1;
+    gw_buf_init(&req->body, (size_t)ctx->cfg.max_body_bytes);
+    gw_buf_init(&req->relay, (size_t)ctx->cfg.max_relay_bytes);
+    dp_usage_init(&req->usage, false);
+    make_request_id(ctx, req->id, sizeof(req->id));
+    req->next = ctx->reqs;
+    if (ctx->reqs != NULL)
+        ctx->reqs->prev = req;
+    ctx->reqs = req;
+    ctx->n_reqs++;
+    return req;
+}
+
+enum MHD_Result
+dp_proxy_handle(dp_ctx *ctx, struct MHD_Connection *conn, dp_api api, const char *path,
+                const char *upload, size_t *upload_size, void **con_cls)
+{
+    dp_req *req = *con_cls;
+
+    if (req == NULL) {
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        req = req_new(ctx, conn, api, path);
+        *con_cls = req;
+        if (cl != NULL && strtoull(cl, NULL, 10) > (unsigned long long)ctx->cfg.max_body_bytes) {
+            /* Answer before reading the body (this also skips a client's
+             * Expect: 100-continue); MHD then closes the connection. */
+            req->too_large = true;
+            start(req);
+            return respond_error(req);
+        }
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        if (!req->too_large && gw_buf_append(&req->body, upload, *upload_size) != GW_OK) {
+            req->too_large = true;
+            gw_buf_fini(&req->body);
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (req->responded)
+        return MHD_YES;
+    if (req->aborted && !req->headers_done) {
+        dp_error_set(&req->err, 503, "x-error-routing", "true", "service_unavailable",
+                     "the gateway is shutting down");
+        req->has_err = true;
+    }
+    if (req->has_err)
+        return respond_error(req);
+    if (req->headers_done)
+        return respond_relay(req);
+    if (req->easy == NULL) {
+        start(req);
+        if (req->has_err)
+            return respond_error(req);
+    }
+    suspend(req);
+    return MHD_YES;
+}
+
+/* ---- completion --------------------------------------------------------- */
+
+static void
+account(dp_req *req, bool client_gone)
+{
+    dp_metrics *m = req->ctx->metrics;
+    const char *model = req->routed ? req->route.model->model->name : "";
+    char        code[8];
+    uint64_t    now = gw_now_us();
+
+    snprintf(code, sizeof(code), "%u", client_gone ? 499u : req->final_status);
+    gw_counter_inc(gw_metric_child(m->requests, model, code));
+    gw_histogram_observe(gw_metric_child(m->duration, model), (double)(now - req->start_us) / 1e6);
+    if (client_gone && !req->upstream_done)
+        gw_counter_inc(gw_metric_child0(m->cancelled));
+    if (req->has_err && req->err.header != NULL)
+        gw_counter_inc(gw_metric_child(m->rejected, req->err.code ? req->err.code : "error"));
+    if (req->headers_done) {
+        gw_histogram_observe(gw_metric_child(m->ttft, model),
+                             (double)(req->headers_us - req->start_us) / 1e6);
+    }
+    if (req->usage.found) {
+        gw_counter_add(gw_metric_child(m->tokens, model, "prompt"), (double)req->usage.prompt_tokens);
+        gw_counter_add(gw_metric_child(m->tokens, model, "completion"),
+                       (double)req->usage.completion_tokens);
+    }
+    if (req->ep != NULL) {
+        dp_ep *ep = req->ep;
+        ep->completed++;
+        if (req->final_status >= 500 || req->upstream_failed)
+            ep->errors++;
+        if (req->usage.found) {
+            ep->prompt_tokens += (uint64_t)req->usage.prompt_tokens;
+            ep->completion_tokens += (uint64_t)req->usage.completion_tokens;
+        }
+        ep->latency_ms_sum += (now - req->start_us) / 1000;
+        if (req->headers_done)
+            ep->ttft_ms_sum += (req->headers_us - req->start_us) / 1000;
+    }
+}
+
+void
+dp_proxy_completed(dp_ctx *ctx, void *con_cls, enum MHD_RequestTerminationCode toe)
+{
+    dp_req *req = con_cls;
+    bool    client_gone = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK;
+
+    if (client_gone && !req->upstream_done && req->in_multi)
+        gw_log(GW_LOG_INFO, "DP-CLIENT-GONE", "req=%s toe=%d", req->id, (int)toe);
+    upstream_cleanup(req);
+    account(req, client_gone);
+    req_release(req);
+    gw_timer_free(req->timer);
+    curl_slist_free_all(req->resp_hdrs);
+    dp_usage_fini(&req->usage);
+    gw_buf_fini(&req->relay);
+    gw_buf_fini(&req->body);
+    dp_reqinfo_fini(&req->info);
+    dp_snap_unref(req->snap);
+    if (req->prev != NULL)
+        req->prev->next = req->next;
+    else
+        ctx->reqs = req->next;
+    if (req->next != NULL)
+        req->next->prev = req->prev;
+    ctx->n_reqs--;
+    free(req);
+}
+
+void
+dp_proxy_abort_all(dp_ctx *ctx)
+{
+    for (dp_req *req = ctx->reqs; req != NULL; req = req->next) {
+        if (req->aborted)
+            continue;
+        req->aborted = true;
+        if (req->in_multi || req->easy != NULL) {
+            upstream_cleanup(req);
+            req->upstream_done = true;
+            req->upstream_failed = true;
+        }
+        resume(req);
+    }
+}

@@ -1,0 +1,184 @@
+# e2e/lib.sh: the end-to-end harness (STYLE §9). Each case sources this file,
+# gets its own temp dir and free loopback ports, starts real processes
+# (llmgw-controller, llmgw-worker, llmgw-mock-engine, redis-server, ...),
+# drives them with curl and asserts on responses and on what the mock engines
+# recorded. At exit it SIGTERMs everything it started, requires a clean exit
+# within a deadline, and fails on any `lvl=alert` line or sanitizer report in
+# any process log. E2E_KEEP=1 keeps the temp dir; failures print log tails.
+# It ends with the plain closing line "N passed, M failed".
+set -uo pipefail
+
+E2E_SRC=${LLMGW_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+E2E_BUILD=${LLMGW_BUILD_DIR:-$E2E_SRC/build}
+E2E_BIN_CTL=$E2E_BUILD/controller/llmgw-controller
+E2E_BIN_DP=$E2E_BUILD/dataplane/llmgw-worker
+E2E_BIN_MOCK=$E2E_BUILD/e2e/mock/llmgw-mock-engine
+E2E_DIR=$(mktemp -d /tmp/llmgw-e2e.XXXXXX)
+E2E_NAME=$(basename "${0%.sh}")
+E2E_PASS=0
+E2E_FAIL=0
+declare -A E2E_PIDS=()   # name -> pid
+declare -A E2E_EXPECT_RC=() # name -> expected exit code on SIGTERM (default 0)
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+e2e_log() { printf '[%s] %s\n' "$E2E_NAME" "$*"; }
+
+# pass/fail bookkeeping -------------------------------------------------------
+ok() { E2E_PASS=$((E2E_PASS + 1)); e2e_log "ok   - $1"; }
+not_ok() { E2E_FAIL=$((E2E_FAIL + 1)); e2e_log "FAIL - $1"; [ $# -gt 1 ] && e2e_log "       $2"; return 0; }
+
+# expect_eq DESC ACTUAL EXPECTED
+expect_eq() {
+    if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1" "got '$2', want '$3'"; fi
+}
+# expect_match DESC ACTUAL REGEX
+expect_match() {
+    if [[ "$2" =~ $3 ]]; then ok "$1"; else not_ok "$1" "got '${2:0:300}', want /$3/"; fi
+}
+# expect_true DESC COMMAND...
+expect_true() {
+    local d=$1; shift
+    if "$@"; then ok "$d"; else not_ok "$d" "command failed: $*"; fi
+}
+
+# free_port: a TCP port nothing listens on right now.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# spawn NAME CMD...: runs CMD in the background, output in $E2E_DIR/NAME.log.
+spawn() {
+    local name=$1; shift
+    "$@" >>"$E2E_DIR/$name.log" 2>&1 &
+    E2E_PIDS[$name]=$!
+}
+
+# stop NAME [SIGNAL] [DEADLINE_S]: signals the process and waits; records a
+# failure when it does not exit with the expected code in time.
+stop() {
+    local name=$1 sig=${2:-TERM} deadline=${3:-15} pid=${E2E_PIDS[$1]:-} rc
+    [ -n "$pid" ] || return 0
+    kill -s "$sig" "$pid" 2>/dev/null
+    for ((i = 0; i < deadline * 20; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        not_ok "$name exits within ${deadline}s of SIG$sig"
+        kill -9 "$pid" 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null
+    rc=$?
+    unset "E2E_PIDS[$name]"
+    if [ "$sig" != KILL ] && [ "$rc" -ne "${E2E_EXPECT_RC[$name]:-0}" ]; then
+        not_ok "$name exit code after SIG$sig" "rc=$rc"
+    fi
+    return 0
+}
+
+# wait_http URL [STATUS] [TIMEOUT_S]: polls until URL answers STATUS (200).
+wait_http() {
+    local url=$1 want=${2:-200} t=${3:-10} code
+    for ((i = 0; i < t * 20; i++)); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url")
+        [ "$code" == "$want" ] && return 0
+        sleep 0.05
+    done
+    e2e_log "timeout waiting for $url to answer $want (last $code)"
+    return 1
+}
+
+# start_mock NAME PORT [ARGS...]: a mock engine on 127.0.0.1:PORT.
+start_mock() {
+    local name=$1 port=$2; shift 2
+    spawn "$name" "$E2E_BIN_MOCK" --port "$port" "$@"
+    wait_http "http://127.0.0.1:$port/health" 200 10 || not_ok "mock $name starts"
+}
+
+# start_controller NAME ARGS...: sets CTL_PUB/CTL_REP/CTL_PULL/CTL_HTTP if
+# unset, so a restart reuses the same ports.
+start_controller() {
+    local name=$1; shift
+    : "${CTL_PUB:=tcp://127.0.0.1:$(free_port)}" "${CTL_REP:=tcp://127.0.0.1:$(free_port)}"
+    : "${CTL_PULL:=tcp://127.0.0.1:$(free_port)}" "${CTL_HTTP:=$(free_port)}"
+    spawn "$name" "$E2E_BIN_CTL" --pub-listen "$CTL_PUB" --rep-listen "$CTL_REP" \
+        --pull-listen "$CTL_PULL" --http-host 127.0.0.1 --http-port "$CTL_HTTP" "$@"
+    wait_http "http://127.0.0.1:$CTL_HTTP/healthz" 200 10 || not_ok "controller $name starts"
+}
+
+# start_worker NAME PORT ARGS...: a worker linked to the controller above;
+# waits until it holds a snapshot (/readyz).
+start_worker() {
+    local name=$1 port=$2; shift 2
+    spawn "$name" "$E2E_BIN_DP" --host 127.0.0.1 --port "$port" --controller-pub "$CTL_PUB" \
+        --controller-rep "$CTL_REP" --controller-pull "$CTL_PULL" "$@"
+    wait_http "http://127.0.0.1:$port/healthz" 200 10 || not_ok "worker $name starts"
+}
+
+# chat BODY_JSON [CURL ARGS...]: POST /v1/chat/completions to $GW; writes the
+# body to $E2E_DIR/out.body and headers to $E2E_DIR/out.hdr; prints the status.
+chat_path() {
+    local path=$1 body=$2; shift 2
+    curl -s -o "$E2E_DIR/out.body" -D "$E2E_DIR/out.hdr" -w '%{http_code}' --max-time 30 \
+        -H 'Content-Type: application/json' "$@" --data-binary "$body" "$GW$path"
+}
+chat() { chat_path /v1/chat/completions "$@"; }
+# hdr NAME: a response header of the last chat call (lowercase name).
+hdr() { tr -d '\r' <"$E2E_DIR/out.hdr" | awk -v n="$1" 'BEGIN{IGNORECASE=1} index(tolower($0), n": ")==1 {sub(/^[^:]*: /,""); print; exit}'; }
+body() { cat "$E2E_DIR/out.body"; }
+
+# mock_requests PORT: the JSON array of requests the mock on PORT received.
+mock_requests() { curl -s "http://127.0.0.1:$1/_mock/requests"; }
+mock_count() { mock_requests "$1" | jq 'length'; }
+mock_clear() { curl -s -X DELETE "http://127.0.0.1:$1/_mock/requests" >/dev/null; }
+
+# metric URL NAME_WITH_LABELS: the value of one sample line of a /metrics page.
+metric() { curl -s "$1/metrics" | awk -v m="$2" '$1==m {print $2; found=1} END{if(!found) print "absent"}'; }
+
+e2e_check_logs() {
+    local f bad=0
+    for f in "$E2E_DIR"/*.log; do
+        [ -f "$f" ] || continue
+        if grep -q 'lvl=alert' "$f"; then not_ok "no alert lines in $(basename "$f")" "$(grep -m3 'lvl=alert' "$f")"; bad=1; fi
+        if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$f"; then
+            not_ok "no sanitizer report in $(basename "$f")" "$(grep -m3 -E 'Sanitizer|runtime error' "$f")"; bad=1
+        fi
+    done
+    return $bad
+}
+
+e2e_finish() {
+    local name
+    for name in "${!E2E_PIDS[@]}"; do stop "$name"; done
+    e2e_check_logs
+    if [ "$E2E_FAIL" -gt 0 ]; then
+        for f in "$E2E_DIR"/*.log; do
+            [ -f "$f" ] || continue
+            echo "---- tail of $(basename "$f")"; tail -n 25 "$f"
+        done
+    fi
+    if [ "${E2E_KEEP:-0}" != 1 ]; then rm -rf "$E2E_DIR"; else e2e_log "kept $E2E_DIR"; fi
+    echo "$E2E_NAME: $E2E_PASS passed, $E2E_FAIL failed"
+    [ "$E2E_FAIL" -eq 0 ] && [ "$E2E_PASS" -gt 0 ]
+}
+
+e2e_on_exit() {
+    local rc=$?
+    trap - EXIT
+    if [ -z "${E2E_FINISHED:-}" ]; then
+        # The case died early: still clean up, and fail.
+        for name in "${!E2E_PIDS[@]}"; do kill -9 "${E2E_PIDS[$name]}" 2>/dev/null; done
+        echo "$E2E_NAME: aborted (rc=$rc)"
+        exit 1
+    fi
+}
+trap e2e_on_exit EXIT
+
+done_case() { E2E_FINISHED=1; e2e_finish; exit $?; }
+
+for bin in "$E2E_BIN_CTL" "$E2E_BIN_DP" "$E2E_BIN_MOCK"; do
+    [ -x "$bin" ] || { echo "$E2E_NAME: missing $bin (build first)"; exit 1; }
+done
+command -v jq >/dev/null || { echo "$E2E_NAME: jq is required"; exit 1; }

@@ -1,0 +1,1181 @@
+/* me_engine: HTTP front of one mock engine (see me_engine.h).
+ *
+ * Request life: the first access-handler call allocates an me_req, later
+ * calls collect the body (capped at max_body_bytes), and the last call
+ * dispatches. A generation request takes a slot (at most max_running at once,
+ * the others count as waiting), sleeps out its timing model and answers; a
+ * streaming one answers 200 at once and produces its SSE events from the
+ * content-reader callback, sleeping between tokens. MHD's request-completed
+ * callback is the single place where a request is accounted (completed,
+ * cancelled or aborted), its slot released and its me_req freed, so every
+ * path - success, error, client gone, close_mid_stream, shutdown - goes
+ * through it exactly once.
+ *
+ * Sleeping in MHD's connection thread hides a client disconnect from MHD, so
+ * every wait polls the socket for POLLRDHUP itself (wait_client). A client
+ * that half-closes after sending its request therefore counts as gone. */
+#include "me_engine.h"
+
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "gw/gw_buf.h"
+#include "gw/gw_log.h"
+#include "gw/gw_mem.h"
+#include "me_gen.h"
+#include "me_metrics.h"
+#include "me_reqlog.h"
+
+#define WAIT_FOREVER    UINT64_MAX
+#define WAIT_SLICE_NS   50000000ULL /* shutdown is noticed within this */
+#define STREAM_BLOCK    16384
+#define STREAM_OUT_MAX  (1u << 20)
+#define METRICS_OUT_MAX (8u << 20)
+#define REQ_ID_MAX      128 /* longest X-Request-Id reused as the response id */
+#define KNOB_MS_MAX     3600000
+
+#define CT_JSON  "application/json"
+#define CT_SSE   "text/event-stream; charset=utf-8"
+#define CT_PROM  "text/plain; version=0.0.4; charset=utf-8"
+#define BODY_401 "{\"error\":\"Unauthorized\"}"
+#define BODY_404 "{\"detail\":\"Not Found\"}"
+#define BODY_405 "{\"detail\":\"Method Not Allowed\"}"
+
+typedef enum route {
+    RT_CHAT,
+    RT_COMPLETIONS,
+    RT_EMBEDDINGS,
+    RT_MODELS,
+    RT_HEALTH,
+    RT_METRICS,
+    RT_MOCK_REQUESTS,
+    RT_MOCK_STATS,
+    RT_MOCK_FAULT,
+    RT_MOCK_RESET,
+    RT_NOT_FOUND,
+    RT_BAD_METHOD,
+} route;
+
+static const struct {
+    const char *path;
+    const char *method;
+    route rt;
+} routes[] = {
+    {"/v1/chat/completions", "POST", RT_CHAT},
+    {"/v1/completions", "POST", RT_COMPLETIONS},
+    {"/v1/embeddings", "POST", RT_EMBEDDINGS},
+    {"/v1/models", "GET", RT_MODELS},
+    {"/health", "GET", RT_HEALTH},
+    {"/metrics", "GET", RT_METRICS},
+    {"/_mock/requests", "GET", RT_MOCK_REQUESTS},
+    {"/_mock/requests", "DELETE", RT_MOCK_REQUESTS},
+    {"/_mock/stats", "GET", RT_MOCK_STATS},
+    {"/_mock/fault", "GET", RT_MOCK_FAULT},
+    {"/_mock/fault", "POST", RT_MOCK_FAULT},
+    {"/_mock/reset", "POST", RT_MOCK_RESET},
+};
+
+/* Counters behind /_mock/stats. received/in_flight/completed/cancelled/
+ * aborted cover the "tracked" requests: everything except /_mock/..., /health
+ * and /metrics, which have their own counters. */
+typedef struct me_stats {
+    uint64_t received;
+    uint64_t in_flight;
+    uint64_t completed; /* a full response went out, whatever its status */
+    uint64_t cancelled; /* the client went away first */
+    uint64_t aborted;   /* the mock cut it (close_mid_stream) */
+    uint64_t health_checks;
+    uint64_t metrics_scrapes;
+} me_stats;
+
+struct me_engine {
+    const me_cfg *cfg; /* borrowed */
+    struct MHD_Daemon *mhd;
+    uint16_t port;
+    char port_str[8];
+    long started; /* Unix time: "created" of /v1/models */
+    uint64_t id_salt;
+    atomic_bool stopping;
+    atomic_uint_fast64_t id_seq;
+
+    pthread_mutex_t mu;     /* guards everything below */
+    pthread_cond_t slot_cv; /* a slot was freed, or shutdown */
+    me_knobs knobs;
+    uint64_t fault_seq; /* generation requests since the knobs were set */
+    me_stats stats;
+    unsigned running;
+    unsigned waiting;
+    unsigned *model_running; /* owned, per model */
+    unsigned *model_waiting; /* owned, per model */
+    me_metrics *met;         /* owned */
+    me_reqlog *log;          /* owned; NULL when recording is off */
+};
+
+typedef struct me_req {
+    me_engine *eng; /* borrowed */
+    route rt;
+    bool tracked;   /* counted in stats and recorded */
+    bool too_large; /* the body went over max_body_bytes */
+    gw_buf body;
+    int fd;         /* client socket, owned by MHD */
+    uint64_t t0_ns; /* arrival, monotonic */
+    uint64_t ts_ms; /* arrival, wall clock */
+    me_knobs knobs; /* snapshot taken when a generation request starts */
+    me_plan plan;
+    bool holds_slot;
+    bool gen_done;      /* the whole output was produced */
+    bool server_cut;    /* close_mid_stream fired */
+    uint64_t t_last_ns; /* when the last token was produced */
+    me_stream st;       /* streaming only, valid when st.prefix != NULL */
+    unsigned ev;        /* next SSE event index */
+    unsigned events_sent;
+    gw_buf out; /* SSE bytes not yet handed to MHD */
+    size_t out_off;
+    char id[REQ_ID_MAX + 16];
+} me_req;
+
+static uint64_t
+mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t
+wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000ULL + (uint64_t)ts.tv_nsec / 1000000ULL;
+}
+
+static double
+secs_since(uint64_t t_ns)
+{
+    return (double)(mono_ns() - t_ns) / 1e9;
+}
+
+/* Sleeps <ms> milliseconds (WAIT_FOREVER: until something ends it) while
+ * watching the client socket. Returns false when the client closed or reset
+ * the connection or the engine is shutting down, true when the time is up. */
+static bool
+wait_client(me_req *req, uint64_t ms)
+{
+    uint64_t deadline = ms == WAIT_FOREVER ? UINT64_MAX : mono_ns() + ms * 1000000ULL;
+
+    if (atomic_load(&req->eng->stopping))
+        return false;
+    if (ms == 0)
+        return true;
+    for (;;) {
+        uint64_t now = mono_ns();
+        uint64_t left;
+        struct timespec ts;
+        struct pollfd p = {.fd = req->fd, .events = POLLRDHUP};
+        int n;
+
+        if (now >= deadline)
+            return true;
+        left = deadline - now < WAIT_SLICE_NS ? deadline - now : WAIT_SLICE_NS;
+        ts.tv_sec = 0;
+        ts.tv_nsec = (long)left;
+        /* POLLIN is not asked for: a pipelined next request must not wake us. */
+        n = ppoll(&p, 1, &ts, NULL);
+        if (n > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0)
+            return false;
+        if (atomic_load(&req->eng->stopping))
+            return false;
+    }
+}
+
+static bool
+client_gone(me_req *req)
+{
+    struct pollfd p = {.fd = req->fd, .events = POLLRDHUP};
+
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+/* ---- slots: the max_running batch and its waiting queue ---------------- */
+
+static bool
+slot_acquire(me_req *req)
+{
+    me_engine *eng = req->eng;
+    size_t m = req->plan.model;
+    bool queued = false;
+    bool ok = true;
+    struct timespec ts;
+
+    pthread_mutex_lock(&eng->mu);
+    while (eng->running >= eng->cfg->max_running) {
+        if (!queued) {
+            eng->waiting++;
+            eng->model_waiting[m]++;
+            queued = true;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += (long)WAIT_SLICE_NS;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&eng->slot_cv, &eng->mu, &ts);
+        if (atomic_load(&eng->stopping) || client_gone(req)) {
+            ok = false;
+            break;
+        }
+    }
+    if (queued) {
+        eng->waiting--;
+        eng->model_waiting[m]--;
+    }
+    if (ok) {
+        eng->running++;
+        eng->model_running[m]++;
+        req->holds_slot = true;
+    }
+    pthread_mutex_unlock(&eng->mu);
+    return ok;
+}
+
+/* The first token exists: prefill is done (vLLM counts prompt tokens and
+ * observes TTFT here). */
+static void
+first_token(me_req *req)
+{
+    me_engine *eng = req->eng;
+    size_t m = req->plan.model;
+
+    req->t_last_ns = mono_ns();
+    pthread_mutex_lock(&eng->mu);
+    me_metrics_prompt_tokens(eng->met, m, req->plan.prompt_tokens);
+    if (req->plan.api != ME_API_EMBEDDINGS) {
+        me_metrics_ttft(eng->met, m, (double)(req->t_last_ns - req->t0_ns) / 1e9);
+        me_metrics_generation_tokens(eng->met, m, 1);
+    }
+    pthread_mutex_unlock(&eng->mu);
+}
+
+/* <n> more tokens were produced since the last one. */
+static void
+more_tokens(me_req *req, unsigned n)
+{
+    me_engine *eng = req->eng;
+    uint64_t now = mono_ns();
+
+    pthread_mutex_lock(&eng->mu);
+    me_metrics_generation_tokens(eng->met, req->plan.model, n);
+    me_metrics_tpot(eng->met, req->plan.model, (double)(now - req->t_last_ns) / 1e9 / n, n);
+    pthread_mutex_unlock(&eng->mu);
+    req->t_last_ns = now;
+}
+
+/* ---- replies ----------------------------------------------------------- */
+
+/* Debug trace of one dispatched request; never the body or the headers. */
+static void
+log_dispatch(const me_req *req, const char *method, const char *url, bool answered)
+{
+    char q[256];
+    char qm[32];
+
+    gw_log(GW_LOG_DEBUG, "ME-HTTP-REQ", "port=%u method=%s path=%s answered=%d", req->eng->port,
+           gw_log_q(qm, sizeof(qm), method), gw_log_q(q, sizeof(q), url), answered);
+}
+
+/* Queues <body> (malloc'd and owned by the reply, or NULL for an empty one). */
+static enum MHD_Result
+reply(me_req *req, struct MHD_Connection *conn, unsigned status, const char *ctype, char *body)
+{
+    struct MHD_Response *rsp;
+    enum MHD_Result ret;
+
+    if (body != NULL && body[0] != '\0') {
+        rsp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    } else {
+        free(body);
+        rsp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        ctype = NULL;
+    }
+    if (rsp == NULL)
+        return MHD_NO;
+    if (ctype != NULL)
+        MHD_add_response_header(rsp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(rsp, "x-mock-port", req->eng->port_str);
+    ret = MHD_queue_response(conn, status, rsp);
+    MHD_destroy_response(rsp);
+    return ret;
+}
+
+static enum MHD_Result
+reply_const(me_req *req, struct MHD_Connection *conn, unsigned status, const char *body)
+{
+    return reply(req, conn, status, CT_JSON, gw_xstrdup(body));
+}
+
+static enum MHD_Result
+reply_error(me_req *req, struct MHD_Connection *conn, unsigned status, const char *msg)
+{
+    return reply(req, conn, status, CT_JSON, me_gen_error(req->eng->cfg, status, msg));
+}
+
+static enum MHD_Result
+reply_json(me_req *req, struct MHD_Connection *conn, unsigned status, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+
+    json_decref(j);
+    return s != NULL ? reply(req, conn, status, CT_JSON, s) : MHD_NO;
+}
+
+/* ---- request recording and auth ---------------------------------------- */
+
+static bool
+is_secret_header(const char *lname)
+{
+    static const char *const secret[] = {"authorization", "proxy-authorization", "x-api-key",
+                                         "api-key", "cookie"};
+
+    for (size_t i = 0; i < GW_ARRAY_LEN(secret); i++) {
+        if (strcmp(lname, secret[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+typedef struct hdr_ctx {
+    json_t *obj;
+    bool keep_secrets;
+} hdr_ctx;
+
+static enum MHD_Result
+on_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    hdr_ctx *h = cls;
+    char name[256];
+    const char *v = value != NULL ? value : "";
+    const json_t *prev;
+    size_t i;
+
+    (void)kind;
+    for (i = 0; key[i] != '\0' && i + 1 < sizeof(name); i++)
+        name[i] = (char)(key[i] >= 'A' && key[i] <= 'Z' ? key[i] + ('a' - 'A') : key[i]);
+    name[i] = '\0';
+    if (!h->keep_secrets && is_secret_header(name))
+        v = "<redacted>";
+    prev = json_object_get(h->obj, name);
+    if (prev != NULL) {
+        /* Repeated header: join like a list-valued field (RFC 9110 §5.3). */
+        char *joined;
+        size_t n = strlen(json_string_value(prev)) + strlen(v) + 3;
+
+        joined = gw_xmalloc(n);
+        snprintf(joined, n, "%s, %s", json_string_value(prev), v);
+        json_object_set_new(h->obj, name, json_string(joined));
+        free(joined);
+    } else {
+        json_object_set_new(h->obj, name, json_string(v));
+    }
+    return MHD_YES;
+}
+
+static void
+record(me_req *req, struct MHD_Connection *conn, const char *url, const char *method)
+{
+    me_engine *eng = req->eng;
+    hdr_ctx h = {json_object(), eng->cfg->record_secrets};
+    me_reqrec rec;
+
+    if (eng->log == NULL)
+        return;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, on_header, &h);
+    rec.method = gw_xstrdup(method);
+    rec.path = gw_xstrdup(url);
+    rec.headers = h.obj;
+    rec.body = NULL;
+    rec.body_len = 0;
+    if (req->body.len > 0 && !req->too_large) {
+        /* A copy: the handler still parses req->body after this. */
+        rec.body = gw_xmalloc(req->body.len + 1);
+        memcpy(rec.body, req->body.data, req->body.len + 1);
+        rec.body_len = req->body.len;
+    }
+    rec.ts_ms = req->ts_ms;
+    pthread_mutex_lock(&eng->mu);
+    me_reqlog_add(eng->log, &rec);
+    pthread_mutex_unlock(&eng->mu);
+}
+
+/* vLLM's middleware: every /v1 path needs "Authorization: Bearer <key>"
+ * when --api-key is set (OPTIONS is let through for CORS preflight). */
+static bool
+authorized(const me_cfg *cfg, struct MHD_Connection *conn)
+{
+    const char *auth;
+
+    if (cfg->napi_keys == 0)
+        return true;
+    auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (auth == NULL || strncmp(auth, "Bearer ", 7) != 0)
+        return false;
+    for (size_t i = 0; i < cfg->napi_keys; i++) {
+        if (strcmp(auth + 7, cfg->api_keys[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* ---- generation -------------------------------------------------------- */
+
+static uint64_t
+mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* vLLM builds the response id from X-Request-Id when the client sends one
+ * ("chatcmpl-<x-request-id>"), else from a random UUID. Only a safe charset
+ * is reused so the id never needs escaping. */
+static void
+make_id(me_req *req, struct MHD_Connection *conn)
+{
+    static const char *const prefix[] = {
+        [ME_API_CHAT] = "chatcmpl-", [ME_API_COMPLETIONS] = "cmpl-", [ME_API_EMBEDDINGS] = "embd-"};
+    const char *xid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    size_t o = (size_t)snprintf(req->id, sizeof(req->id), "%s", prefix[req->plan.api]);
+    size_t start = o;
+
+    for (; xid != NULL && *xid != '\0' && o - start < REQ_ID_MAX; xid++) {
+        char c = *xid;
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == ':')
+            req->id[o++] = c;
+    }
+    req->id[o] = '\0';
+    if (o == start) {
+        uint64_t seq = atomic_fetch_add(&req->eng->id_seq, 1);
+
+        snprintf(req->id + o, sizeof(req->id) - o, "%016llx%016llx",
+                 (unsigned long long)mix64(req->eng->id_salt ^ seq),
+                 (unsigned long long)mix64(req->eng->id_salt + seq * 0x9e3779b97f4a7c15ULL));
+    }
+}
+
+/* Copies the engine's knobs into <req> and decides the error_rate fault.
+ * The decision is deterministic: request k (counted since the knobs were
+ * last set) fails when floor((k+1)*rate) > floor(k*rate), so rate 0.5 fails
+ * every second request and rate 1 all of them. */
+static bool
+take_knobs(me_req *req)
+{
+    me_engine *eng = req->eng;
+    uint64_t k;
+
+    pthread_mutex_lock(&eng->mu);
+    req->knobs = eng->knobs;
+    k = eng->fault_seq++;
+    pthread_mutex_unlock(&eng->mu);
+    return floor((double)(k + 1) * req->knobs.error_rate) >
+           floor((double)k * req->knobs.error_rate);
+}
+
+/* Produces the next SSE event into req->out, after the delay the timing
+ * model puts before it. Returns false to end the response with an error:
+ * client gone, engine stopping, or the close_mid_stream cut. An empty
+ * req->out on true means the stream is complete. */
+static bool
+stream_next(me_req *req)
+{
+    unsigned cut = req->knobs.close_mid_stream;
+    me_ev ev;
+    unsigned tok;
+
+    if (req->ev == 0 && !slot_acquire(req))
+        return false;
+    if (me_stream_event(&req->st, req->ev, &req->out, &ev, &tok) != GW_OK)
+        return false;
+    if (ev == ME_EV_END)
+        return true;
+    if (cut > 0 && req->events_sent >= cut) {
+        req->server_cut = true;
+        gw_log(GW_LOG_INFO, "ME-STREAM-CUT", "port=%u events=%u", req->eng->port, req->events_sent);
+        return false;
+    }
+    req->ev++;
+    switch (ev) {
+    case ME_EV_ROLE:
+        /* vLLM sends the role chunk when the first token exists. */
+        if (!wait_client(req, req->knobs.ttft_ms))
+            return false;
+        break;
+    case ME_EV_TOKEN:
+        if (tok == 0) {
+            if (req->plan.api != ME_API_CHAT && !wait_client(req, req->knobs.ttft_ms))
+                return false;
+            first_token(req);
+        } else {
+            if (!wait_client(req, req->knobs.itl_ms))
+                return false;
+            more_tokens(req, 1);
+        }
+        break;
+    case ME_EV_DONE:
+        req->gen_done = true;
+        break;
+    case ME_EV_USAGE:
+    case ME_EV_END:
+        break;
+    }
+    req->events_sent++;
+    return true;
+}
+
+static ssize_t
+on_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    me_req *req = cls;
+    size_t n;
+
+    (void)pos;
+    if (req->out_off >= req->out.len) {
+        gw_buf_reset(&req->out);
+        req->out_off = 0;
+        if (!stream_next(req))
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (req->out.len == 0)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    n = req->out.len - req->out_off;
+    if (n > max)
+        n = max;
+    memcpy(buf, req->out.data + req->out_off, n);
+    req->out_off += n;
+    return (ssize_t)n;
+}
+
+static enum MHD_Result
+start_stream(me_req *req, struct MHD_Connection *conn)
+{
+    struct MHD_Response *rsp;
+    enum MHD_Result ret;
+
+    me_stream_init(&req->st, req->eng->cfg, &req->plan, req->id, (long)time(NULL));
+    gw_buf_init(&req->out, STREAM_OUT_MAX);
+    /* The me_req owns all stream state and is freed in on_completed, so the
+     * response needs no free callback. */
+    rsp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK, on_stream_read, req,
+                                            NULL);
+    if (rsp == NULL)
+        return MHD_NO;
+    MHD_add_response_header(rsp, MHD_HTTP_HEADER_CONTENT_TYPE, CT_SSE);
+    MHD_add_response_header(rsp, "x-mock-port", req->eng->port_str);
+    ret = MHD_queue_response(conn, MHD_HTTP_OK, rsp);
+    MHD_destroy_response(rsp);
+    return ret;
+}
+
+static enum MHD_Result
+serve_generate(me_req *req, struct MHD_Connection *conn, me_api api)
+{
+    const me_cfg *cfg = req->eng->cfg;
+    json_error_t jerr;
+    json_t *body;
+    char msg[512];
+    unsigned status;
+    bool fail;
+    char *out;
+
+    body = json_loadb(req->body.data != NULL ? req->body.data : "", req->body.len, 0, &jerr);
+    if (body == NULL || !json_is_object(body)) {
+        /* No excerpt of the body in the message: it may hold a prompt. */
+        if (body == NULL)
+            snprintf(msg, sizeof(msg), "JSON decode error at position %d", jerr.position);
+        else
+            snprintf(msg, sizeof(msg), "Input should be a valid dictionary");
+        json_decref(body);
+        return reply_error(req, conn, 400, msg);
+    }
+    status = me_gen_plan(cfg, api, body, &req->plan, msg, sizeof(msg));
+    if (status != 0) {
+        json_decref(body);
+        return reply_error(req, conn, status, msg);
+    }
+
+    /* Faults, in order: hang, slow, error_rate. */
+    fail = take_knobs(req);
+    if (req->knobs.hang) {
+        json_decref(body);
+        wait_client(req, WAIT_FOREVER);
+        return MHD_NO;
+    }
+    if (!wait_client(req, req->knobs.slow_ms)) {
+        json_decref(body);
+        return MHD_NO;
+    }
+    if (fail) {
+        json_decref(body);
+        return reply_error(req, conn, 500, "mock engine: injected failure (error_rate)");
+    }
+    make_id(req, conn);
+
+    if (api == ME_API_EMBEDDINGS) {
+        if (!slot_acquire(req) || !wait_client(req, req->knobs.ttft_ms)) {
+            json_decref(body);
+            return MHD_NO;
+        }
+        first_token(req);
+        out = me_gen_embeddings(cfg, &req->plan, body, req->id, (long)time(NULL));
+        json_decref(body);
+        req->gen_done = true;
+        return reply(req, conn, MHD_HTTP_OK, CT_JSON, out);
+    }
+    json_decref(body);
+    if (req->plan.stream)
+        return start_stream(req, conn);
+
+    /* Non-streaming: answer when the last token exists, i.e. after
+     * ttft + (N-1) * itl, like the end of the equivalent stream. */
+    if (!slot_acquire(req) || !wait_client(req, req->knobs.ttft_ms))
+        return MHD_NO;
+    first_token(req);
+    if (req->plan.completion_tokens > 1) {
+        uint64_t rest = (uint64_t)(req->plan.completion_tokens - 1) * req->knobs.itl_ms;
+
+        if (!wait_client(req, rest))
+            return MHD_NO;
+        more_tokens(req, req->plan.completion_tokens - 1);
+    }
+    req->gen_done = true;
+    out = me_gen_response(cfg, &req->plan, req->id, (long)time(NULL));
+    return reply(req, conn, MHD_HTTP_OK, CT_JSON, out);
+}
+
+/* ---- admin API (/_mock/...) and the other endpoints -------------------- */
+
+static json_t *
+knobs_json(const me_knobs *k)
+{
+    return json_pack(
+        "{s:f, s:b, s:I, s:I, s:I, s:I, s:o, s:o, s:o}", "error_rate", k->error_rate, "hang",
+        k->hang, "close_mid_stream", (json_int_t)k->close_mid_stream, "slow_ms",
+        (json_int_t)k->slow_ms, "ttft_ms", (json_int_t)k->ttft_ms, "itl_ms", (json_int_t)k->itl_ms,
+        "force_running", k->force_running >= 0 ? json_integer(k->force_running) : json_null(),
+        "force_waiting", k->force_waiting >= 0 ? json_integer(k->force_waiting) : json_null(),
+        "force_kv_cache_usage",
+        k->force_kv_usage >= 0 ? json_real(k->force_kv_usage) : json_null());
+}
+
+static bool
+knob_uint(const json_t *v, unsigned *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > KNOB_MS_MAX)
+        return false;
+    *out = (unsigned)json_integer_value(v);
+    return true;
+}
+
+/* Every POST /_mock/fault replaces the whole knob set: fields it names take
+ * the given value, the others go back to the command-line values, so {}
+ * resets the port. Unknown fields are an error (catches typos in tests). */
+static bool
+parse_knobs(const me_cfg *cfg, const json_t *j, me_knobs *k, char *msg, size_t msgn)
+{
+    const char *key;
+    json_t *v;
+    unsigned u;
+
+    *k = cfg->knobs;
+    json_object_foreach((json_t *)j, key, v)
+    {
+        bool ok = true;
+
+        if (strcmp(key, "error_rate") == 0) {
+            ok = json_is_number(v) && json_number_value(v) >= 0 && json_number_value(v) <= 1;
+            k->error_rate = ok ? json_number_value(v) : 0;
+        } else if (strcmp(key, "hang") == 0) {
+            ok = json_is_boolean(v);
+            k->hang = json_is_true(v);
+        } else if (strcmp(key, "close_mid_stream") == 0) {
+            ok = knob_uint(v, &k->close_mid_stream);
+        } else if (strcmp(key, "slow_ms") == 0) {
+            ok = knob_uint(v, &k->slow_ms);
+        } else if (strcmp(key, "ttft_ms") == 0) {
+            ok = knob_uint(v, &k->ttft_ms);
+        } else if (strcmp(key, "itl_ms") == 0) {
+            ok = knob_uint(v, &k->itl_ms);
+        } else if (strcmp(key, "force_running") == 0 || strcmp(key, "force_waiting") == 0) {
+            int *dst = key[6] == 'r' ? &k->force_running : &k->force_waiting;
+
+            ok = json_is_null(v) || knob_uint(v, &u);
+            *dst = json_is_null(v) ? -1 : (int)u;
+        } else if (strcmp(key, "force_kv_cache_usage") == 0) {
+            ok = json_is_null(v) ||
+                 (json_is_number(v) && json_number_value(v) >= 0 && json_number_value(v) <= 1);
+            k->force_kv_usage = json_is_null(v) || !ok ? -1 : json_number_value(v);
+        } else {
+            snprintf(msg, msgn, "unknown field '%.64s'", key);
+            return false;
+        }
+        if (!ok) {
+            snprintf(msg, msgn, "bad value for '%s'", key);
+            return false;
+        }
+    }
+    return true;
+}
+
+static enum MHD_Result
+serve_fault(me_req *req, struct MHD_Connection *conn, const char *method)
+{
+    me_engine *eng = req->eng;
+    me_knobs k;
+    json_t *j;
+    json_error_t jerr;
+    char msg[160];
+
+    if (strcmp(method, "POST") == 0) {
+        j = json_loadb(req->body.data != NULL ? req->body.data : "", req->body.len, 0, &jerr);
+        if (!json_is_object(j) || !parse_knobs(eng->cfg, j, &k, msg, sizeof(msg))) {
+            if (!json_is_object(j))
+                snprintf(msg, sizeof(msg), "body must be a JSON object");
+            json_decref(j);
+            return reply_json(req, conn, 400, json_pack("{s:s}", "detail", msg));
+        }
+        json_decref(j);
+        pthread_mutex_lock(&eng->mu);
+        eng->knobs = k;
+        eng->fault_seq = 0;
+        pthread_mutex_unlock(&eng->mu);
+        gw_log(GW_LOG_INFO, "ME-FAULT-SET",
+               "port=%u error_rate=%g hang=%d close_mid_stream=%u slow_ms=%u ttft_ms=%u itl_ms=%u",
+               eng->port, k.error_rate, k.hang, k.close_mid_stream, k.slow_ms, k.ttft_ms, k.itl_ms);
+    } else {
+        pthread_mutex_lock(&eng->mu);
+        k = eng->knobs;
+        pthread_mutex_unlock(&eng->mu);
+    }
+    return reply_json(req, conn, MHD_HTTP_OK, knobs_json(&k));
+}
+
+static enum MHD_Result
+serve_requests(me_req *req, struct MHD_Connection *conn, const char *method)
+{
+    me_engine *eng = req->eng;
+    char *s = NULL;
+    size_t n = 0;
+
+    pthread_mutex_lock(&eng->mu);
+    if (strcmp(method, "DELETE") == 0) {
+        if (eng->log != NULL)
+            n = me_reqlog_clear(eng->log);
+    } else if (eng->log != NULL) {
+        s = me_reqlog_dump(eng->log);
+    }
+    pthread_mutex_unlock(&eng->mu);
+    if (strcmp(method, "DELETE") == 0)
+        return reply_json(req, conn, MHD_HTTP_OK, json_pack("{s:I}", "cleared", (json_int_t)n));
+    return reply(req, conn, MHD_HTTP_OK, CT_JSON, s != NULL ? s : gw_xstrdup("[]"));
+}
+
+static enum MHD_Result
+serve_stats(me_req *req, struct MHD_Connection *conn)
+{
+    me_engine *eng = req->eng;
+    me_stats s;
+    unsigned running;
+    unsigned waiting;
+
+    pthread_mutex_lock(&eng->mu);
+    s = eng->stats;
+    running = eng->running;
+    waiting = eng->waiting;
+    pthread_mutex_unlock(&eng->mu);
+    return reply_json(req, conn, MHD_HTTP_OK,
+                      json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "received",
+                                (json_int_t)s.received, "in_flight", (json_int_t)s.in_flight,
+                                "completed", (json_int_t)s.completed, "cancelled",
+                                (json_int_t)s.cancelled, "aborted", (json_int_t)s.aborted,
+                                "running", (json_int_t)running, "waiting", (json_int_t)waiting,
+                                "health_checks", (json_int_t)s.health_checks, "metrics_scrapes",
+                                (json_int_t)s.metrics_scrapes));
+}
+
+static enum MHD_Result
+serve_reset(me_req *req, struct MHD_Connection *conn)
+{
+    me_engine *eng = req->eng;
+
+    pthread_mutex_lock(&eng->mu);
+    if (eng->log != NULL)
+        me_reqlog_clear(eng->log);
+    me_metrics_reset(eng->met);
+    eng->stats = (me_stats){.in_flight = eng->stats.in_flight};
+    eng->knobs = eng->cfg->knobs;
+    eng->fault_seq = 0;
+    pthread_mutex_unlock(&eng->mu);
+    return reply_json(req, conn, MHD_HTTP_OK, json_pack("{s:b}", "reset", 1));
+}
+
+static enum MHD_Result
+serve_metrics(me_req *req, struct MHD_Connection *conn)
+{
+    me_engine *eng = req->eng;
+    const me_cfg *cfg = eng->cfg;
+    size_t nm = cfg->nmodels;
+    unsigned *running = gw_xcalloc(nm, sizeof(*running));
+    unsigned *waiting = gw_xcalloc(nm, sizeof(*waiting));
+    me_gauges g = {running, waiting, 0};
+    gw_buf out;
+    gw_err rc;
+
+    gw_buf_init(&out, METRICS_OUT_MAX);
+    pthread_mutex_lock(&eng->mu);
+    eng->stats.metrics_scrapes++;
+    for (size_t i = 0; i < nm; i++) {
+        running[i] = eng->knobs.force_running >= 0 ? (unsigned)eng->knobs.force_running
+                                                   : eng->model_running[i];
+        waiting[i] = eng->knobs.force_waiting >= 0 ? (unsigned)eng->knobs.force_waiting
+                                                   : eng->model_waiting[i];
+    }
+    /* The simulated KV cache fills with the running batch. */
+    g.kv_usage = eng->knobs.force_kv_usage >= 0 ? eng->knobs.force_kv_usage
+                                                : (double)eng->running / (double)cfg->max_running;
+    rc = me_metrics_render(eng->met, (const char *const *)cfg->models, &g, &out);
+    pthread_mutex_unlock(&eng->mu);
+    free(running);
+    free(waiting);
+    if (rc != GW_OK) {
+        gw_log(GW_LOG_ERR, "ME-METRICS-RENDER", "port=%u err=%s", eng->port, gw_strerror(rc));
+        gw_buf_fini(&out);
+        return reply_error(req, conn, 500, "metrics too large");
+    }
+    return reply(req, conn, MHD_HTTP_OK, CT_PROM, gw_buf_steal(&out));
+}
+
+static enum MHD_Result
+dispatch(me_req *req, struct MHD_Connection *conn, const char *url, const char *method)
+{
+    me_engine *eng = req->eng;
+
+    if (req->tracked)
+        record(req, conn, url, method);
+    if (strncmp(url, "/v1", 3) == 0 && (url[3] == '/' || url[3] == '\0') &&
+        strcmp(method, "OPTIONS") != 0 && !authorized(eng->cfg, conn))
+        return reply_const(req, conn, MHD_HTTP_UNAUTHORIZED, BODY_401);
+    if (req->too_large)
+        return reply_error(req, conn, 413, "request body too large");
+
+    switch (req->rt) {
+    case RT_CHAT:
+        return serve_generate(req, conn, ME_API_CHAT);
+    case RT_COMPLETIONS:
+        return serve_generate(req, conn, ME_API_COMPLETIONS);
+    case RT_EMBEDDINGS:
+        return serve_generate(req, conn, ME_API_EMBEDDINGS);
+    case RT_MODELS:
+        return reply(req, conn, MHD_HTTP_OK, CT_JSON, me_gen_models(eng->cfg, eng->started));
+    case RT_HEALTH:
+        pthread_mutex_lock(&eng->mu);
+        eng->stats.health_checks++;
+        pthread_mutex_unlock(&eng->mu);
+        return reply(req, conn, MHD_HTTP_OK, NULL, NULL);
+    case RT_METRICS:
+        return serve_metrics(req, conn);
+    case RT_MOCK_REQUESTS:
+        return serve_requests(req, conn, method);
+    case RT_MOCK_STATS:
+        return serve_stats(req, conn);
+    case RT_MOCK_FAULT:
+        return serve_fault(req, conn, method);
+    case RT_MOCK_RESET:
+        return serve_reset(req, conn);
+    case RT_BAD_METHOD:
+        return reply_const(req, conn, MHD_HTTP_METHOD_NOT_ALLOWED, BODY_405);
+    case RT_NOT_FOUND:
+        break;
+    }
+    return reply_const(req, conn, MHD_HTTP_NOT_FOUND, BODY_404);
+}
+
+/* ---- MHD callbacks ----------------------------------------------------- */
+
+static route
+find_route(const char *url, const char *method)
+{
+    bool path_known = false;
+
+    for (size_t i = 0; i < GW_ARRAY_LEN(routes); i++) {
+        if (strcmp(url, routes[i].path) != 0)
+            continue;
+        if (strcmp(method, routes[i].method) == 0)
+            return routes[i].rt;
+        path_known = true;
+    }
+    return path_known ? RT_BAD_METHOD : RT_NOT_FOUND;
+}
+
+static me_req *
+req_new(me_engine *eng, struct MHD_Connection *conn, const char *url, const char *method)
+{
+    me_req *req = gw_xcalloc(1, sizeof(*req));
+    const union MHD_ConnectionInfo *ci;
+
+    req->eng = eng;
+    req->rt = find_route(url, method);
+    req->tracked = strncmp(url, "/_mock/", 7) != 0 && strcmp(url, "/health") != 0 &&
+                   strcmp(url, "/metrics") != 0;
+    req->t0_ns = mono_ns();
+    req->ts_ms = wall_ms();
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    req->fd = ci != NULL ? ci->connect_fd : -1;
+    gw_buf_init(&req->body, eng->cfg->max_body_bytes);
+    gw_buf_init(&req->out, 0); /* sized by start_stream */
+    if (req->tracked) {
+        pthread_mutex_lock(&eng->mu);
+        eng->stats.received++;
+        eng->stats.in_flight++;
+        pthread_mutex_unlock(&eng->mu);
+    }
+    return req;
+}
+
+static void
+req_free(me_req *req)
+{
+    gw_buf_fini(&req->body);
+    gw_buf_fini(&req->out);
+    me_stream_fini(&req->st);
+    free(req);
+}
+
+static enum MHD_Result
+on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+          const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+    me_engine *eng = cls;
+    me_req *req = *con_cls;
+    enum MHD_Result ret;
+
+    (void)version;
+    if (req == NULL) {
+        *con_cls = req_new(eng, conn, url, method);
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        if (!req->too_large && gw_buf_append(&req->body, upload_data, *upload_data_size) != GW_OK) {
+            req->too_large = true;
+            gw_buf_fini(&req->body);
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    ret = dispatch(req, conn, url, method);
+    if (gw_log_enabled(GW_LOG_DEBUG))
+        log_dispatch(req, method, url, ret == MHD_YES);
+    return ret;
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+    me_engine *eng = cls;
+    me_req *req = *con_cls;
+    bool ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK;
+
+    (void)conn;
+    if (req == NULL)
+        return;
+    *con_cls = NULL;
+    pthread_mutex_lock(&eng->mu);
+    if (req->holds_slot) {
+        size_t m = req->plan.model;
+
+        eng->running--;
+        eng->model_running[m]--;
+        pthread_cond_signal(&eng->slot_cv);
+        if (ok && req->gen_done) {
+            me_metrics_e2e(eng->met, m, secs_since(req->t0_ns));
+            me_metrics_finished(eng->met, m, req->plan.length ? ME_FINISH_LENGTH : ME_FINISH_STOP);
+        } else {
+            me_metrics_finished(eng->met, m, ME_FINISH_ABORT);
+        }
+    }
+    if (req->tracked) {
+        eng->stats.in_flight--;
+        if (ok)
+            eng->stats.completed++;
+        else if (req->server_cut)
+            eng->stats.aborted++;
+        else
+            eng->stats.cancelled++;
+    }
+    pthread_mutex_unlock(&eng->mu);
+    if (!ok && req->tracked)
+        gw_log(GW_LOG_INFO, "ME-REQ-END", "port=%u toe=%d cut=%d", eng->port, (int)toe,
+               req->server_cut);
+    req_free(req);
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+              enum MHD_ConnectionNotificationCode toe)
+{
+    const union MHD_ConnectionInfo *ci;
+    int one = 1;
+
+    (void)cls;
+    (void)socket_context;
+    if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+        return;
+    /* Small SSE chunks and small JSON replies must leave at once. */
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci != NULL)
+        (void)setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+/* MHD's diagnostics, mostly about connections we closed on purpose. The
+ * format attribute tells the compiler <fmt> is a printf format from MHD. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void
+on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    char q[600];
+    size_t n;
+
+    (void)cls;
+    vsnprintf(line, sizeof(line), fmt, ap);
+    n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    gw_log(GW_LOG_INFO, "ME-MHD", "msg=%s", gw_log_q(q, sizeof(q), line));
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+gw_err
+me_engine_start(const me_cfg *cfg, uint16_t port, me_engine **out)
+{
+    me_engine *eng = gw_xcalloc(1, sizeof(*eng));
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char pstr[8];
+    unsigned flags;
+    int grc;
+    pthread_condattr_t ca;
+    const union MHD_DaemonInfo *di;
+
+    eng->cfg = cfg;
+    eng->started = (long)time(NULL);
+    eng->id_salt = mix64(((uint64_t)port << 48) ^ wall_ms() ^ (uint64_t)(uintptr_t)eng);
+    atomic_init(&eng->stopping, false);
+    atomic_init(&eng->id_seq, 0);
+    pthread_mutex_init(&eng->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&eng->slot_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    eng->knobs = cfg->knobs;
+    eng->model_running = gw_xcalloc(cfg->nmodels, sizeof(*eng->model_running));
+    eng->model_waiting = gw_xcalloc(cfg->nmodels, sizeof(*eng->model_waiting));
+    eng->met = me_metrics_new(cfg->nmodels);
+    if (cfg->record_max > 0)
+        eng->log = me_reqlog_new(cfg->record_max);
+
+    snprintf(pstr, sizeof(pstr), "%u", port);
+    grc = getaddrinfo(cfg->host, pstr, &hints, &ai);
+    if (grc != 0) {
+        char q[128];
+
+        gw_log(GW_LOG_ERR, "ME-LISTEN-ADDR", "host=%s err=%s", cfg->host,
+               gw_log_q(q, sizeof(q), gai_strerror(grc)));
+        goto fail;
+    }
+    flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+            MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    /* The logger must be the first option, or MHD reports the ones before it
+     * on stderr by itself. */
+    eng->mhd = MHD_start_daemon(
+        flags, port, NULL, NULL, on_access, eng, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, eng,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, eng,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, eng, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)cfg->max_connections, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_THREAD_STACK_SIZE,
+        (size_t)(1024 * 1024), MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (eng->mhd == NULL) {
+        gw_log(GW_LOG_ERR, "ME-LISTEN-FAIL", "host=%s port=%u msg=\"cannot start daemon\"",
+               cfg->host, port);
+        goto fail;
+    }
+    di = MHD_get_daemon_info(eng->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    eng->port = di != NULL && di->port != 0 ? di->port : port;
+    snprintf(eng->port_str, sizeof(eng->port_str), "%u", eng->port);
+    gw_log(GW_LOG_NOTICE, "ME-LISTEN", "host=%s port=%u models=%zu", cfg->host, eng->port,
+           cfg->nmodels);
+    *out = eng;
+    return GW_OK;
+fail:
+    me_engine_free(eng);
+    return GW_EIO;
+}
+
+uint16_t
+me_engine_port(const me_engine *eng)
+{
+    return eng->port;
+}
+
+void
+me_engine_shutdown(me_engine *eng)
+{
+    atomic_store(&eng->stopping, true);
+    pthread_mutex_lock(&eng->mu);
+    pthread_cond_broadcast(&eng->slot_cv);
+    pthread_mutex_unlock(&eng->mu);
+}
+
+void
+me_engine_free(me_engine *eng)
+{
+    if (eng == NULL)
+        return;
+    me_engine_shutdown(eng);
+    if (eng->mhd != NULL)
+        MHD_stop_daemon(eng->mhd); /* joins every connection thread */
+    me_reqlog_free(eng->log);
+    me_metrics_free(eng->met);
+    free(eng->model_running);
+    free(eng->model_waiting);
+    pthread_cond_destroy(&eng->slot_cv);
+    pthread_mutex_destroy(&eng->mu);
+    free(eng);
+}

@@ -1,0 +1,114 @@
+/* Unit tests for dp_load: state identity across snapshots, the fleet view
+ * minus this worker's share, and reports. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "dp_fixture.h"
+#include "dp_load.h"
+#include "gw/gw_mem.h"
+#include "ut_leak.h"
+
+static void
+fini(void)
+{
+    ut_leak_check();
+}
+TestSuite(dp_load, .fini = fini, .timeout = 10);
+
+Test(dp_load, state_follows_the_endpoint_not_its_id)
+{
+    dp_load     *l = dp_load_new();
+    pm_snapshot *a = fx_snapshot("m", 2);
+    pm_snapshot *b = fx_snapshot("m", 2);
+    dp_ep      **sa = dp_load_apply_snapshot(l, a);
+    dp_ep      **sb;
+
+    sa[1]->inflight = 3;
+    /* A restarted controller renumbers the endpoints. */
+    b->endpoints[0].id = 7;
+    b->endpoints[1].id = 3;
+    sb = dp_load_apply_snapshot(l, b);
+    cr_assert_eq(sb[1], sa[1]);
+    cr_assert_eq(sb[1]->inflight, 3);
+    free(sa);
+    free(sb);
+    pm_snapshot_free(a);
+    pm_snapshot_free(b);
+    dp_load_free(l);
+}
+
+Test(dp_load, removed_endpoint_state_lives_while_requests_hold_it)
+{
+    dp_load     *l = dp_load_new();
+    pm_snapshot *a = fx_snapshot("m", 2);
+    pm_snapshot *b = fx_snapshot("m", 1);
+    dp_ep      **sa = dp_load_apply_snapshot(l, a);
+    dp_ep       *held = sa[1];
+    dp_ep      **sb;
+
+    held->inflight = 1;
+    sb = dp_load_apply_snapshot(l, b);
+    cr_assert_eq(dp_load_total_inflight(l), 1, "the held state still counts");
+    held->inflight = 0;
+    free(sb);
+    sb = dp_load_apply_snapshot(l, b);
+    cr_assert_eq(dp_load_total_inflight(l), 0);
+    free(sa);
+    free(sb);
+    pm_snapshot_free(a);
+    pm_snapshot_free(b);
+    dp_load_free(l);
+}
+
+Test(dp_load, view_is_fleet_minus_own_share_at_report_time_plus_own_now)
+{
+    dp_load     *l = dp_load_new();
+    pm_snapshot *s = fx_snapshot("m", 1);
+    dp_ep      **st = dp_load_apply_snapshot(l, s);
+    pm_report   *r;
+    pm_load      msg = {0};
+    pm_ep_load   el = {.id = 100, .inflight = 10, .latency_ms = -1, .ttft_ms = -1};
+    pm_worker_seq ws = {.worker_id = 77, .seq = 5};
+
+    st[0]->inflight = 4;
+    r = dp_load_report(l, s, st, 77, 5); /* we said 4 in report 5 */
+    cr_assert_eq(r->eps[0].inflight, 4);
+    pm_report_free(r);
+    st[0]->inflight = 6; /* two more since */
+    msg.n_eps = 1;
+    msg.eps = &el;
+    msg.n_workers = 1;
+    msg.workers = &ws;
+    dp_load_apply_fleet(l, &msg, s, st, 77);
+    /* 10 fleet-wide, 4 of them ours at the time: 6 others + 6 ours now. */
+    cr_assert_eq(dp_ep_load(st[0]), 12);
+    /* A message that does not include us: the whole fleet value is others'. */
+    msg.n_workers = 0;
+    dp_load_apply_fleet(l, &msg, s, st, 77);
+    cr_assert_eq(dp_ep_load(st[0]), 16);
+    free(st);
+    pm_snapshot_free(s);
+    dp_load_free(l);
+}
+
+Test(dp_load, report_resets_the_since_last_report_counters)
+{
+    dp_load     *l = dp_load_new();
+    pm_snapshot *s = fx_snapshot("m", 1);
+    dp_ep      **st = dp_load_apply_snapshot(l, s);
+    pm_report   *r;
+
+    st[0]->completed = 3;
+    st[0]->prompt_tokens = 30;
+    r = dp_load_report(l, s, st, 1, 1);
+    cr_assert_eq(r->eps[0].completed, 3);
+    cr_assert_eq(r->eps[0].prompt_tokens, 30);
+    cr_assert_eq(r->env.gen, 7);
+    pm_report_free(r);
+    r = dp_load_report(l, s, st, 1, 2);
+    cr_assert_eq(r->eps[0].completed, 0);
+    pm_report_free(r);
+    free(st);
+    pm_snapshot_free(s);
+    dp_load_free(l);
+}
