@@ -41,7 +41,9 @@ on_readable(gw_loop *loop, int fd, uint32_t events, void *arg)
     for (;;) {
         nng_msg *msg = NULL;
         int      nrv = nng_recvmsg(bus->sock, &msg, NNG_FLAG_NONBLOCK);
-        if (nrv == NNG_EAGAIN)
+        /* ESTATE: a REQ socket with no request outstanding (its recv fd
+         * can stay signalled after the reply was taken). */
+        if (nrv == NNG_EAGAIN || nrv == NNG_ESTATE)
             return;
         if (nrv != 0) {
             gw_log_ratelimited(GW_LOG_WARN, 1, "GW-BUS-RECV", "kind=%s msg=\"%s\"",

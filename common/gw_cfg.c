@@ -50,7 +50,7 @@ typedef struct src {
 } src;
 
 struct gw_cfg_errs {
-    gw_buf   buf;     /* "message\n" lines */
+    gw_buf buf;       /* "message\n" lines */
     unsigned n;       /* errors reported, including dropped ones */
     unsigned dropped; /* not kept because buf was full */
 };
@@ -58,16 +58,16 @@ struct gw_cfg_errs {
 /* One parse: the table, the struct and where each row's value came from. */
 typedef struct cfg_run {
     const gw_cfg_opt *table;
-    size_t            n;    /* rows */
-    char             *base; /* the binary's config struct */
-    src              *srcs; /* n entries */
-    const char       *path; /* options file path for messages; borrowed */
-    gw_cfg_errs       errs;
+    size_t n;         /* rows */
+    char *base;       /* the binary's config struct */
+    src *srcs;        /* n entries */
+    const char *path; /* options file path for messages; borrowed */
+    gw_cfg_errs errs;
 } cfg_run;
 
 /* One command-line assignment: row <idx> gets <val> (borrowed from argv). */
 typedef struct cfg_assign {
-    size_t      idx;
+    size_t idx;
     const char *val;
 } cfg_assign;
 
@@ -290,8 +290,8 @@ static num_rc
 parse_int(const char *s, int64_t *out)
 {
     const char *p = s;
-    char       *end;
-    long long   v;
+    char *end;
+    long long v;
 
     /* strtoll would skip leading blanks and accept hex with base 0: be strict. */
     if (*p == '+' || *p == '-')
@@ -315,12 +315,12 @@ parse_ms(const char *s, uint64_t *out)
 {
     static const struct {
         const char *unit;
-        uint64_t    mult;
+        uint64_t mult;
     } units[] = {{"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
     const char *p = s;
-    uint64_t    ip = 0, frac = 0, pow10 = 1, mult = 0, v;
-    bool        overflow = false;
-    unsigned    nfrac = 0;
+    uint64_t ip = 0, frac = 0, pow10 = 1, mult = 0, v;
+    bool overflow = false;
+    unsigned nfrac = 0;
 
     if (!isdigit((unsigned char)*p))
         return NUM_SYNTAX;
@@ -371,7 +371,7 @@ parse_ms(const char *s, uint64_t *out)
 static num_rc
 parse_dbl(const char *s, double *out)
 {
-    char  *end;
+    char *end;
     double v;
 
     /* Decimal only: strtod would also take "nan", "inf", hex and blanks. */
@@ -411,12 +411,12 @@ static void
 set_value(cfg_run *run, size_t idx, const char *text, src s)
 {
     const gw_cfg_opt *o = &run->table[idx];
-    void             *f = run->base + o->off;
-    num_rc            rc = NUM_OK;
-    int64_t           iv = 0;
-    uint64_t          ms = 0;
-    double            dv = 0;
-    bool              bv = false;
+    void *f = run->base + o->off;
+    num_rc rc = NUM_OK;
+    int64_t iv = 0;
+    uint64_t ms = 0;
+    double dv = 0;
+    bool bv = false;
 
     switch (o->type) {
     case GW_CFG_TSTR: {
@@ -473,11 +473,13 @@ set_value(cfg_run *run, size_t idx, const char *text, src s)
     run->srcs[idx] = s;
 }
 
+/* Writes the table's default into a zero-filled field (strings are not freed
+ * first: see the gw_cfg_parse contract). */
 static void
 set_default(cfg_run *run, size_t idx)
 {
     const gw_cfg_opt *o = &run->table[idx];
-    void             *f = run->base + o->off;
+    void *f = run->base + o->off;
 
     switch (o->type) {
     case GW_CFG_TSTR:
@@ -509,8 +511,8 @@ yaml_next(yaml_parser_t *p, yaml_event_t *ev, cfg_run *run)
 {
     if (yaml_parser_parse(p, ev))
         return true;
-    gw_cfg_errorf(&run->errs, "options file %s:%zu:%zu: YAML syntax error: %s",
-                  run->path, p->problem_mark.line + 1, p->problem_mark.column + 1,
+    gw_cfg_errorf(&run->errs, "options file %s:%zu:%zu: YAML syntax error: %s", run->path,
+                  p->problem_mark.line + 1, p->problem_mark.column + 1,
                   p->problem != NULL ? p->problem : "unknown");
     return false;
 }
@@ -520,7 +522,7 @@ yaml_next(yaml_parser_t *p, yaml_event_t *ev, cfg_run *run)
 static bool
 yaml_skip(yaml_parser_t *p, cfg_run *run)
 {
-    size_t       depth = 1;
+    size_t depth = 1;
     yaml_event_t ev;
 
     while (depth > 0) {
@@ -546,11 +548,13 @@ yaml_skip(yaml_parser_t *p, cfg_run *run)
     return true;
 }
 
+/* YAML 1.1/1.2 core-schema nulls, only when unquoted: `key: ""` is an empty
+ * string, `key:` means "not set here". */
 static bool
 yaml_is_null(const yaml_event_t *ev)
 {
     static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
-    const char              *v = (const char *)ev->data.scalar.value;
+    const char *v = (const char *)ev->data.scalar.value;
 
     if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return false;
@@ -566,13 +570,13 @@ yaml_is_null(const yaml_event_t *ev)
 static bool
 yaml_pair(yaml_parser_t *p, cfg_run *run, const yaml_event_t *key, unsigned *seen)
 {
-    const char       *k = (const char *)key->data.scalar.value;
-    unsigned          line = (unsigned)key->start_mark.line + 1;
+    const char *k = (const char *)key->data.scalar.value;
+    unsigned line = (unsigned)key->start_mark.line + 1;
     const gw_cfg_opt *o = NULL;
-    size_t            idx = 0;
-    yaml_event_t      val;
-    bool              ok = true;
-    char              q[96];
+    size_t idx = 0;
+    yaml_event_t val;
+    bool ok = true;
+    char q[96];
 
     if (strlen(k) != key->data.scalar.length) {
         gw_cfg_errorf(&run->errs, "options file %s:%u: key contains a NUL byte", run->path, line);
@@ -624,19 +628,22 @@ yaml_pair(yaml_parser_t *p, cfg_run *run, const yaml_event_t *key, unsigned *see
     return ok;
 }
 
-/* Applies one flat mapping from <text>. Errors go to run->errs. */
+/* Applies one flat mapping from <text>. Errors go to run->errs. libyaml's
+ * event API is used rather than its document loader so nothing is built in
+ * memory and line numbers come straight from the events. After an error
+ * inside the mapping the parse continues, so one run reports every bad key;
+ * a structural error at the root stops it. */
 static void
 apply_yaml(cfg_run *run, const char *text, size_t len)
 {
     yaml_parser_t p;
-    yaml_event_t  ev;
-    unsigned     *seen; /* per row: line of its key, 0 if not seen */
-    unsigned      docs = 0;
-    bool          done = false;
+    yaml_event_t ev;
+    unsigned *seen; /* per row: line of its key, 0 if not seen */
+    unsigned docs = 0;
+    bool done = false;
 
     if (len > CFG_FILE_MAX) {
-        gw_cfg_errorf(&run->errs, "options file %s: larger than %d bytes", run->path,
-                      CFG_FILE_MAX);
+        gw_cfg_errorf(&run->errs, "options file %s: larger than %d bytes", run->path, CFG_FILE_MAX);
         return;
     }
     if (!yaml_parser_initialize(&p)) {
@@ -655,9 +662,8 @@ apply_yaml(cfg_run *run, const char *text, size_t len)
             break;
         case YAML_DOCUMENT_START_EVENT:
             if (++docs > 1) {
-                gw_cfg_errorf(&run->errs,
-                              "options file %s:%u: only one YAML document is allowed", run->path,
-                              line);
+                gw_cfg_errorf(&run->errs, "options file %s:%u: only one YAML document is allowed",
+                              run->path, line);
                 done = true;
             }
             break;
@@ -735,8 +741,8 @@ apply_yaml(cfg_run *run, const char *text, size_t len)
             }
             break;
         case YAML_ALIAS_EVENT:
-            gw_cfg_errorf(&run->errs, "options file %s:%u: aliases are not supported",
-                          run->path, line);
+            gw_cfg_errorf(&run->errs, "options file %s:%u: aliases are not supported", run->path,
+                          line);
             done = true;
             break;
         default: /* STREAM_START, DOCUMENT_END */
@@ -753,7 +759,7 @@ gw_cfg_apply_yaml(const gw_cfg_opt *table, void *cfg, const char *text, size_t l
                   const char *path, char **why)
 {
     cfg_run run;
-    gw_err  rc = GW_OK;
+    gw_err rc = GW_OK;
 
     if (why != NULL)
         *why = NULL;
@@ -774,10 +780,10 @@ gw_cfg_apply_yaml(const gw_cfg_opt *table, void *cfg, const char *text, size_t l
 static void
 apply_file(cfg_run *run, const char *path)
 {
-    FILE  *f;
-    char  *text;
+    FILE *f;
+    char *text;
     size_t n;
-    int    err;
+    int err;
 
     run->path = path;
     f = fopen(path, "rb");
@@ -817,7 +823,7 @@ static bool
 check_table(const cfg_run *run)
 {
     static const char *const reserved[] = {"help", "version", "print-config", "check-config"};
-    char                     why[160] = "";
+    char why[160] = "";
 
     for (size_t i = 0; i < run->n && why[0] == '\0'; i++) {
         const gw_cfg_opt *o = &run->table[i];
@@ -897,7 +903,7 @@ print_help(const cfg_run *run, const gw_cfg_prog *prog, FILE *out)
     fprintf(out, "\nPrecedence: default < options file < environment < flag.\n\nOptions:\n");
     for (size_t i = 0; i < run->n; i++) {
         const gw_cfg_opt *o = &run->table[i];
-        char              def[128], range[160];
+        char def[128], range[160];
 
         if (o->type == GW_CFG_TBOOL)
             fprintf(out, "  --[no-]%s\n", o->name);
@@ -916,11 +922,11 @@ print_help(const cfg_run *run, const gw_cfg_prog *prog, FILE *out)
         } else {
             /* Format the default the way --print-config shows values. */
             union {
-                bool     b;
-                int64_t  i;
+                bool b;
+                int64_t i;
                 uint16_t u;
                 uint64_t ms;
-                double   d;
+                double d;
             } v;
             switch (o->type) {
             case GW_CFG_TBOOL:
@@ -967,10 +973,16 @@ print_config(const cfg_run *run, FILE *out)
 {
     for (size_t i = 0; i < run->n; i++) {
         const gw_cfg_opt *o = &run->table[i];
-        char              val[4096], sd[512];
+        char val[128], sd[512];
 
-        fmt_value(val, sizeof(val), run->base + o->off, o);
         fmt_src(sd, sizeof(sd), run, o, &run->srcs[i]);
+        if (o->type == GW_CFG_TSTR && !(o->flags & GW_CFG_F_SECRET)) {
+            /* Strings may be long (endpoint lists): print them whole. */
+            const char *s = *(char *const *)(void *)(run->base + o->off);
+            fprintf(out, "%s=%s  # %s\n", o->name, s != NULL ? s : "", sd);
+            continue;
+        }
+        fmt_value(val, sizeof(val), run->base + o->off, o);
         fprintf(out, "%s=%s  # %s\n", o->name, val, sd);
     }
 }
@@ -982,7 +994,7 @@ print_errors(const cfg_run *run, const gw_cfg_prog *prog, FILE *err)
 
     while (p != NULL && *p != '\0') {
         const char *nl = strchr(p, '\n');
-        int         len = nl != NULL ? (int)(nl - p) : (int)strlen(p);
+        int len = nl != NULL ? (int)(nl - p) : (int)strlen(p);
         fprintf(err, "%s: %.*s\n", prog->name, len, p);
         p += len + (nl != NULL ? 1 : 0);
     }
@@ -1007,9 +1019,9 @@ gw_cfg_free(const gw_cfg_opt *table, void *cfg)
 
 typedef struct cfg_cmdline {
     cfg_assign *as;
-    size_t      nas;
-    const char *file;      /* --options-file value, borrowed from argv */
-    bool        help, version, print, check;
+    size_t nas;
+    const char *file; /* --options-file value, borrowed from argv */
+    bool help, version, print, check;
 } cfg_cmdline;
 
 /* Quotes the first <len> bytes of <s> (an option name, never its value). */
@@ -1025,23 +1037,32 @@ quote_name(char *dst, unsigned n, const char *s, size_t len)
     return gw_log_q(dst, n, nm);
 }
 
+static bool
+name_is(const char *name, size_t nlen, const char *lit)
+{
+    return strlen(lit) == nlen && memcmp(name, lit, nlen) == 0;
+}
+
 /* Splits argv into built-ins and assignments; syntax errors go to run->errs. */
 static void
 tokenize(cfg_run *run, cfg_cmdline *cl, int argc, char **argv)
 {
     cl->as = gw_xcalloc((size_t)(argc > 0 ? argc : 1), sizeof(*cl->as));
     for (int i = 1; i < argc; i++) {
-        const char       *a = argv[i];
-        const char       *name, *eq, *val;
-        size_t            nlen, idx;
+        const char *a = argv[i];
+        const char *name, *eq, *val;
+        size_t nlen, idx;
         const gw_cfg_opt *o;
-        char              q[96];
+        bool *sw;
+        char q[96];
 
         if (strcmp(a, "--") == 0) {
             /* Never echo positional text: it may be a mistyped flag's secret. */
             for (i++; i < argc; i++)
-                gw_cfg_errorf(&run->errs, "unexpected argument #%d (positional arguments are not "
-                                          "accepted)", i);
+                gw_cfg_errorf(&run->errs,
+                              "unexpected argument #%d (positional arguments are not "
+                              "accepted)",
+                              i);
             break;
         }
         if (strcmp(a, "-h") == 0) {
@@ -1054,8 +1075,7 @@ tokenize(cfg_run *run, cfg_cmdline *cl, int argc, char **argv)
                               quote_name(q, sizeof(q), a, strcspn(a, "=")));
             else
                 gw_cfg_errorf(&run->errs,
-                              "unexpected argument #%d (positional arguments are not accepted)",
-                              i);
+                              "unexpected argument #%d (positional arguments are not accepted)", i);
             continue;
         }
         name = a + 2;
@@ -1064,29 +1084,23 @@ tokenize(cfg_run *run, cfg_cmdline *cl, int argc, char **argv)
         val = eq != NULL ? eq + 1 : NULL;
         quote_name(q, sizeof(q), a, (size_t)(name - a) + nlen);
 
-        bool builtin = false;
-        static const struct {
-            const char *name;
-            size_t      off;
-        } bflags[] = {
-            {"help", offsetof(cfg_cmdline, help)},
-            {"version", offsetof(cfg_cmdline, version)},
-            {"print-config", offsetof(cfg_cmdline, print)},
-            {"check-config", offsetof(cfg_cmdline, check)},
-        };
-        for (size_t b = 0; b < GW_ARRAY_LEN(bflags); b++) {
-            if (strncmp(name, bflags[b].name, nlen) == 0 && bflags[b].name[nlen] == '\0') {
-                builtin = true;
-                if (val != NULL)
-                    gw_cfg_errorf(&run->errs, "--%s takes no value", bflags[b].name);
-                else
-                    *(bool *)(void *)((char *)cl + bflags[b].off) = true;
-            }
-        }
-        if (builtin)
+        sw = NULL;
+        if (name_is(name, nlen, "help"))
+            sw = &cl->help;
+        else if (name_is(name, nlen, "version"))
+            sw = &cl->version;
+        else if (name_is(name, nlen, "print-config"))
+            sw = &cl->print;
+        else if (name_is(name, nlen, "check-config"))
+            sw = &cl->check;
+        if (sw != NULL) {
+            if (val != NULL)
+                gw_cfg_errorf(&run->errs, "--%.*s takes no value", (int)nlen, name);
+            else
+                *sw = true;
             continue;
-
-        if (nlen == strlen(CFG_OPTS_FILE) && strncmp(name, CFG_OPTS_FILE, nlen) == 0) {
+        }
+        if (name_is(name, nlen, CFG_OPTS_FILE)) {
             if (val == NULL && i + 1 < argc)
                 val = argv[++i];
             if (val == NULL)
@@ -1131,7 +1145,7 @@ check_required(cfg_run *run)
 {
     for (size_t i = 0; i < run->n; i++) {
         const gw_cfg_opt *o = &run->table[i];
-        bool              missing;
+        bool missing;
 
         if (!(o->flags & GW_CFG_F_REQUIRED))
             continue;
@@ -1154,13 +1168,13 @@ check_required(cfg_run *run)
 gw_cfg_outcome
 gw_cfg_parse(const gw_cfg_opt *table, void *cfg, const gw_cfg_prog *prog, int argc, char **argv)
 {
-    FILE          *out = prog->out != NULL ? prog->out : stdout;
-    FILE          *err = prog->err != NULL ? prog->err : stderr;
-    cfg_run        run;
-    cfg_cmdline    cl = {0};
+    FILE *out = prog->out != NULL ? prog->out : stdout;
+    FILE *err = prog->err != NULL ? prog->err : stderr;
+    cfg_run run;
+    cfg_cmdline cl = {0};
     gw_cfg_outcome oc;
-    size_t         fidx = 0;
-    const char    *file;
+    size_t fidx = 0;
+    const char *file;
     const gw_cfg_opt *frow;
 
     run_init(&run, table, cfg);
@@ -1202,7 +1216,7 @@ gw_cfg_parse(const gw_cfg_opt *table, void *cfg, const gw_cfg_prog *prog, int ar
 
     for (size_t i = 0; i < run.n; i++) {
         const gw_cfg_opt *o = &run.table[i];
-        const char       *ev;
+        const char *ev;
 
         if (o == frow || o->env == NULL)
             continue;

@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,21 @@ struct gw_httpd {
     int                listen_fd; /* -1 once handed back by quiesce and closed */
     uint16_t           port;
 };
+
+/* MHD's own diagnostics (a client that vanished mid-response, a malformed
+ * request line) are per-connection noise: log them at info, in logfmt. */
+static void mhd_logger(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+static void
+mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    char msg[256], q[300];
+    (void)cls;
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    gw_log(GW_LOG_INFO, "GW-HTTPD-MHD", "msg=%s", gw_log_q(q, sizeof(q), msg));
+}
 
 static void
 httpd_run(gw_httpd *h)
@@ -135,7 +151,8 @@ gw_httpd_start(gw_loop *loop, const gw_httpd_opts *o, gw_httpd **out)
         o->completed, o->completed_arg, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)(o->conn_limit ? o->conn_limit : 8192), MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)o->conn_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(o->conn_memory ? o->conn_memory : 32 * 1024), MHD_OPTION_END);
+        (size_t)(o->conn_memory ? o->conn_memory : 32 * 1024), MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_logger, NULL, MHD_OPTION_END);
     if (h->daemon == NULL) {
         gw_log(GW_LOG_ERR, "GW-HTTPD-START", "port=%u msg=\"MHD_start_daemon failed\"", h->port);
         close(h->listen_fd);
@@ -160,6 +177,12 @@ gw_httpd_start(gw_loop *loop, const gw_httpd_opts *o, gw_httpd **out)
     }
     *out = h;
     return GW_OK;
+}
+
+void
+gw_httpd_kick(gw_httpd *h)
+{
+    gw_timer_start(h->timer, 0);
 }
 
 uint16_t

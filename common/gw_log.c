@@ -42,6 +42,9 @@ gw_log_parse_level(const char *s, gw_lvl *out)
     return false;
 }
 
+static void log_vwrite(gw_lvl lvl, int errnum, const char *id, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
 static void
 log_vwrite(gw_lvl lvl, int errnum, const char *id, const char *fmt, va_list ap)
 {

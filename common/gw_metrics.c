@@ -19,44 +19,44 @@
 
 struct gw_metric {
     gw_metric_fam *fam;
-    char         **values; /* fam->nlabels owned copies */
-    uint64_t       hash;
-    gw_metric     *hnext; /* hash chain */
-    double         value; /* counter, gauge */
-    double         sum;   /* histogram */
-    uint64_t       count; /* histogram */
-    uint64_t       buckets[]; /* histogram: nbounds + 1 (the last is +Inf), not cumulative */
+    char **values; /* fam->nlabels owned copies */
+    uint64_t hash;
+    gw_metric *hnext;   /* hash chain */
+    double value;       /* counter, gauge */
+    double sum;         /* histogram */
+    uint64_t count;     /* histogram */
+    uint64_t buckets[]; /* histogram: nbounds + 1 (the last is +Inf), not cumulative */
 };
 
 struct gw_metric_fam {
-    gw_metric_fam     *next; /* registration order */
-    gw_metric_type     type;
-    char              *name;
-    char              *help;
-    size_t             nlabels;
-    char              *labels[GW_METRICS_MAX_LABELS];
-    double            *bounds; /* histogram */
-    size_t             nbounds;
+    gw_metric_fam *next; /* registration order */
+    gw_metric_type type;
+    char *name;
+    char *help;
+    size_t nlabels;
+    char *labels[GW_METRICS_MAX_LABELS];
+    double *bounds; /* histogram */
+    size_t nbounds;
     gw_metric_gauge_fn fn; /* gauge computed at render, or NULL */
-    void              *fn_arg;
-    gw_metric        **children; /* creation order */
-    size_t             nchildren;
-    size_t             cap;
-    gw_metric        **tab; /* hash buckets, tabsize is a power of two */
-    size_t             tabsize;
-    size_t             max_children;
+    void *fn_arg;
+    gw_metric **children; /* creation order */
+    size_t nchildren;
+    size_t cap;
+    gw_metric **tab; /* hash buckets, tabsize is a power of two */
+    size_t tabsize;
+    size_t max_children;
 };
 
 typedef struct collector {
     gw_metrics_collect_fn fn;
-    void                 *arg;
+    void *arg;
 } collector;
 
 struct gw_metrics {
     gw_metric_fam *head;
     gw_metric_fam *tail;
-    collector     *collectors;
-    size_t         ncollectors;
+    collector *collectors;
+    size_t ncollectors;
 };
 
 /* ---- registration --------------------------------------------------------- */
@@ -108,6 +108,8 @@ gw_metrics_free(gw_metrics *reg)
     free(reg);
 }
 
+/* Metric names allow ':' (reserved for recording rules, but legal);
+ * label names do not. Digits may not lead either. */
 static bool
 name_ok(const char *s, bool colon)
 {
@@ -115,8 +117,8 @@ name_ok(const char *s, bool colon)
         return false;
     for (const char *p = s; *p != '\0'; p++) {
         char c = *p;
-        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-                     (colon && c == ':');
+        bool alpha =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon && c == ':');
         if (!alpha && !(p != s && c >= '0' && c <= '9'))
             return false;
     }
@@ -161,12 +163,14 @@ hash_values(const char *const *values, size_t n)
 
 static gw_metric *child_new(gw_metric_fam *fam, const char *const *values, uint64_t h);
 
+/* Validates everything before allocating, so a rejected registration leaves
+ * the registry untouched and *out unwritten. */
 static gw_err
 fam_add(gw_metrics *reg, gw_metric_type type, const char *name, const char *help,
         const char *const *labels, const double *bounds, size_t nbounds, gw_metric_fam **out)
 {
     gw_metric_fam *fam;
-    size_t         nl = 0;
+    size_t nl = 0;
 
     if (!name_ok(name, true) || help == NULL || !labels_ok(labels, type, &nl))
         return GW_EINVAL;
@@ -200,6 +204,8 @@ fam_add(gw_metrics *reg, gw_metric_type type, const char *name, const char *help
     else
         reg->head = fam;
     reg->tail = fam;
+    /* A label-less family always has its one series, so it renders 0 before
+     * the first increment (scrapers see the series exist from the start). */
     if (nl == 0)
         (void)child_new(fam, NULL, hash_values(NULL, 0)); /* the only child */
     *out = fam;
@@ -221,9 +227,8 @@ gw_metrics_gauge(gw_metrics *reg, const char *name, const char *help, const char
 }
 
 gw_err
-gw_metrics_histogram(gw_metrics *reg, const char *name, const char *help,
-                     const char *const *labels, const double *bounds, size_t nbounds,
-                     gw_metric_fam **out)
+gw_metrics_histogram(gw_metrics *reg, const char *name, const char *help, const char *const *labels,
+                     const double *bounds, size_t nbounds, gw_metric_fam **out)
 {
     return fam_add(reg, GW_METRIC_HISTOGRAM, name, help, labels, bounds, nbounds, out);
 }
@@ -233,7 +238,7 @@ gw_metrics_gauge_fn(gw_metrics *reg, const char *name, const char *help, gw_metr
                     void *arg, gw_metric_fam **out)
 {
     gw_metric_fam *fam;
-    gw_err         rc;
+    gw_err rc;
 
     if (fn == NULL)
         return GW_EINVAL;
@@ -287,7 +292,7 @@ tab_insert(gw_metric **tab, size_t tabsize, gw_metric *m)
 static void
 tab_grow(gw_metric_fam *fam)
 {
-    size_t      nsize = fam->tabsize == 0 ? 16 : fam->tabsize * 2;
+    size_t nsize = fam->tabsize == 0 ? 16 : fam->tabsize * 2;
     gw_metric **ntab = gw_xcalloc(nsize, sizeof(*ntab));
 
     for (size_t i = 0; i < fam->nchildren; i++)
@@ -319,10 +324,12 @@ lookup(const gw_metric_fam *fam, const char *const *values, uint64_t h)
     return NULL;
 }
 
+/* Appends a zeroed child. The caller has checked the cap and that no child
+ * with these values exists. */
 static gw_metric *
 child_new(gw_metric_fam *fam, const char *const *values, uint64_t h)
 {
-    size_t     nb = fam->type == GW_METRIC_HISTOGRAM ? fam->nbounds + 1 : 0;
+    size_t nb = fam->type == GW_METRIC_HISTOGRAM ? fam->nbounds + 1 : 0;
     gw_metric *m = gw_xcalloc(1, sizeof(*m) + nb * sizeof(uint64_t));
 
     m->fam = fam;
@@ -342,6 +349,7 @@ child_new(gw_metric_fam *fam, const char *const *values, uint64_t h)
     return m;
 }
 
+/* Label-value arity and NULLs are programming errors: alert, don't crash. */
 static bool
 args_ok(const gw_metric_fam *fam, const char *const *values, size_t n)
 {
@@ -374,7 +382,7 @@ gw_metric *
 gw_metric_childv(gw_metric_fam *fam, const char *const *values, size_t n)
 {
     gw_metric *m;
-    uint64_t   h;
+    uint64_t h;
 
     if (fam == NULL || !args_ok(fam, values, n))
         return NULL;
@@ -382,6 +390,8 @@ gw_metric_childv(gw_metric_fam *fam, const char *const *values, size_t n)
     m = lookup(fam, values, h);
     if (m != NULL)
         return m;
+    /* Label values can come from outside (model names in requests), so the
+     * number of series is capped; dropping a series beats unbounded memory. */
     if (fam->nchildren >= fam->max_children) {
         gw_log_ratelimited(GW_LOG_WARN, 1, "GW-METRICS-CHILD-CAP",
                            "family=%s max=%zu msg=\"too many label combinations; series dropped\"",
@@ -451,6 +461,8 @@ gw_metric_remove_matching(gw_metric_fam *fam, const char *label, const char *val
 
 /* ---- hot path ------------------------------------------------------------- */
 
+/* Every hot-path op checks the family type: one compare, and it turns a
+ * copy-paste bug into an alert instead of a corrupted histogram. */
 static bool
 type_ok(const gw_metric *m, gw_metric_type want, const char *op)
 {
@@ -501,7 +513,7 @@ void
 gw_histogram_observe(gw_metric *m, double v)
 {
     const gw_metric_fam *fam;
-    size_t               lo = 0, hi;
+    size_t lo = 0, hi;
 
     if (!type_ok(m, GW_METRIC_HISTOGRAM, "histogram_observe") || isnan(v))
         return;
@@ -545,7 +557,7 @@ gw_histogram_sum(const gw_metric *m)
 /* Appends to a buffer with a sticky error, so render checks once at the end. */
 typedef struct rend {
     gw_buf *b;
-    gw_err  rc;
+    gw_err rc;
 } rend;
 
 static void
@@ -614,6 +626,7 @@ put_num(rend *r, double v)
     puts_(r, num);
 }
 
+/* Bucket and sample counts are exact integers, never floats. */
 static void
 put_u64(rend *r, uint64_t v)
 {
@@ -701,6 +714,8 @@ render_fam(rend *r, const gw_metric_fam *fam)
     }
 }
 
+/* Collectors run first so gauges they set are rendered in this same scrape.
+ * gauge_fn values are computed family by family, in output order. */
 gw_err
 gw_metrics_render(gw_metrics *reg, gw_buf *out)
 {

@@ -31,16 +31,16 @@ const gw_cfg_opt ctl_cfg_opts[] = {
                "nng PUB URL: snapshots (topic S) and load (topic L) to workers"),
     GW_CFG_STR("rep-listen", "LLMGW_CTL_REP_LISTEN", ctl_cfg, rep_listen, "tcp://0.0.0.0:7702",
                "nng REP URL: answers workers' full-snapshot requests"),
-    GW_CFG_STR("pull-listen", "LLMGW_CTL_PULL_LISTEN", ctl_cfg, pull_listen,
-               "tcp://0.0.0.0:7703", "nng PULL URL: load reports from workers"),
+    GW_CFG_STR("pull-listen", "LLMGW_CTL_PULL_LISTEN", ctl_cfg, pull_listen, "tcp://0.0.0.0:7703",
+               "nng PULL URL: load reports from workers"),
     GW_CFG_STR("http-host", "LLMGW_CTL_HTTP_HOST", ctl_cfg, http_host, "0.0.0.0",
                "Address of the admin HTTP server (/metrics, /healthz, /readyz, /debug/snapshot)"),
     GW_CFG_U16("http-port", "LLMGW_CTL_HTTP_PORT", ctl_cfg, http_port, 8091, 0, 65535,
                "Port of the admin HTTP server (0 = any free port)"),
-    GW_CFG_MS("load-interval", "LLMGW_CTL_LOAD_INTERVAL", ctl_cfg, load_interval_ms, 100, 10,
-              60000, "How often the fleet load vector is published"),
-    GW_CFG_MS("file-poll-interval", "LLMGW_CTL_FILE_POLL_INTERVAL", ctl_cfg, file_poll_ms, 250,
-              10, 3600000, "How often the --config file is checked for changes"),
+    GW_CFG_MS("load-interval", "LLMGW_CTL_LOAD_INTERVAL", ctl_cfg, load_interval_ms, 100, 10, 60000,
+              "How often the fleet load vector is published"),
+    GW_CFG_MS("file-poll-interval", "LLMGW_CTL_FILE_POLL_INTERVAL", ctl_cfg, file_poll_ms, 250, 10,
+              3600000, "How often the --config file is checked for changes"),
     GW_CFG_MS("debounce", "LLMGW_CTL_DEBOUNCE", ctl_cfg, debounce_ms, 5, 0, 10000,
               "Delay between a source change and the compile, so bursts make one snapshot"),
     GW_CFG_MS("worker-expiry", "LLMGW_CTL_WORKER_EXPIRY", ctl_cfg, worker_expiry_ms, 3000, 100,
@@ -106,9 +106,9 @@ void
 ctl_cfg_validate(const void *p, gw_cfg_errs *errs)
 {
     const ctl_cfg *cfg = p;
-    ctl_discovery  disc;
-    gw_lvl         lvl;
-    char          *why = NULL;
+    ctl_discovery disc;
+    gw_lvl lvl;
+    char *why = NULL;
 
     if (!gw_log_parse_level(cfg->log_level, &lvl))
         gw_cfg_errorf(errs, "--log-level must be alert, err, warn, notice, info or debug");
@@ -126,14 +126,14 @@ ctl_cfg_validate(const void *p, gw_cfg_errs *errs)
     /* Check the discovery input now, so --check-config covers it and a bad
      * file refuses start with its messages on the error stream. */
     pm_snapshot *set = NULL;
-    gw_err       rc = disc == CTL_DISC_FILE
-                          ? ctl_src_file_load(cfg->config, &set, &why)
-                          : ctl_src_endpoints_parse(cfg->endpoints, cfg->backend_model, &set, &why);
+    gw_err rc = disc == CTL_DISC_FILE
+                    ? ctl_src_file_load(cfg->config, &set, &why)
+                    : ctl_src_endpoints_parse(cfg->endpoints, cfg->backend_model, &set, &why);
     if (rc != GW_OK) {
         const char *line = why;
         while (line != NULL && *line != '\0') {
             const char *nl = strchr(line, '\n');
-            int         n = nl != NULL ? (int)(nl - line) : (int)strlen(line);
+            int n = nl != NULL ? (int)(nl - line) : (int)strlen(line);
             gw_cfg_errorf(errs, "%.*s", n, line);
             line = nl != NULL ? nl + 1 : NULL;
         }

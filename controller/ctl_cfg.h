@@ -26,20 +26,20 @@
 #endif
 
 typedef struct ctl_cfg {
-    char    *config;        /* --config: YAML of the file source; NULL = none */
-    char    *discovery;     /* --llm-backend-discovery: "" = auto */
-    char    *endpoints;     /* --llm-backend-endpoints */
-    char    *backend_model; /* --llm-backend-model */
-    char    *pub_listen;
-    char    *rep_listen;
-    char    *pull_listen;
-    char    *http_host;
+    char *config;        /* --config: YAML of the file source; NULL = none */
+    char *discovery;     /* --llm-backend-discovery: "" = auto */
+    char *endpoints;     /* --llm-backend-endpoints */
+    char *backend_model; /* --llm-backend-model */
+    char *pub_listen;
+    char *rep_listen;
+    char *pull_listen;
+    char *http_host;
     uint16_t http_port;
     uint64_t load_interval_ms;
     uint64_t file_poll_ms;
     uint64_t debounce_ms;
     uint64_t worker_expiry_ms;
-    char    *log_level;
+    char *log_level;
 } ctl_cfg;
 
 typedef enum ctl_discovery {

@@ -15,9 +15,9 @@
 #include "gw/gw_mem.h"
 
 struct ctl_compile {
-    uint64_t     gen;   /* of <cur>, or the seed before the first compile */
-    uint64_t     epoch;
-    pm_snapshot *cur;   /* owned; NULL before the first compile */
+    uint64_t gen; /* of <cur>, or the seed before the first compile */
+    uint64_t epoch;
+    pm_snapshot *cur; /* owned; NULL before the first compile */
 };
 
 ctl_compile *
@@ -61,14 +61,14 @@ ctl_compile_epoch(const ctl_compile *c)
  * stable sort by name puts the winning definition first. */
 typedef struct model_ref {
     const pm_model *m;
-    int             src;
+    int src;
 } model_ref;
 
 static int
 cmp_model_ref(const void *a, const void *b)
 {
     const model_ref *x = a, *y = b;
-    int              c = strcmp(x->m->name, y->m->name);
+    int c = strcmp(x->m->name, y->m->name);
 
     if (c != 0)
         return c;
@@ -97,7 +97,7 @@ has_model(const pm_snapshot *s, const char *name)
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int    c = strcmp(s->models[mid].name, name);
+        int c = strcmp(s->models[mid].name, name);
         if (c == 0)
             return true;
         if (c < 0)
@@ -112,9 +112,9 @@ gw_err
 ctl_compile_run(ctl_compile *c, ctl_store *st, uint64_t wall_ms, bool *changed)
 {
     pm_snapshot *s = ctl_set_new();
-    model_ref   *refs;
-    size_t       n_refs = 0, total_models = 0, total_eps = 0;
-    uint32_t     n_base;
+    model_ref *refs;
+    size_t n_refs = 0, total_models = 0, total_eps = 0;
+    uint32_t n_base;
 
     for (int k = 0; k < CTL_SRC_COUNT; k++) {
         const pm_snapshot *set = ctl_store_set(st, (ctl_src_kind)k);
@@ -153,8 +153,8 @@ ctl_compile_run(ctl_compile *c, ctl_store *st, uint64_t wall_ms, bool *changed)
         const pm_snapshot *set = ctl_store_set(st, (ctl_src_kind)k);
         for (uint32_t i = 0; set != NULL && i < set->n_endpoints; i++) {
             const pm_endpoint *src = &set->endpoints[i];
-            bool               dup = false;
-            uint32_t           id = ctl_store_id(st, src->model, src->ip, src->port, &dup);
+            bool dup = false;
+            uint32_t id = ctl_store_id(st, src->model, src->ip, src->port, &dup);
             if (dup)
                 continue;
             pm_endpoint *ep = ctl_set_add_endpoint(s);
@@ -177,7 +177,8 @@ ctl_compile_run(ctl_compile *c, ctl_store *st, uint64_t wall_ms, bool *changed)
         pm_snapshot_free(s);
         return GW_EFULL;
     }
-    qsort(s->endpoints, s->n_endpoints, sizeof(*s->endpoints), cmp_endpoint_id);
+    if (s->n_endpoints > 1)
+        qsort(s->endpoints, s->n_endpoints, sizeof(*s->endpoints), cmp_endpoint_id);
 
     for (int k = 0; k < CTL_SRC_COUNT; k++) {
         const pm_snapshot *set = ctl_store_set(st, (ctl_src_kind)k);

@@ -31,7 +31,7 @@ void
 ctl_ctx_compile(ctl_ctx *ctx)
 {
     const pm_snapshot *snap;
-    bool               changed = false;
+    bool changed = false;
 
     if (!ctl_store_take_dirty(ctx->store))
         return;
@@ -98,8 +98,8 @@ ctl_ctx_init(ctl_ctx *ctx, const ctl_cfg *cfg)
         .pull_url = cfg->pull_listen,
         .load_interval_ms = cfg->load_interval_ms,
     };
-    char   q[512];
-    char  *why = NULL;
+    char q[512];
+    char *why = NULL;
     gw_err rc;
 
     ctx->cfg = cfg;
@@ -119,9 +119,12 @@ ctl_ctx_init(ctl_ctx *ctx, const ctl_cfg *cfg)
     ctx->debounce = gw_timer_new(ctx->loop, on_debounce, ctx);
     ctl_store_on_change(ctx->store, on_store_change, ctx);
 
-    if ((rc = gw_loop_on_signal(ctx->loop, SIGTERM, on_stop_signal, ctx)) != GW_OK ||
-        (rc = gw_loop_on_signal(ctx->loop, SIGINT, on_stop_signal, ctx)) != GW_OK ||
-        (rc = gw_loop_on_signal(ctx->loop, SIGHUP, on_hup, ctx)) != GW_OK)
+    rc = gw_loop_on_signal(ctx->loop, SIGTERM, on_stop_signal, ctx);
+    if (rc == GW_OK)
+        rc = gw_loop_on_signal(ctx->loop, SIGINT, on_stop_signal, ctx);
+    if (rc == GW_OK)
+        rc = gw_loop_on_signal(ctx->loop, SIGHUP, on_hup, ctx);
+    if (rc != GW_OK)
         goto fail;
     rc = ctl_publish_start(ctx->loop, &po, ctx->compile, ctx->load, ctx->metrics, &ctx->publish);
     if (rc != GW_OK)
@@ -134,8 +137,8 @@ ctl_ctx_init(ctl_ctx *ctx, const ctl_cfg *cfg)
         if (cfg->endpoints != NULL && cfg->endpoints[0] != '\0')
             gw_log(GW_LOG_WARN, "CTL-START-IGNORED",
                    "msg=\"--llm-backend-endpoints is ignored with the file source\"");
-        rc = ctl_src_file_start(ctx->loop, ctx->store, ctx->metrics, cfg->config,
-                                cfg->file_poll_ms, &ctx->src_file);
+        rc = ctl_src_file_start(ctx->loop, ctx->store, ctx->metrics, cfg->config, cfg->file_poll_ms,
+                                &ctx->src_file);
     } else {
         if (cfg->config != NULL && cfg->config[0] != '\0')
             gw_log(GW_LOG_WARN, "CTL-START-IGNORED",

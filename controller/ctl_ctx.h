@@ -24,16 +24,16 @@ typedef struct ctl_http ctl_http;
 
 typedef struct ctl_ctx {
     const ctl_cfg *cfg; /* borrowed from main */
-    ctl_discovery  discovery;
-    gw_loop       *loop;
-    ctl_metrics   *metrics;
-    ctl_store     *store;
-    ctl_compile   *compile;
-    ctl_load      *load;
-    ctl_publish   *publish;
-    ctl_http      *http;
-    ctl_src_file  *src_file; /* NULL unless discovery is file */
-    gw_timer      *debounce;
+    ctl_discovery discovery;
+    gw_loop *loop;
+    ctl_metrics *metrics;
+    ctl_store *store;
+    ctl_compile *compile;
+    ctl_load *load;
+    ctl_publish *publish;
+    ctl_http *http;
+    ctl_src_file *src_file; /* NULL unless discovery is file */
+    gw_timer *debounce;
 } ctl_ctx;
 
 /* Builds everything from <cfg> (validated; borrowed for the context's life):

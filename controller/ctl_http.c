@@ -17,7 +17,7 @@
 #include "gw/gw_metrics.h"
 
 struct ctl_http {
-    ctl_ctx  *ctx; /* borrowed */
+    ctl_ctx *ctx; /* borrowed */
     gw_httpd *httpd;
 };
 
@@ -46,7 +46,7 @@ model_json(const pm_model *m)
 
     for (uint32_t i = 0; i < m->n_profiles; i++) {
         const pm_profile *p = &m->profiles[i];
-        json_t           *rc = json_null();
+        json_t *rc = json_null();
         if (p->routing_config_json != NULL) {
             json_t *parsed = json_loads(p->routing_config_json, 0, NULL);
             rc = parsed != NULL ? parsed : json_string(p->routing_config_json);
@@ -85,15 +85,14 @@ endpoint_json(const pm_endpoint *ep, const pm_ep_load *el)
     for (uint32_t i = 0; i < ep->n_adapters; i++)
         json_array_append_new(adapters, json_string(ep->adapters[i]));
     if (el != NULL)
-        load = json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "inflight",
-                         (json_int_t)el->inflight, "inflightTokens",
-                         (json_int_t)el->inflight_tokens, "running", num_or_null(el->running),
-                         "waiting", num_or_null(el->waiting), "kvUsage",
-                         num_or_null(el->kv_usage), "latencyMs", num_or_null(el->latency_ms),
-                         "ttftMs", num_or_null(el->ttft_ms), "tokensPerSecond",
-                         num_or_null(el->tokens_per_s));
-    return json_pack("{s:I, s:s, s:s, s:o, s:s, s:i, s:i, s:o, s:o, s:o, s:o, s:b, s:b, s:o}",
-                     "id", (json_int_t)ep->id, "model", ep->model, "pod", ep->pod, "namespace",
+        load = json_pack(
+            "{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "inflight", (json_int_t)el->inflight,
+            "inflightTokens", (json_int_t)el->inflight_tokens, "running", num_or_null(el->running),
+            "waiting", num_or_null(el->waiting), "kvUsage", num_or_null(el->kv_usage), "latencyMs",
+            num_or_null(el->latency_ms), "ttftMs", num_or_null(el->ttft_ms), "tokensPerSecond",
+            num_or_null(el->tokens_per_s));
+    return json_pack("{s:I, s:s, s:s, s:o, s:s, s:i, s:i, s:o, s:o, s:o, s:o, s:b, s:b, s:o}", "id",
+                     (json_int_t)ep->id, "model", ep->model, "pod", ep->pod, "namespace",
                      str_or_null(ep->ns), "ip", ep->ip, "port", (int)ep->port, "metricPort",
                      (int)(ep->metric_port != 0 ? ep->metric_port : ep->port), "engine",
                      str_or_null(ep->engine), "roleset", str_or_null(ep->roleset), "role",
@@ -106,8 +105,8 @@ ctl_http_snapshot_json(const pm_snapshot *snap, uint64_t epoch, const pm_load *l
                        unsigned workers)
 {
     json_t *models = json_array(), *eps = json_array(), *root;
-    char    hex[17];
-    char   *out;
+    char hex[17];
+    char *out;
 
     snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)epoch);
     if (snap != NULL) {
@@ -119,10 +118,10 @@ ctl_http_snapshot_json(const pm_snapshot *snap, uint64_t epoch, const pm_load *l
         }
     }
     root = json_pack("{s:I, s:s, s:o, s:o, s:{s:o}, s:i, s:o}", "gen",
-                     (json_int_t)(snap != NULL ? snap->env.gen : 0), "epoch", hex, "models",
-                     models, "endpoints", eps, "settings", "routingStrategy",
-                     str_or_null(snap != NULL ? snap->settings.routing_strategy : NULL),
-                     "workers", (int)workers, "loadGen",
+                     (json_int_t)(snap != NULL ? snap->env.gen : 0), "epoch", hex, "models", models,
+                     "endpoints", eps, "settings", "routingStrategy",
+                     str_or_null(snap != NULL ? snap->settings.routing_strategy : NULL), "workers",
+                     (int)workers, "loadGen",
                      load != NULL ? json_integer((json_int_t)load->env.gen) : json_null());
     out = json_dumps(root, JSON_INDENT(2));
     json_decref(root);
@@ -135,16 +134,16 @@ static enum MHD_Result
 respond_error(struct MHD_Connection *conn, unsigned status, const char *type, const char *msg)
 {
     char body[256];
-    int  n = snprintf(body, sizeof(body),
-                      "{\"error\":{\"message\":\"%s\",\"type\":\"%s\",\"code\":%u}}\n", msg, type,
-                      status);
+    int n = snprintf(body, sizeof(body),
+                     "{\"error\":{\"message\":\"%s\",\"type\":\"%s\",\"code\":%u}}\n", msg, type,
+                     status);
     return gw_httpd_respond(conn, status, CT_JSON, body, (size_t)n, NULL);
 }
 
 static enum MHD_Result
 serve_metrics(ctl_http *h, struct MHD_Connection *conn)
 {
-    gw_buf          b;
+    gw_buf b;
     enum MHD_Result r;
 
     gw_buf_init(&b, BODY_MAX);
@@ -161,14 +160,14 @@ serve_metrics(ctl_http *h, struct MHD_Connection *conn)
 static enum MHD_Result
 serve_snapshot(ctl_http *h, struct MHD_Connection *conn)
 {
-    ctl_ctx        *ctx = h->ctx;
-    char           *body;
+    ctl_ctx *ctx = h->ctx;
+    char *body;
     enum MHD_Result r;
 
-    body = ctl_http_snapshot_json(ctl_compile_current(ctx->compile),
-                                  ctl_compile_epoch(ctx->compile),
-                                  ctx->publish != NULL ? ctl_publish_last_load(ctx->publish) : NULL,
-                                  ctl_load_workers(ctx->load));
+    body =
+        ctl_http_snapshot_json(ctl_compile_current(ctx->compile), ctl_compile_epoch(ctx->compile),
+                               ctx->publish != NULL ? ctl_publish_last_load(ctx->publish) : NULL,
+                               ctl_load_workers(ctx->load));
     r = gw_httpd_respond(conn, 200, CT_JSON, body, strlen(body), NULL);
     free(body);
     return r;
@@ -179,8 +178,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
            const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
     ctl_http *h = cls;
-    bool      get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-    bool      known = strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 ||
+    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    bool known = strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 ||
                  strcmp(url, "/metrics") == 0 || strcmp(url, "/debug/snapshot") == 0;
     (void)version;
     (void)upload_data;
@@ -206,7 +205,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 gw_err
 ctl_http_start(ctl_ctx *ctx, const char *host, uint16_t port, ctl_http **out)
 {
-    ctl_http     *h = gw_xcalloc(1, sizeof(*h));
+    ctl_http *h = gw_xcalloc(1, sizeof(*h));
     gw_httpd_opts o = {
         .host = host,
         .port = port,

@@ -18,8 +18,7 @@
 
 /* Listens on <host>:<port> (0 = any free port). <ctx> is borrowed and must
  * outlive the server. GW_ESYS when the port cannot be bound (logged). */
-GW_MUST_CHECK gw_err ctl_http_start(ctl_ctx *ctx, const char *host, uint16_t port,
-                                    ctl_http **out);
+GW_MUST_CHECK gw_err ctl_http_start(ctl_ctx *ctx, const char *host, uint16_t port, ctl_http **out);
 
 /* The bound port. */
 uint16_t ctl_http_port(const ctl_http *h);

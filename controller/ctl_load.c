@@ -25,24 +25,24 @@ typedef struct worker {
     uint64_t seq;
     uint64_t last_ms;
     uint32_t n_eps;
-    wk_ep   *eps; /* owned, sorted by id */
+    wk_ep *eps; /* owned, sorted by id */
 } worker;
 
 typedef struct ep_stat {
     uint32_t id;
-    double   latency_ms; /* EWMA; < 0 = no sample yet */
-    double   ttft_ms;
-    double   tps; /* < 0 until the first window closes */
+    double latency_ms; /* EWMA; < 0 = no sample yet */
+    double ttft_ms;
+    double tps; /* < 0 until the first window closes */
     uint64_t win_start_ms;
     uint64_t win_tokens;
 } ep_stat;
 
 struct ctl_load {
     uint64_t expiry_ms;
-    worker  *workers; /* sorted by id */
-    size_t   n_workers, cap_workers;
+    worker *workers; /* sorted by id */
+    size_t n_workers, cap_workers;
     ep_stat *stats; /* sorted by id */
-    size_t   n_stats, cap_stats;
+    size_t n_stats, cap_stats;
 };
 
 ctl_load *
@@ -116,8 +116,8 @@ stat_get(ctl_load *l, uint32_t id, uint64_t now_ms)
     }
     memmove(&l->stats[at + 1], &l->stats[at], (l->n_stats - at) * sizeof(*l->stats));
     l->n_stats++;
-    l->stats[at] = (ep_stat){.id = id, .latency_ms = -1, .ttft_ms = -1, .tps = -1,
-                             .win_start_ms = now_ms};
+    l->stats[at] =
+        (ep_stat){.id = id, .latency_ms = -1, .ttft_ms = -1, .tps = -1, .win_start_ms = now_ms};
     return &l->stats[at];
 }
 
@@ -141,7 +141,7 @@ cmp_wk_ep(const void *a, const void *b)
 gw_err
 ctl_load_report(ctl_load *l, const pm_report *r, uint64_t now_ms)
 {
-    size_t  at = worker_pos(l, r->worker_id);
+    size_t at = worker_pos(l, r->worker_id);
     worker *w;
 
     if (at < l->n_workers && l->workers[at].id == r->worker_id) {
@@ -167,10 +167,10 @@ ctl_load_report(ctl_load *l, const pm_report *r, uint64_t now_ms)
     w->n_eps = r->n_eps;
     for (uint32_t i = 0; i < r->n_eps; i++) {
         const pm_ep_report *e = &r->eps[i];
-        ep_stat            *st = stat_get(l, e->id, now_ms);
+        ep_stat *st = stat_get(l, e->id, now_ms);
 
-        w->eps[i] = (wk_ep){.id = e->id, .inflight = e->inflight,
-                            .inflight_tokens = e->inflight_tokens};
+        w->eps[i] =
+            (wk_ep){.id = e->id, .inflight = e->inflight, .inflight_tokens = e->inflight_tokens};
         if (e->completed > 0) {
             ewma(&st->latency_ms, (double)e->latency_ms_sum / e->completed);
             if (e->ttft_ms_sum > 0)
@@ -240,8 +240,8 @@ ctl_load_build(ctl_load *l, const pm_snapshot *snap, uint64_t now_ms, uint64_t w
 {
     pm_load *ld = gw_xcalloc(1, sizeof(*ld));
     uint32_t n = snap != NULL ? snap->n_endpoints : 0;
-    id_idx  *ix = gw_xcalloc(n ? n : 1, sizeof(*ix));
-    size_t   kept = 0;
+    id_idx *ix = gw_xcalloc(n ? n : 1, sizeof(*ix));
+    size_t kept = 0;
 
     /* Close throughput windows first, so the numbers below are current. */
     for (size_t i = 0; i < l->n_stats; i++) {
@@ -262,12 +262,17 @@ ctl_load_build(ctl_load *l, const pm_snapshot *snap, uint64_t now_ms, uint64_t w
     ld->eps = n ? gw_xcalloc(n, sizeof(*ld->eps)) : NULL;
     for (uint32_t i = 0; i < n; i++) {
         pm_ep_load *e = &ld->eps[i];
-        uint32_t    id = snap->endpoints[i].id;
-        size_t      at = stat_pos(l, id);
+        uint32_t id = snap->endpoints[i].id;
+        size_t at = stat_pos(l, id);
 
         ix[i] = (id_idx){.id = id, .idx = i};
-        *e = (pm_ep_load){.id = id, .running = -1, .waiting = -1, .kv_usage = -1,
-                          .latency_ms = -1, .ttft_ms = -1, .tokens_per_s = -1};
+        *e = (pm_ep_load){.id = id,
+                          .running = -1,
+                          .waiting = -1,
+                          .kv_usage = -1,
+                          .latency_ms = -1,
+                          .ttft_ms = -1,
+                          .tokens_per_s = -1};
         if (at < l->n_stats && l->stats[at].id == id) {
             e->latency_ms = l->stats[at].latency_ms;
             e->ttft_ms = l->stats[at].ttft_ms;
@@ -277,7 +282,7 @@ ctl_load_build(ctl_load *l, const pm_snapshot *snap, uint64_t now_ms, uint64_t w
     qsort(ix, n, sizeof(*ix), cmp_id_idx);
     for (size_t w = 0; w < l->n_workers; w++) {
         for (uint32_t j = 0; j < l->workers[w].n_eps; j++) {
-            const wk_ep  *we = &l->workers[w].eps[j];
+            const wk_ep *we = &l->workers[w].eps[j];
             const id_idx *hit = find_idx(ix, n, we->id);
             if (hit == NULL)
                 continue;

@@ -35,13 +35,13 @@
 #include "gw/gw_err.h"
 #include "pm/pm_msgs.h"
 
-#define CTL_LOAD_EWMA_ALPHA 0.2
+#define CTL_LOAD_EWMA_ALPHA    0.2
 #define CTL_LOAD_TPS_WINDOW_MS 1000
 
 typedef struct ctl_load ctl_load;
 
 ctl_load *ctl_load_new(uint64_t expiry_ms);
-void      ctl_load_free(ctl_load *l);
+void ctl_load_free(ctl_load *l);
 
 /* Takes in one decoded report (borrowed; copied as needed) received at
  * <now_ms>. GW_OK when applied; GW_EAGAIN when stale (seq not newer);

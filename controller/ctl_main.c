@@ -14,8 +14,8 @@
 int
 main(int argc, char **argv)
 {
-    ctl_cfg     cfg = {0};
-    ctl_ctx     ctx = {0};
+    ctl_cfg cfg = {0};
+    ctl_ctx ctx = {0};
     gw_cfg_prog prog = {
         .name = "llmgw-controller",
         .version = GW_VERSION,
@@ -27,9 +27,12 @@ main(int argc, char **argv)
 
     gw_log_set_proc("ctl");
     switch (gw_cfg_parse(ctl_cfg_opts, &cfg, &prog, argc, argv)) {
-    case GW_CFG_RUN: break;
-    case GW_CFG_EXIT_OK: return 0;
-    case GW_CFG_EXIT_ERR: return 1;
+    case GW_CFG_RUN:
+        break;
+    case GW_CFG_EXIT_OK:
+        return 0;
+    case GW_CFG_EXIT_ERR:
+        return 1;
     }
     (void)gw_log_parse_level(cfg.log_level, &gw_log_level); /* validated */
     /* MHD writes with MSG_NOSIGNAL, but be sure a dead peer never kills us. */

@@ -12,10 +12,10 @@
 #include "gw/gw_metrics.h"
 
 struct ctl_metrics {
-    gw_metrics    *reg;
+    gw_metrics *reg;
     gw_metric_fam *config_errors;
-    gw_metric     *gen, *published, *models, *ep_ready, *ep_draining, *ep_not_ready;
-    gw_metric     *reports, *reports_bad, *workers;
+    gw_metric *gen, *published, *models, *ep_ready, *ep_draining, *ep_not_ready;
+    gw_metric *reports, *reports_bad, *workers;
 };
 
 /* Registers a family; registration only fails on a programming error (a
@@ -25,7 +25,7 @@ reg(ctl_metrics *m, gw_metric_type type, const char *name, const char *help,
     const char *const *labels)
 {
     gw_metric_fam *f = NULL;
-    gw_err         rc;
+    gw_err rc;
 
     if (type == GW_METRIC_COUNTER)
         rc = gw_metrics_counter(m->reg, name, help, labels, &f);
@@ -47,8 +47,8 @@ ctl_metrics_new(const char *version)
     static const char *const state_l[] = {"state", NULL};
     static const char *const source_l[] = {"source", NULL};
     static const char *const version_l[] = {"version", NULL};
-    ctl_metrics             *m = gw_xcalloc(1, sizeof(*m));
-    gw_metric_fam           *f;
+    ctl_metrics *m = gw_xcalloc(1, sizeof(*m));
+    gw_metric_fam *f;
 
     m->reg = gw_metrics_new();
     f = reg(m, GAUGE, "llmgw_controller_snapshot_generation",

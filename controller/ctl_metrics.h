@@ -17,7 +17,7 @@ typedef struct ctl_metrics ctl_metrics;
 
 /* <version> (copied) is exported as llmgw_controller_build_info{version}. */
 ctl_metrics *ctl_metrics_new(const char *version);
-void         ctl_metrics_free(ctl_metrics *m);
+void ctl_metrics_free(ctl_metrics *m);
 
 /* A source refused its input (config_errors_total{source=<source>}). */
 void ctl_metrics_config_error(ctl_metrics *m, const char *source);

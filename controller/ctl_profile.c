@@ -65,9 +65,9 @@ profile_fini(pm_profile *p)
 static gw_err
 parse_profile(const char *name, const json_t *v, pm_profile *p, char **why)
 {
-    char         *path, *seg = path_seg(name);
+    char *path, *seg = path_seg(name);
     const json_t *rps, *rc;
-    gw_err        rc_err;
+    gw_err rc_err;
 
     path = ctl_strf("$.profiles%s", seg);
     free(seg);
@@ -123,12 +123,12 @@ cmp_profile(const void *a, const void *b)
 gw_err
 ctl_profile_from_json(const json_t *root, pm_model *out, char **why)
 {
-    pm_model      m = {0};
+    pm_model m = {0};
     const json_t *profiles;
-    const char   *key;
-    json_t       *val;
-    gw_err        rc;
-    size_t        n;
+    const char *key;
+    json_t *val;
+    gw_err rc;
+    size_t n;
 
     if (!json_is_object(root)) {
         *why = gw_xstrdup("$: must be a JSON object");
@@ -189,8 +189,8 @@ gw_err
 ctl_profile_parse(const char *text, size_t len, pm_model *out, char **why)
 {
     json_error_t jerr;
-    json_t      *root;
-    gw_err       rc;
+    json_t *root;
+    gw_err rc;
 
     /* No JSON_REJECT_DUPLICATES: Go's encoding/json keeps the last duplicate
      * key, and so does jansson without the flag. */

@@ -15,15 +15,15 @@
 #include "gw/gw_mem.h"
 
 struct ctl_publish {
-    gw_loop     *loop;
+    gw_loop *loop;
     ctl_compile *compile; /* borrowed */
-    ctl_load    *load;    /* borrowed */
+    ctl_load *load;       /* borrowed */
     ctl_metrics *metrics; /* borrowed */
-    gw_bus      *pub, *rep, *pull;
-    gw_timer    *load_timer;
-    uint64_t     load_interval_ms;
-    gw_buf       snap_bytes; /* encoded current snapshot; empty before the first */
-    pm_load     *last_load;
+    gw_bus *pub, *rep, *pull;
+    gw_timer *load_timer;
+    uint64_t load_interval_ms;
+    gw_buf snap_bytes; /* encoded current snapshot; empty before the first */
+    pm_load *last_load;
 };
 
 /* msgpack maps start with 0x80..0x8f (fixmap), 0xde or 0xdf. */
@@ -49,8 +49,8 @@ static void
 on_rep(gw_bus *bus, const void *data, size_t len, void *arg)
 {
     ctl_publish *p = arg;
-    pm_envelope  env;
-    gw_err       rc;
+    pm_envelope env;
+    gw_err rc;
 
     strip_topic(&data, &len);
     rc = pm_peek_envelope(data, len, &env);
@@ -68,7 +68,7 @@ on_rep(gw_bus *bus, const void *data, size_t len, void *arg)
                                      .gen = 0,
                                      .epoch = ctl_compile_epoch(p->compile),
                                      .sent_ms = gw_wall_ms()}};
-        gw_buf      b;
+        gw_buf b;
         gw_buf_init(&b, PM_MAX_MSG_BYTES);
         rc = pm_snapshot_encode(&empty, &b);
         if (rc == GW_OK)
@@ -86,8 +86,8 @@ static void
 on_pull(gw_bus *bus, const void *data, size_t len, void *arg)
 {
     ctl_publish *p = arg;
-    pm_report   *r = NULL;
-    gw_err       rc;
+    pm_report *r = NULL;
+    gw_err rc;
     (void)bus;
 
     strip_topic(&data, &len);
@@ -112,10 +112,10 @@ void
 ctl_publish_load_tick(ctl_publish *p)
 {
     const pm_snapshot *snap = ctl_compile_current(p->compile);
-    unsigned           dropped = ctl_load_expire(p->load, gw_now_ms());
-    pm_load           *ld = NULL;
-    gw_buf             b;
-    gw_err             rc;
+    unsigned dropped = ctl_load_expire(p->load, gw_now_ms());
+    pm_load *ld = NULL;
+    gw_buf b;
+    gw_err rc;
 
     if (dropped > 0) {
         gw_log(GW_LOG_INFO, "CTL-WORKER-EXPIRE", "dropped=%u live=%u", dropped,
@@ -150,7 +150,7 @@ void
 ctl_publish_snapshot(ctl_publish *p)
 {
     const pm_snapshot *snap = ctl_compile_current(p->compile);
-    gw_err             rc;
+    gw_err rc;
 
     if (snap == NULL)
         return;

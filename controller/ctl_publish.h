@@ -30,17 +30,17 @@
 typedef struct ctl_publish ctl_publish;
 
 typedef struct ctl_publish_opts {
-    const char *pub_url;  /* borrowed for the call */
+    const char *pub_url; /* borrowed for the call */
     const char *rep_url;
     const char *pull_url;
-    uint64_t    load_interval_ms;
+    uint64_t load_interval_ms;
 } ctl_publish_opts;
 
 /* Opens and binds the three sockets and starts the load timer. GW_EIO
  * (logged with the URL) when a socket cannot listen. */
 GW_MUST_CHECK gw_err ctl_publish_start(gw_loop *loop, const ctl_publish_opts *o,
-                                       ctl_compile *compile, ctl_load *load,
-                                       ctl_metrics *metrics, ctl_publish **out);
+                                       ctl_compile *compile, ctl_load *load, ctl_metrics *metrics,
+                                       ctl_publish **out);
 
 /* Publishes the compiler's current snapshot (call after a compile that
  * changed it): encodes it, sends 'S' on PUB and keeps the bytes for REP. */

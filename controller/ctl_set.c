@@ -147,8 +147,8 @@ ctl_endpoint_equal(const pm_endpoint *a, const pm_endpoint *b)
     if (a->id != b->id || a->port != b->port || a->metric_port != b->metric_port ||
         a->ready != b->ready || a->draining != b->draining || a->n_adapters != b->n_adapters ||
         !str_eq(a->model, b->model) || !str_eq(a->pod, b->pod) || !str_eq(a->ns, b->ns) ||
-        !str_eq(a->ip, b->ip) || !str_eq(a->engine, b->engine) ||
-        !str_eq(a->roleset, b->roleset) || !str_eq(a->role, b->role))
+        !str_eq(a->ip, b->ip) || !str_eq(a->engine, b->engine) || !str_eq(a->roleset, b->roleset) ||
+        !str_eq(a->role, b->role))
         return false;
     for (uint32_t i = 0; i < a->n_adapters; i++) {
         if (!str_eq(a->adapters[i], b->adapters[i]))

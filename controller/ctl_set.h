@@ -18,7 +18,7 @@ pm_snapshot *ctl_set_new(void);
 
 /* Append a zeroed model / endpoint to <s> and return it (valid until the
  * next append). */
-pm_model    *ctl_set_add_model(pm_snapshot *s);
+pm_model *ctl_set_add_model(pm_snapshot *s);
 pm_endpoint *ctl_set_add_endpoint(pm_snapshot *s);
 
 /* Free everything a model / endpoint owns and zero it. */

@@ -22,8 +22,8 @@ gw_err
 ctl_src_endpoints_parse(const char *list, const char *model, pm_snapshot **out, char **why)
 {
     pm_snapshot *set;
-    const char  *p = list;
-    unsigned     idx = 0;
+    const char *p = list;
+    unsigned idx = 0;
 
     if (model == NULL || model[0] == '\0' || strlen(model) > PM_MAX_STR) {
         *why = ctl_strf("--llm-backend-model must be 1..%u bytes", PM_MAX_STR);
@@ -38,8 +38,8 @@ ctl_src_endpoints_parse(const char *list, const char *model, pm_snapshot **out, 
     for (;;) {
         const char *end = strchr(p, ',');
         const char *b = p, *e = end != NULL ? end : p + strlen(p);
-        char       *host = NULL, *ewhy = NULL;
-        uint16_t    port = 0;
+        char *host = NULL, *ewhy = NULL;
+        uint16_t port = 0;
 
         idx++;
         while (b < e && is_space(*b))
@@ -60,8 +60,8 @@ ctl_src_endpoints_parse(const char *list, const char *model, pm_snapshot **out, 
             port = CTL_SRC_ENDPOINTS_DEFAULT_PORT;
         for (uint32_t i = 0; i < set->n_endpoints; i++) {
             if (set->endpoints[i].port == port && strcmp(set->endpoints[i].ip, host) == 0) {
-                *why = ctl_strf("--llm-backend-endpoints: entry %u \"%.*s\" repeats entry %u",
-                                idx, (int)((e - b) > 256 ? 256 : (e - b)), b, i + 1);
+                *why = ctl_strf("--llm-backend-endpoints: entry %u \"%.*s\" repeats entry %u", idx,
+                                (int)((e - b) > 256 ? 256 : (e - b)), b, i + 1);
                 free(host);
                 goto fail;
             }
@@ -94,7 +94,7 @@ gw_err
 ctl_src_endpoints_start(ctl_store *store, const char *list, const char *model, char **why)
 {
     pm_snapshot *set = NULL;
-    gw_err       rc = ctl_src_endpoints_parse(list, model, &set, why);
+    gw_err rc = ctl_src_endpoints_parse(list, model, &set, why);
 
     if (rc != GW_OK)
         return rc;

@@ -23,12 +23,12 @@
 /* Parses <list> into a source set with one model <model> (no config
  * profiles) and its endpoints in list order. On GW_OK *out is a new set the
  * caller owns; on GW_EINVAL *why is a heap message and *out is untouched. */
-GW_MUST_CHECK gw_err ctl_src_endpoints_parse(const char *list, const char *model,
-                                             pm_snapshot **out, char **why);
+GW_MUST_CHECK gw_err ctl_src_endpoints_parse(const char *list, const char *model, pm_snapshot **out,
+                                             char **why);
 
 /* Parses <list> and hands the set to <store> (borrowed) under
  * CTL_SRC_ENDPOINTS. Errors as ctl_src_endpoints_parse. Loop thread only. */
-GW_MUST_CHECK gw_err ctl_src_endpoints_start(ctl_store *store, const char *list,
-                                             const char *model, char **why);
+GW_MUST_CHECK gw_err ctl_src_endpoints_start(ctl_store *store, const char *list, const char *model,
+                                             char **why);
 
 #endif

@@ -37,8 +37,8 @@
 #define DEFAULT_ENGINE "vllm"
 
 typedef struct fparse {
-    const char  *path;
-    ctl_errs     errs;
+    const char *path;
+    ctl_errs errs;
     pm_snapshot *set; /* being built; freed whole if errs is not empty */
 } fparse;
 
@@ -50,7 +50,7 @@ static void
 err_at(fparse *fp, const ctl_ynode *n, const char *field, const char *fmt, ...)
 {
     va_list ap;
-    char   *msg;
+    char *msg;
 
     va_start(ap, fmt);
     msg = ctl_vstrf(fmt, ap);
@@ -66,7 +66,7 @@ check_keys(fparse *fp, const ctl_ynode *map, const char *field, const char *cons
 {
     for (size_t i = 0; i < map->n; i++) {
         const ctl_ynode *k = map->items[2 * i];
-        bool             known = false;
+        bool known = false;
         for (size_t j = 0; allowed[j] != NULL; j++) {
             if (strlen(allowed[j]) == k->len && memcmp(allowed[j], k->str, k->len) == 0)
                 known = true;
@@ -105,8 +105,8 @@ static bool
 opt_str(fparse *fp, const ctl_ynode *map, const char *key, const char *field, char **out)
 {
     const ctl_ynode *n = ctl_yaml_get(map, key);
-    char            *full;
-    bool             ok;
+    char *full;
+    bool ok;
 
     *out = NULL;
     if (n == NULL || ctl_yaml_is_null(n))
@@ -122,7 +122,7 @@ static bool
 opt_port(fparse *fp, const ctl_ynode *map, const char *key, const char *field, uint16_t *out)
 {
     const ctl_ynode *n = ctl_yaml_get(map, key);
-    int64_t          v;
+    int64_t v;
 
     if (n == NULL || ctl_yaml_is_null(n))
         return true;
@@ -213,7 +213,7 @@ yaml_to_json(fparse *fp, const ctl_ynode *n, const char *field)
 {
     json_t *j;
     int64_t iv;
-    bool    bv;
+    bool bv;
 
     switch (n->kind) {
     case CTL_Y_SCALAR:
@@ -254,7 +254,7 @@ yaml_to_json(fparse *fp, const ctl_ynode *n, const char *field)
         j = json_object();
         for (size_t i = 0; i < n->n; i++) {
             const ctl_ynode *k = n->items[2 * i];
-            json_t          *v;
+            json_t *v;
             if (strlen(k->str) != k->len) {
                 err_at(fp, k, field, "keys must not contain NUL bytes");
                 json_decref(j);
@@ -276,7 +276,7 @@ yaml_to_json(fparse *fp, const ctl_ynode *n, const char *field)
 static void
 parse_config(fparse *fp, const ctl_ynode *n, const char *field, pm_model *m)
 {
-    char  *why = NULL;
+    char *why = NULL;
     gw_err rc;
 
     if (ctl_yaml_is_null(n))
@@ -305,15 +305,15 @@ parse_config(fparse *fp, const ctl_ynode *n, const char *field, pm_model *m)
  * duplicate check (which sorts, so it needs the position alongside). */
 typedef struct ep_pos {
     const pm_endpoint *ep;
-    const ctl_ynode   *node;
-    size_t             idx;
+    const ctl_ynode *node;
+    size_t idx;
 } ep_pos;
 
 static int
 cmp_ep_pos(const void *a, const void *b)
 {
     const ep_pos *x = a, *y = b;
-    int           c = strcmp(x->ep->ip, y->ep->ip);
+    int c = strcmp(x->ep->ip, y->ep->ip);
 
     if (c != 0)
         return c;
@@ -322,9 +322,9 @@ cmp_ep_pos(const void *a, const void *b)
     return x->idx < y->idx ? -1 : (x->idx > y->idx);
 }
 
-static const char *const ep_keys[] = {"address", "port",     "metricPort", "name",
-                                      "namespace", "ready",  "draining",   "adapters",
-                                      "roleset",   "role",   NULL};
+static const char *const ep_keys[] = {"address",   "port",  "metricPort", "name",
+                                      "namespace", "ready", "draining",   "adapters",
+                                      "roleset",   "role",  NULL};
 
 /* Parses endpoint node <n> of model <m> into a new set entry. Returns false
  * (errors recorded, nothing added) on any problem. */
@@ -332,11 +332,11 @@ static bool
 parse_endpoint(fparse *fp, const ctl_ynode *n, const char *field, const pm_model *m,
                const char *engine, uint16_t def_port)
 {
-    char            *host = NULL, *why = NULL;
-    uint16_t         port = 0, metric_port = 0;
-    pm_endpoint      ep = {.ready = true};
+    char *host = NULL, *why = NULL;
+    uint16_t port = 0, metric_port = 0;
+    pm_endpoint ep = {.ready = true};
     const ctl_ynode *a;
-    bool             ok = true;
+    bool ok = true;
 
     if (n->kind == CTL_Y_SCALAR && !ctl_yaml_is_null(n)) {
         if (ctl_parse_hostport(n->str, n->len, &host, &port, &why) != GW_OK) {
@@ -430,8 +430,8 @@ check_duplicate_endpoints(fparse *fp, uint32_t first, ep_pos *pos, size_t n, con
         if (strcmp(pos[i].ep->ip, pos[i - 1].ep->ip) != 0 || pos[i].ep->port != pos[i - 1].ep->port)
             continue;
         char *f = ctl_strf("%s.endpoints[%zu]", mfield, pos[i].idx);
-        err_at(fp, pos[i].node, f, "duplicate endpoint %s:%u (also endpoints[%zu])",
-               pos[i].ep->ip, (unsigned)pos[i].ep->port, pos[i - 1].idx);
+        err_at(fp, pos[i].node, f, "duplicate endpoint %s:%u (also endpoints[%zu])", pos[i].ep->ip,
+               (unsigned)pos[i].ep->port, pos[i - 1].idx);
         free(f);
     }
 }
@@ -441,12 +441,12 @@ static const char *const model_keys[] = {"name", "engine", "port", "config", "en
 static void
 parse_model(fparse *fp, const ctl_ynode *n, size_t idx)
 {
-    char            *field = ctl_strf("models[%zu]", idx);
+    char *field = ctl_strf("models[%zu]", idx);
     const ctl_ynode *v;
-    pm_model         m = {0};
-    char            *engine = NULL;
-    uint16_t         def_port = DEFAULT_PORT;
-    bool             ok = true;
+    pm_model m = {0};
+    char *engine = NULL;
+    uint16_t def_port = DEFAULT_PORT;
+    bool ok = true;
 
     if (n->kind != CTL_Y_MAP) {
         err_at(fp, n, field, "must be a mapping, not %s", ctl_yaml_kind_name(n));
@@ -474,7 +474,7 @@ parse_model(fparse *fp, const ctl_ynode *n, size_t idx)
     ok &= opt_port(fp, n, "port", field, &def_port);
     v = ctl_yaml_get(n, "config");
     if (v != NULL) {
-        char    *cf = ctl_strf("%s.config", field);
+        char *cf = ctl_strf("%s.config", field);
         unsigned before = fp->errs.n;
         parse_config(fp, v, cf, &m);
         ok &= fp->errs.n == before;
@@ -497,8 +497,8 @@ parse_model(fparse *fp, const ctl_ynode *n, size_t idx)
             free(ef);
         } else {
             uint32_t first = fp->set->n_endpoints;
-            ep_pos  *pos = gw_xcalloc(v->n ? v->n : 1, sizeof(*pos));
-            size_t   added = 0;
+            ep_pos *pos = gw_xcalloc(v->n ? v->n : 1, sizeof(*pos));
+            size_t added = 0;
             for (size_t i = 0; i < v->n; i++) {
                 char *ef = ctl_strf("%s.endpoints[%zu]", field, i);
                 if (parse_endpoint(fp, v->items[i], ef, &m, engine ? engine : DEFAULT_ENGINE,
@@ -558,9 +558,9 @@ parse_root(fparse *fp, const ctl_ynode *root)
 gw_err
 ctl_src_file_parse(const char *text, size_t len, const char *path, pm_snapshot **out, char **why)
 {
-    fparse     fp = {.path = path};
+    fparse fp = {.path = path};
     ctl_ynode *root = NULL;
-    char      *ywhy = NULL;
+    char *ywhy = NULL;
 
     if (ctl_yaml_parse(text, len, &root, &ywhy) != GW_OK) {
         *why = ctl_strf("%s:%s", path, ywhy);
@@ -592,8 +592,8 @@ static gw_err
 read_file(const char *path, char **data, size_t *len, char **why)
 {
     size_t cap = 64 * 1024, n = 0;
-    char  *buf;
-    int    fd, err;
+    char *buf;
+    int fd, err;
 
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -642,7 +642,7 @@ fail:
 gw_err
 ctl_src_file_load(const char *path, pm_snapshot **out, char **why)
 {
-    char  *data = NULL;
+    char *data = NULL;
     size_t len = 0;
     gw_err rc;
 
@@ -657,29 +657,29 @@ ctl_src_file_load(const char *path, pm_snapshot **out, char **why)
 /* ---- the polling source ---- */
 
 typedef struct file_sig {
-    bool     valid;
-    dev_t    dev;
-    ino_t    ino;
-    off_t    size;
-    int64_t  mtime_ns, ctime_ns;
+    bool valid;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    int64_t mtime_ns, ctime_ns;
 } file_sig;
 
 struct ctl_src_file {
-    gw_loop     *loop;    /* borrowed */
-    ctl_store   *store;   /* borrowed */
+    gw_loop *loop;        /* borrowed */
+    ctl_store *store;     /* borrowed */
     ctl_metrics *metrics; /* borrowed */
-    char        *path;
-    uint64_t     poll_ms;
-    gw_timer    *timer;
-    file_sig     sig;         /* of the last version we tried to load */
-    bool         missing_logged;
+    char *path;
+    uint64_t poll_ms;
+    gw_timer *timer;
+    file_sig sig; /* of the last version we tried to load */
+    bool missing_logged;
 };
 
 static file_sig
 stat_sig(const char *path, int *err)
 {
     struct stat st;
-    file_sig    s = {0};
+    file_sig s = {0};
 
     if (stat(path, &st) != 0) {
         *err = errno;
@@ -705,13 +705,13 @@ sig_equal(const file_sig *a, const file_sig *b)
 static void
 log_problems(gw_lvl lvl, const char *id, const char *why)
 {
-    char        q[1024];
+    char q[1024];
     const char *p = why;
 
     while (p != NULL && *p != '\0') {
         const char *nl = strchr(p, '\n');
-        size_t      n = nl != NULL ? (size_t)(nl - p) : strlen(p);
-        char       *line = gw_xstrndup(p, n);
+        size_t n = nl != NULL ? (size_t)(nl - p) : strlen(p);
+        char *line = gw_xstrndup(p, n);
         gw_log(lvl, id, "msg=%s", gw_log_q(q, sizeof(q), line));
         free(line);
         p = nl != NULL ? nl + 1 : NULL;
@@ -723,9 +723,9 @@ static gw_err
 reload(ctl_src_file *f, bool at_start)
 {
     pm_snapshot *set = NULL;
-    char        *why = NULL;
-    char         q[512];
-    gw_err       rc;
+    char *why = NULL;
+    char q[512];
+    gw_err rc;
 
     rc = ctl_src_file_load(f->path, &set, &why);
     if (rc != GW_OK) {
@@ -746,9 +746,9 @@ reload(ctl_src_file *f, bool at_start)
 void
 ctl_src_file_poll(ctl_src_file *f)
 {
-    int      err = 0;
+    int err = 0;
     file_sig s = stat_sig(f->path, &err);
-    char     q[512];
+    char q[512];
 
     if (!s.valid) {
         if (!f->missing_logged) {
@@ -795,8 +795,8 @@ ctl_src_file_start(gw_loop *loop, ctl_store *store, ctl_metrics *metrics, const 
                    uint64_t poll_ms, ctl_src_file **out)
 {
     ctl_src_file *f = gw_xcalloc(1, sizeof(*f));
-    int           err = 0;
-    gw_err        rc;
+    int err = 0;
+    gw_err rc;
 
     f->loop = loop;
     f->store = store;

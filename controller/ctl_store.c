@@ -13,24 +13,24 @@
 #include "gw/gw_mem.h"
 
 typedef struct id_entry {
-    char    *key; /* "model\0ip\0port", owned */
-    size_t   klen;
+    char *key; /* "model\0ip\0port", owned */
+    size_t klen;
     uint64_t hash;
     uint32_t id;
-    bool     seen;
+    bool seen;
 } id_entry;
 
 struct ctl_store {
-    pm_snapshot        *sets[CTL_SRC_COUNT];
-    bool                dirty;
+    pm_snapshot *sets[CTL_SRC_COUNT];
+    bool dirty;
     ctl_store_change_fn on_change;
-    void               *on_change_arg;
+    void *on_change_arg;
 
     id_entry *entries; /* dense, n_entries used */
-    size_t    n_entries, cap_entries;
+    size_t n_entries, cap_entries;
     uint32_t *slots; /* entry index + 1; 0 = empty; n_slots is a power of two */
-    size_t    n_slots;
-    uint32_t  next_id;
+    size_t n_slots;
+    uint32_t next_id;
 };
 
 static const char *const kind_names[CTL_SRC_COUNT] = {"kubernetes", "file", "endpoints", "redis",
@@ -121,8 +121,8 @@ static char *
 make_key(const char *model, const char *ip, uint16_t port, size_t *klen)
 {
     size_t ml = strlen(model), il = strlen(ip);
-    char  *k = gw_xmalloc(ml + il + 8);
-    int    pl;
+    char *k = gw_xmalloc(ml + il + 8);
+    int pl;
 
     memcpy(k, model, ml + 1);
     memcpy(k + ml + 1, ip, il + 1);
@@ -175,10 +175,10 @@ ctl_store_ids_begin(ctl_store *st)
 uint32_t
 ctl_store_id(ctl_store *st, const char *model, const char *ip, uint16_t port, bool *dup)
 {
-    size_t    klen;
-    char     *key = make_key(model, ip, port, &klen);
-    uint64_t  h = hash_key(key, klen);
-    long      at = find(st, key, klen, h);
+    size_t klen;
+    char *key = make_key(model, ip, port, &klen);
+    uint64_t h = hash_key(key, klen);
+    long at = find(st, key, klen, h);
     id_entry *e;
 
     if (at >= 0) {
@@ -229,9 +229,9 @@ ctl_store_ids_end(ctl_store *st)
 uint32_t
 ctl_store_id_peek(const ctl_store *st, const char *model, const char *ip, uint16_t port)
 {
-    size_t   klen;
-    char    *key = make_key(model, ip, port, &klen);
-    long     at = find(st, key, klen, hash_key(key, klen));
+    size_t klen;
+    char *key = make_key(model, ip, port, &klen);
+    long at = find(st, key, klen, hash_key(key, klen));
     uint32_t id = at >= 0 ? st->entries[at].id : 0;
 
     free(key);

@@ -15,8 +15,8 @@ char *
 ctl_vstrf(const char *fmt, va_list ap)
 {
     va_list ap2;
-    int     n;
-    char   *s;
+    int n;
+    char *s;
 
     va_copy(ap2, ap);
     n = vsnprintf(NULL, 0, fmt, ap2);
@@ -32,7 +32,7 @@ char *
 ctl_strf(const char *fmt, ...)
 {
     va_list ap;
-    char   *s;
+    char *s;
 
     va_start(ap, fmt);
     s = ctl_vstrf(fmt, ap);
@@ -44,7 +44,7 @@ void
 ctl_errs_add(ctl_errs *e, const char *fmt, ...)
 {
     va_list ap;
-    char   *msg, *joined;
+    char *msg, *joined;
 
     e->n++;
     if (e->n > CTL_ERRS_MAX)
@@ -121,8 +121,8 @@ gw_err
 ctl_parse_hostport(const char *s, size_t len, char **host, uint16_t *port, char **why)
 {
     const char *h = s, *colon = NULL;
-    size_t      hlen;
-    uint16_t    p = 0;
+    size_t hlen;
+    uint16_t p = 0;
 
     if (len == 0) {
         *why = gw_xstrdup("empty address");

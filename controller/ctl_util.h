@@ -21,8 +21,8 @@ char *ctl_vstrf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)
 #define CTL_ERRS_MAX 16
 
 typedef struct ctl_errs {
-    char    *text; /* owned; "msg\nmsg..." or NULL when empty */
-    unsigned n;    /* messages added, including dropped ones */
+    char *text; /* owned; "msg\nmsg..." or NULL when empty */
+    unsigned n; /* messages added, including dropped ones */
 } ctl_errs;
 
 /* Appends one message (formatted like printf). */

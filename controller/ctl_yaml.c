@@ -23,10 +23,10 @@
 typedef struct builder {
     ctl_ynode *root;
     ctl_ynode *stack[CTL_YAML_MAX_DEPTH];
-    unsigned   depth;
-    size_t     nodes;
-    unsigned   docs;
-    char      *why; /* first error, owned */
+    unsigned depth;
+    size_t nodes;
+    unsigned docs;
+    char *why; /* first error, owned */
 } builder;
 
 static void
@@ -56,7 +56,7 @@ static void
 fail(builder *b, const yaml_mark_t *m, const char *fmt, ...)
 {
     va_list ap;
-    char   *msg;
+    char *msg;
 
     if (b->why != NULL)
         return;
@@ -135,7 +135,7 @@ static bool
 on_event(builder *b, const yaml_event_t *ev)
 {
     const yaml_mark_t *m = &ev->start_mark;
-    ctl_ynode         *n;
+    ctl_ynode *n;
 
     switch (ev->type) {
     case YAML_DOCUMENT_START_EVENT:
@@ -183,9 +183,9 @@ gw_err
 ctl_yaml_parse(const char *text, size_t len, ctl_ynode **out, char **why)
 {
     yaml_parser_t parser;
-    yaml_event_t  ev;
-    builder       b = {0};
-    bool          done = false;
+    yaml_event_t ev;
+    builder b = {0};
+    bool done = false;
 
     if (!yaml_parser_initialize(&parser)) {
         *why = gw_xstrdup("cannot initialise the YAML parser");
@@ -279,8 +279,8 @@ bool
 ctl_yaml_int(const ctl_ynode *n, int64_t *out)
 {
     const char *p;
-    char       *end;
-    long long   v;
+    char *end;
+    long long v;
 
     if (n == NULL || n->kind != CTL_Y_SCALAR || n->len == 0 || strlen(n->str) != n->len)
         return false;
@@ -307,9 +307,12 @@ ctl_yaml_kind_name(const ctl_ynode *n)
     if (n == NULL || ctl_yaml_is_null(n))
         return "null";
     switch (n->kind) {
-    case CTL_Y_SCALAR: return "a scalar";
-    case CTL_Y_SEQ: return "a list";
-    case CTL_Y_MAP: return "a mapping";
+    case CTL_Y_SCALAR:
+        return "a scalar";
+    case CTL_Y_SEQ:
+        return "a list";
+    case CTL_Y_MAP:
+        return "a mapping";
     }
     return "unknown";
 }

@@ -34,14 +34,14 @@ typedef enum ctl_ykind {
 typedef struct ctl_ynode ctl_ynode;
 struct ctl_ynode {
     ctl_ykind kind;
-    unsigned  line; /* 1-based position of the node's first character */
-    unsigned  col;
+    unsigned line; /* 1-based position of the node's first character */
+    unsigned col;
     /* CTL_Y_SCALAR: the value (NUL-terminated, may contain NULs: use <len>). */
-    char  *str;
+    char *str;
     size_t len;
-    bool   plain; /* unquoted and untagged: subject to null/bool/int resolution */
+    bool plain; /* unquoted and untagged: subject to null/bool/int resolution */
     /* CTL_Y_SEQ: n items. CTL_Y_MAP: n pairs stored as items[2i] = key, items[2i+1] = value. */
-    size_t      n;
+    size_t n;
     ctl_ynode **items;
 };
 

@@ -113,6 +113,7 @@ resume(dp_req *req)
     if (req->suspended) {
         req->suspended = false;
         MHD_resume_connection(req->conn);
+        gw_httpd_kick(req->ctx->httpd);
     }
 }
 

@@ -66,22 +66,22 @@ typedef enum pm_ftype {
 typedef struct pm_schema pm_schema;
 
 typedef struct pm_field {
-    const char      *key;
-    pm_ftype         type;
-    unsigned         flags;
-    uint64_t         min;     /* integers: smallest value */
-    uint64_t         max;     /* integers: value; FT_STR: bytes; FT_STRS/FT_ARR: count */
-    size_t           off;     /* of the value in the struct */
-    size_t           cnt_off; /* FT_STRS/FT_ARR: of the uint32_t count */
-    const pm_schema *sub;     /* FT_ARR/FT_MAP */
-    const char      *dflt_s;  /* FT_STR: value when absent or nil */
-    double           dflt_d;  /* FT_DBL: value when absent or nil */
+    const char *key;
+    pm_ftype type;
+    unsigned flags;
+    uint64_t min;         /* integers: smallest value */
+    uint64_t max;         /* integers: value; FT_STR: bytes; FT_STRS/FT_ARR: count */
+    size_t off;           /* of the value in the struct */
+    size_t cnt_off;       /* FT_STRS/FT_ARR: of the uint32_t count */
+    const pm_schema *sub; /* FT_ARR/FT_MAP */
+    const char *dflt_s;   /* FT_STR: value when absent or nil */
+    double dflt_d;        /* FT_DBL: value when absent or nil */
 } pm_field;
 
 struct pm_schema {
-    size_t          size; /* of one struct */
+    size_t size; /* of one struct */
     const pm_field *fields;
-    size_t          n_fields; /* <= 32: decode_map tracks seen keys in a bitmask */
+    size_t n_fields; /* <= 32: decode_map tracks seen keys in a bitmask */
     /* Rules across fields or elements (unique ids). Run after the fields, on
      * both paths: false makes decoding GW_EPROTO and encoding GW_EINVAL. */
     bool (*valid)(const void *base);
@@ -129,7 +129,8 @@ static bool snapshot_valid(const void *base);
 static bool load_valid(const void *base);
 static bool report_valid(const void *base);
 
-/* The tables below are schema.md §3-§6 in C; keep both in step. */
+/* The tables below are schema.md §3-§5 in C (the envelope, §2, is
+ * decode_envelope()); keep both in step. */
 
 static const pm_field profile_fields[] = {
     F_STR(pm_profile, name, "name", FF_REQ, PM_MAX_STR, NULL),
@@ -179,7 +180,7 @@ static const pm_field snapshot_fields[] = {
 static const pm_schema snapshot_schema = SCHEMA(pm_snapshot, snapshot_fields, snapshot_valid);
 
 /* Load and report rows repeat for every endpoint 10-20 times a second, so
- * their keys are short (schema.md §5). */
+ * their keys are short (schema.md §4). */
 static const pm_field ep_load_fields[] = {
     F_U32(pm_ep_load, id, "id", FF_REQ),
     F_U32(pm_ep_load, inflight, "inf", 0),
@@ -259,7 +260,7 @@ static bool
 ids_unique(const void *arr, uint32_t n, size_t stride, size_t off, size_t width)
 {
     uint64_t *ids;
-    bool      ok = true;
+    bool ok = true;
 
     if (n < 2)
         return true;
@@ -279,11 +280,11 @@ static bool
 snapshot_valid(const void *base)
 {
     const pm_snapshot *s = base;
-    const char       **names;
-    bool               ok = true;
+    const char **names;
+    bool ok = true;
 
-    if (!ids_unique(s->endpoints, s->n_endpoints, sizeof(pm_endpoint),
-                    offsetof(pm_endpoint, id), sizeof(uint32_t)))
+    if (!ids_unique(s->endpoints, s->n_endpoints, sizeof(pm_endpoint), offsetof(pm_endpoint, id),
+                    sizeof(uint32_t)))
         return false;
     if (s->n_models < 2)
         return true;
@@ -326,8 +327,8 @@ free_fields(const pm_schema *sc, void *base)
 {
     for (size_t i = 0; i < sc->n_fields; i++) {
         const pm_field *f = &sc->fields[i];
-        char           *p = (char *)base + f->off;
-        uint32_t        n = 0;
+        char *p = (char *)base + f->off;
+        uint32_t n = 0;
 
         if (f->type == FT_STRS || f->type == FT_ARR)
             n = *(uint32_t *)((char *)base + f->cnt_off);
@@ -380,7 +381,7 @@ scan_msg(const uint8_t *p, size_t n)
 {
     uint64_t left[PM_MAX_DEPTH + 1];
     unsigned depth = 0;
-    size_t   off = 0;
+    size_t off = 0;
 
     left[0] = 1;
     for (;;) {
@@ -388,7 +389,7 @@ scan_msg(const uint8_t *p, size_t n)
         uint64_t len = 0;   /* payload bytes, or container count */
         uint64_t extra = 0; /* payload bytes besides <len> (ext type byte) */
         unsigned per = 0;   /* items per counted entry: 1 array, 2 map, 0 scalar */
-        uint8_t  b;
+        uint8_t b;
 
         while (left[depth] == 0) {
             if (depth == 0)
@@ -562,8 +563,8 @@ static gw_err
 decode_envelope(const msgpack_object *root, pm_envelope *env)
 {
     static const char *const keys[] = {"v", "kind", "gen", "epoch", "sent_ms"};
-    const msgpack_object    *val[GW_ARRAY_LEN(keys)] = {NULL};
-    const msgpack_object    *kind;
+    const msgpack_object *val[GW_ARRAY_LEN(keys)] = {NULL};
+    const msgpack_object *kind;
 
     if (root->type != MSGPACK_OBJECT_MAP)
         return GW_EPROTO;
@@ -609,7 +610,7 @@ static gw_err
 copy_str(const msgpack_object *v, uint64_t max, bool nonempty, char **out)
 {
     uint32_t n;
-    char    *s;
+    char *s;
 
     if (v->type != MSGPACK_OBJECT_STR)
         return GW_EPROTO;
@@ -655,9 +656,9 @@ static gw_err decode_map(const pm_schema *sc, const msgpack_object *o, void *bas
 static gw_err
 decode_field(const pm_field *f, const msgpack_object *v, void *base)
 {
-    char    *p = (char *)base + f->off;
+    char *p = (char *)base + f->off;
     uint32_t n;
-    gw_err   rc;
+    gw_err rc;
 
     if (v->type == MSGPACK_OBJECT_NIL) {
         if (f->flags & FF_REQ)
@@ -757,13 +758,13 @@ static gw_err
 decode_map(const pm_schema *sc, const msgpack_object *o, void *base)
 {
     uint32_t seen = 0;
-    gw_err   rc;
+    gw_err rc;
 
     if (o->type != MSGPACK_OBJECT_MAP)
         return GW_EPROTO;
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         const msgpack_object_kv *kv = &o->via.map.ptr[i];
-        size_t                   fi;
+        size_t fi;
 
         if (kv->key.type != MSGPACK_OBJECT_STR)
             return GW_EPROTO;
@@ -807,9 +808,9 @@ static gw_err
 decode_msg(const void *p, size_t n, pm_kind kind, const pm_schema *sc, void **out)
 {
     msgpack_unpacked u;
-    pm_envelope      env;
-    void            *msg = NULL;
-    gw_err           rc;
+    pm_envelope env;
+    void *msg = NULL;
+    gw_err rc;
 
     rc = unpack(p, n, &u);
     if (rc != GW_OK)
@@ -840,7 +841,7 @@ decode_msg(const void *p, size_t n, pm_kind kind, const pm_schema *sc, void **ou
  * later writes are dropped; the encoder looks at it once at the end. */
 typedef struct pm_writer {
     gw_buf *buf;
-    gw_err  err;
+    gw_err err;
 } pm_writer;
 
 static int
@@ -887,8 +888,8 @@ static gw_err
 encode_field(msgpack_packer *pk, const pm_field *f, const void *base)
 {
     const char *p = (const char *)base + f->off;
-    uint32_t    n = 0;
-    gw_err      rc;
+    uint32_t n = 0;
+    gw_err rc;
 
     if (f->type == FT_STRS || f->type == FT_ARR) {
         n = *(const uint32_t *)((const char *)base + f->cnt_off);
@@ -1010,10 +1011,10 @@ encode_map(msgpack_packer *pk, const pm_schema *sc, const void *base, const pm_e
 static gw_err
 encode_msg(const pm_schema *sc, const pm_envelope *env, pm_kind kind, gw_buf *out)
 {
-    pm_writer      w = {.buf = out, .err = GW_OK};
+    pm_writer w = {.buf = out, .err = GW_OK};
     msgpack_packer pk;
-    size_t         start;
-    gw_err         rc;
+    size_t start;
+    gw_err rc;
 
     if (env == NULL || out == NULL)
         return GW_EINVAL;
@@ -1034,12 +1035,15 @@ encode_msg(const pm_schema *sc, const pm_envelope *env, pm_kind kind, gw_buf *ou
 
 /* ---- public ------------------------------------------------------------- */
 
+/* msgpack-c has no lazy mode, so peeking still builds the whole tree: a
+ * consumer that knows the kind it expects should call that decoder directly
+ * (it checks the envelope and the kind too) rather than peek first. */
 gw_err
 pm_peek_envelope(const void *p, size_t n, pm_envelope *out)
 {
     msgpack_unpacked u;
-    pm_envelope      env;
-    gw_err           rc;
+    pm_envelope env;
+    gw_err rc;
 
     rc = unpack(p, n, &u);
     if (rc != GW_OK)
@@ -1078,7 +1082,7 @@ pm_snapshot_req_encode(const pm_envelope *env, gw_buf *out)
 gw_err
 pm_snapshot_decode(const void *p, size_t n, pm_snapshot **out)
 {
-    void  *msg;
+    void *msg;
     gw_err rc = decode_msg(p, n, PM_KIND_SNAPSHOT, &snapshot_schema, &msg);
 
     if (rc == GW_OK)
@@ -1089,7 +1093,7 @@ pm_snapshot_decode(const void *p, size_t n, pm_snapshot **out)
 gw_err
 pm_load_decode(const void *p, size_t n, pm_load **out)
 {
-    void  *msg;
+    void *msg;
     gw_err rc = decode_msg(p, n, PM_KIND_LOAD, &load_schema, &msg);
 
     if (rc == GW_OK)
@@ -1100,7 +1104,7 @@ pm_load_decode(const void *p, size_t n, pm_load **out)
 gw_err
 pm_report_decode(const void *p, size_t n, pm_report **out)
 {
-    void  *msg;
+    void *msg;
     gw_err rc = decode_msg(p, n, PM_KIND_REPORT, &report_schema, &msg);
 
     if (rc == GW_OK)

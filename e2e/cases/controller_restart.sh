@@ -28,7 +28,8 @@ client() {
             "$GW/v1/chat/completions" >>"$E2E_DIR/codes"
     done
 }
-for i in 1 2 3 4; do client & done
+cpids=()
+for i in 1 2 3 4; do client & cpids+=($!); done
 sleep 1
 stop ctl KILL
 sleep 1.5
@@ -43,7 +44,7 @@ models:
 YAML
 sleep 1
 touch "$E2E_DIR/stop"
-wait
+wait "${cpids[@]}"
 total=$(wc -l <"$E2E_DIR/codes")
 bad=$(grep -vc '^200$' "$E2E_DIR/codes")
 expect_true "traffic flowed while the controller was down ($before requests before restart)" test "$before" -gt 20

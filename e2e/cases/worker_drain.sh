@@ -17,10 +17,12 @@ start_worker w1 "$W" --drain-timeout 10s
 wait_http "$GW/readyz" 200 10
 
 # Three 2-second streams, then SIGTERM while they run.
+spids=()
 for i in 1 2 3; do
     curl -sN --max-time 20 -H 'Content-Type: application/json' \
         -d '{"model":"mock-model","messages":[{"role":"user","content":"long"}],"max_tokens":20,"stream":true}' \
         "$GW/v1/chat/completions" >"$E2E_DIR/stream$i" &
+    spids+=($!)
 done
 sleep 0.5
 start_worker w2 "$W"   # the replacement shares the port
@@ -29,9 +31,9 @@ kill -TERM "${E2E_PIDS[w1]}"
 sleep 0.3
 code=$(chat '{"model":"mock-model","messages":[{"role":"user","content":"new"}],"max_tokens":1}')
 expect_eq "new requests during the drain are served (by the other worker)" "$code" 200
-wait
+wait "${spids[@]}"
 for i in 1 2 3; do
-    expect_eq "in-flight stream $i finished completely" "$(grep -c '"content":"' "$E2E_DIR/stream$i")" 20
+    expect_eq "in-flight stream $i finished completely" "$(grep -c '"content":"[^"]' "$E2E_DIR/stream$i")" 20
     expect_eq "in-flight stream $i ended with [DONE]" "$(grep '^data:' "$E2E_DIR/stream$i" | tail -1)" "data: [DONE]"
 done
 stop w1 TERM 15

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -401,11 +402,13 @@ static void
 record(me_req *req, struct MHD_Connection *conn, const char *url, const char *method)
 {
     me_engine *eng = req->eng;
-    hdr_ctx h = {json_object(), eng->cfg->record_secrets};
+    hdr_ctx h = {NULL, eng->cfg->record_secrets};
     me_reqrec rec;
 
     if (eng->log == NULL)
         return;
+    /* Values that are not UTF-8 are dropped: jansson refuses them. */
+    h.obj = json_object();
     MHD_get_connection_values(conn, MHD_HEADER_KIND, on_header, &h);
     rec.method = gw_xstrdup(method);
     rec.path = gw_xstrdup(url);
@@ -703,7 +706,7 @@ parse_knobs(const me_cfg *cfg, const json_t *j, me_knobs *k, char *msg, size_t m
 {
     const char *key;
     json_t *v;
-    unsigned u;
+    unsigned u = 0;
 
     *k = cfg->knobs;
     json_object_foreach((json_t *)j, key, v)
@@ -728,7 +731,7 @@ parse_knobs(const me_cfg *cfg, const json_t *j, me_knobs *k, char *msg, size_t m
             int *dst = key[6] == 'r' ? &k->force_running : &k->force_waiting;
 
             ok = json_is_null(v) || knob_uint(v, &u);
-            *dst = json_is_null(v) ? -1 : (int)u;
+            *dst = json_is_null(v) || !ok ? -1 : (int)u;
         } else if (strcmp(key, "force_kv_cache_usage") == 0) {
             ok = json_is_null(v) ||
                  (json_is_number(v) && json_number_value(v) >= 0 && json_number_value(v) <= 1);
@@ -1077,23 +1080,70 @@ on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- lifecycle --------------------------------------------------------- */
 
-gw_err
-me_engine_start(const me_cfg *cfg, uint16_t port, me_engine **out)
+/* Binds and listens on <host>:<port> ourselves rather than letting MHD do
+ * it, so the bound port (port 0 = kernel-chosen) is known before MHD starts
+ * any thread that reads it. Returns the socket, or -1 (logged). */
+static int
+listen_on(const char *host, uint16_t port, uint16_t *bound, bool *v6)
 {
-    me_engine *eng = gw_xcalloc(1, sizeof(*eng));
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
     char pstr[8];
-    unsigned flags;
-    int grc;
+    char q[128];
+    int one = 1;
+    int fd = -1;
+    int err;
+    int rc;
+
+    snprintf(pstr, sizeof(pstr), "%u", port);
+    rc = getaddrinfo(host, pstr, &hints, &ai);
+    if (rc != 0) {
+        gw_log(GW_LOG_ERR, "ME-LISTEN-ADDR", "host=%s err=%s", gw_log_q(q, sizeof(q), host),
+               gw_log_q(q, sizeof(q), gai_strerror(rc)));
+        return -1;
+    }
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) {
+        err = errno;
+        gw_log_errno(GW_LOG_ERR, err, "ME-LISTEN-SOCKET", "port=%u", port);
+        goto fail;
+    }
+    /* SO_REUSEADDR only: SO_REUSEPORT would let two mocks share a port. */
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        err = errno;
+        gw_log_errno(GW_LOG_ERR, err, "ME-LISTEN-BIND", "host=%s port=%u",
+                     gw_log_q(q, sizeof(q), host), port);
+        goto fail;
+    }
+    *v6 = ss.ss_family == AF_INET6;
+    *bound = ntohs(*v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                       : ((struct sockaddr_in *)&ss)->sin_port);
+    freeaddrinfo(ai);
+    return fd;
+fail:
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(ai);
+    return -1;
+}
+
+gw_err
+me_engine_start(const me_cfg *cfg, uint16_t port, me_engine **out)
+{
+    me_engine *eng = gw_xcalloc(1, sizeof(*eng));
     pthread_condattr_t ca;
-    const union MHD_DaemonInfo *di;
+    unsigned flags;
+    bool v6 = false;
+    int fd;
 
     eng->cfg = cfg;
     eng->started = (long)time(NULL);
-    eng->id_salt = mix64(((uint64_t)port << 48) ^ wall_ms() ^ (uint64_t)(uintptr_t)eng);
     atomic_init(&eng->stopping, false);
     atomic_init(&eng->id_seq, 0);
     pthread_mutex_init(&eng->mu, NULL);
@@ -1108,39 +1158,31 @@ me_engine_start(const me_cfg *cfg, uint16_t port, me_engine **out)
     if (cfg->record_max > 0)
         eng->log = me_reqlog_new(cfg->record_max);
 
-    snprintf(pstr, sizeof(pstr), "%u", port);
-    grc = getaddrinfo(cfg->host, pstr, &hints, &ai);
-    if (grc != 0) {
-        char q[128];
-
-        gw_log(GW_LOG_ERR, "ME-LISTEN-ADDR", "host=%s err=%s", cfg->host,
-               gw_log_q(q, sizeof(q), gai_strerror(grc)));
+    fd = listen_on(cfg->host, port, &eng->port, &v6);
+    if (fd < 0)
         goto fail;
-    }
+    snprintf(eng->port_str, sizeof(eng->port_str), "%u", eng->port);
+    eng->id_salt = mix64(((uint64_t)eng->port << 48) ^ wall_ms() ^ (uint64_t)(uintptr_t)eng);
+
     flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
             MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6)
+    if (v6)
         flags |= MHD_USE_IPv6;
     /* The logger must be the first option, or MHD reports the ones before it
-     * on stderr by itself. */
+     * on stderr by itself. A started daemon owns <fd> and closes it in
+     * MHD_stop_daemon; if the start fails the socket is still ours. */
     eng->mhd = MHD_start_daemon(
-        flags, port, NULL, NULL, on_access, eng, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, eng,
-        MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, eng,
+        flags, 0, NULL, NULL, on_access, eng, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, eng,
+        MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, eng,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, eng, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_THREAD_STACK_SIZE,
-        (size_t)(1024 * 1024), MHD_OPTION_END);
-    freeaddrinfo(ai);
+        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(1024 * 1024), MHD_OPTION_END);
     if (eng->mhd == NULL) {
-        gw_log(GW_LOG_ERR, "ME-LISTEN-FAIL", "host=%s port=%u msg=\"cannot start daemon\"",
-               cfg->host, port);
+        close(fd);
+        gw_log(GW_LOG_ERR, "ME-LISTEN-FAIL", "port=%u msg=\"cannot start daemon\"", eng->port);
         goto fail;
     }
-    di = MHD_get_daemon_info(eng->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    eng->port = di != NULL && di->port != 0 ? di->port : port;
-    snprintf(eng->port_str, sizeof(eng->port_str), "%u", eng->port);
-    gw_log(GW_LOG_NOTICE, "ME-LISTEN", "host=%s port=%u models=%zu", cfg->host, eng->port,
-           cfg->nmodels);
+    gw_log(GW_LOG_NOTICE, "ME-LISTEN", "port=%u models=%zu", eng->port, cfg->nmodels);
     *out = eng;
     return GW_OK;
 fail:

@@ -11,14 +11,14 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 typedef struct fz_cfg {
-    char    *file;
-    char    *host;
-    char    *password;
-    bool     on;
-    int64_t  n;
+    char *file;
+    char *host;
+    char *password;
+    bool on;
+    int64_t n;
     uint16_t port;
     uint64_t timeout_ms;
-    double   ratio;
+    double ratio;
 } fz_cfg;
 
 static const gw_cfg_opt fz_opts[] = {
@@ -37,7 +37,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fz_cfg cfg = {0};
-    char  *why = NULL;
+    char *why = NULL;
     gw_err rc;
 
     rc = gw_cfg_apply_yaml(fz_opts, &cfg, (const char *)data, size, "fuzz.yaml", &why);

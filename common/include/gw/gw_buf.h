@@ -27,7 +27,8 @@ GW_MUST_CHECK gw_err gw_buf_append(gw_buf *b, const void *p, size_t n);
 GW_MUST_CHECK gw_err gw_buf_append_str(gw_buf *b, const char *s);
 GW_MUST_CHECK gw_err gw_buf_printf(gw_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-GW_MUST_CHECK gw_err gw_buf_vprintf(gw_buf *b, const char *fmt, va_list ap);
+GW_MUST_CHECK gw_err gw_buf_vprintf(gw_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* Removes the first <n> bytes (n > len empties it). */
 void gw_buf_consume(gw_buf *b, size_t n);

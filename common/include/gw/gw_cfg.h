@@ -98,12 +98,12 @@ typedef struct gw_cfg_opt {
     const char *name; /* --flag and options-file key: [a-z0-9-]+; NULL ends the table */
     const char *env;  /* environment variable or NULL */
     gw_cfg_type type;
-    unsigned    flags; /* GW_CFG_F_* */
-    size_t      off;   /* offsetof() the field in the binary's config struct */
+    unsigned flags;    /* GW_CFG_F_* */
+    size_t off;        /* offsetof() the field in the binary's config struct */
     const char *def_s; /* TSTR default (copied), may be NULL */
-    int64_t     def_i; /* TBOOL (0/1), TINT, TU16, TMS default */
-    int64_t     min_i, max_i;
-    double      def_d, min_d, max_d; /* TDBL */
+    int64_t def_i;     /* TBOOL (0/1), TINT, TU16, TMS default */
+    int64_t min_i, max_i;
+    double def_d, min_d, max_d; /* TDBL */
     const char *help;
 } gw_cfg_opt;
 
@@ -113,29 +113,41 @@ typedef struct gw_cfg_opt {
 #define GW_CFG_OFF_(st, field, ctype)                                                              \
     (offsetof(st, field) + 0 * sizeof(&((st *)0)->field == (ctype *)0))
 
-#define GW_CFG_STR_F(name_, env_, st, field, def, flags_, help_)                                    \
-    {.name = (name_), .env = (env_), .type = GW_CFG_TSTR, .flags = (flags_),                       \
-     .off = GW_CFG_OFF_(st, field, char *), .def_s = (def), .help = (help_)}
-#define GW_CFG_BOOL_F(name_, env_, st, field, def, flags_, help_)                                   \
-    {.name = (name_), .env = (env_), .type = GW_CFG_TBOOL, .flags = (flags_),                      \
-     .off = GW_CFG_OFF_(st, field, bool), .def_i = (def) ? 1 : 0, .min_i = 0, .max_i = 1,          \
-     .help = (help_)}
-#define GW_CFG_INT_F(name_, env_, st, field, def, min, max, flags_, help_)                          \
-    {.name = (name_), .env = (env_), .type = GW_CFG_TINT, .flags = (flags_),                       \
-     .off = GW_CFG_OFF_(st, field, int64_t), .def_i = (def), .min_i = (min), .max_i = (max),       \
-     .help = (help_)}
-#define GW_CFG_U16_F(name_, env_, st, field, def, min, max, flags_, help_)                          \
-    {.name = (name_), .env = (env_), .type = GW_CFG_TU16, .flags = (flags_),                       \
-     .off = GW_CFG_OFF_(st, field, uint16_t), .def_i = (def), .min_i = (min), .max_i = (max),      \
-     .help = (help_)}
-#define GW_CFG_MS_F(name_, env_, st, field, def, min, max, flags_, help_)                           \
-    {.name = (name_), .env = (env_), .type = GW_CFG_TMS, .flags = (flags_),                        \
-     .off = GW_CFG_OFF_(st, field, uint64_t), .def_i = (def), .min_i = (min), .max_i = (max),      \
-     .help = (help_)}
-#define GW_CFG_DBL_F(name_, env_, st, field, def, min, max, flags_, help_)                          \
-    {.name = (name_), .env = (env_), .type = GW_CFG_TDBL, .flags = (flags_),                       \
-     .off = GW_CFG_OFF_(st, field, double), .def_d = (def), .min_d = (min), .max_d = (max),        \
-     .help = (help_)}
+#define GW_CFG_STR_F(name_, env_, st, field, def, flags_, help_)                                   \
+    {                                                                                              \
+        .name = (name_), .env = (env_), .type = GW_CFG_TSTR, .flags = (flags_),                    \
+        .off = GW_CFG_OFF_(st, field, char *), .def_s = (def), .help = (help_)                     \
+    }
+#define GW_CFG_BOOL_F(name_, env_, st, field, def, flags_, help_)                                  \
+    {                                                                                              \
+        .name = (name_), .env = (env_), .type = GW_CFG_TBOOL, .flags = (flags_),                   \
+        .off = GW_CFG_OFF_(st, field, bool), .def_i = (def) ? 1 : 0, .min_i = 0, .max_i = 1,       \
+        .help = (help_)                                                                            \
+    }
+#define GW_CFG_INT_F(name_, env_, st, field, def, min, max, flags_, help_)                         \
+    {                                                                                              \
+        .name = (name_), .env = (env_), .type = GW_CFG_TINT, .flags = (flags_),                    \
+        .off = GW_CFG_OFF_(st, field, int64_t), .def_i = (def), .min_i = (min), .max_i = (max),    \
+        .help = (help_)                                                                            \
+    }
+#define GW_CFG_U16_F(name_, env_, st, field, def, min, max, flags_, help_)                         \
+    {                                                                                              \
+        .name = (name_), .env = (env_), .type = GW_CFG_TU16, .flags = (flags_),                    \
+        .off = GW_CFG_OFF_(st, field, uint16_t), .def_i = (def), .min_i = (min), .max_i = (max),   \
+        .help = (help_)                                                                            \
+    }
+#define GW_CFG_MS_F(name_, env_, st, field, def, min, max, flags_, help_)                          \
+    {                                                                                              \
+        .name = (name_), .env = (env_), .type = GW_CFG_TMS, .flags = (flags_),                     \
+        .off = GW_CFG_OFF_(st, field, uint64_t), .def_i = (def), .min_i = (min), .max_i = (max),   \
+        .help = (help_)                                                                            \
+    }
+#define GW_CFG_DBL_F(name_, env_, st, field, def, min, max, flags_, help_)                         \
+    {                                                                                              \
+        .name = (name_), .env = (env_), .type = GW_CFG_TDBL, .flags = (flags_),                    \
+        .off = GW_CFG_OFF_(st, field, double), .def_d = (def), .min_d = (min), .max_d = (max),     \
+        .help = (help_)                                                                            \
+    }
 
 /* The usual forms: (name, env or NULL, struct type, field, default, [min, max,] help). */
 #define GW_CFG_STR(name, env, st, field, def, help) GW_CFG_STR_F(name, env, st, field, def, 0, help)
@@ -169,12 +181,12 @@ typedef void (*gw_cfg_validate_fn)(const void *cfg, gw_cfg_errs *errs);
 
 /* What the binary is (all strings borrowed for the duration of the call). */
 typedef struct gw_cfg_prog {
-    const char        *name;     /* program name for usage and error lines */
-    const char        *version;  /* printed by --version; may be NULL ("unknown") */
-    const char        *summary;  /* one line under the usage line; may be NULL */
+    const char *name;            /* program name for usage and error lines */
+    const char *version;         /* printed by --version; may be NULL ("unknown") */
+    const char *summary;         /* one line under the usage line; may be NULL */
     gw_cfg_validate_fn validate; /* may be NULL */
-    FILE              *out;      /* --help/--version/--print-config/"config ok"; NULL: stdout */
-    FILE              *err;      /* error lines; NULL: stderr */
+    FILE *out;                   /* --help/--version/--print-config/"config ok"; NULL: stdout */
+    FILE *err;                   /* error lines; NULL: stderr */
 } gw_cfg_prog;
 
 typedef enum gw_cfg_outcome {

@@ -2,8 +2,7 @@
  * MHD_USE_EPOLL with no internal thread; MHD's epoll fd is watched by the loop
  * and MHD_run is called when it is readable or when MHD's own timeout is due.
  * MHD_ALLOW_SUSPEND_RESUME is on so a response body can wait for upstream
- * bytes: resume wakes MHD's epoll fd through its inter-thread channel, which
- * the loop sees as readable.
+ * bytes; after MHD_resume_connection the caller must gw_httpd_kick().
  *
  * MHD rules recorded here (STYLE §5): responses are destroyed right after
  * MHD_queue_response; a content-reader callback that returns 0 must have
@@ -44,6 +43,11 @@ uint16_t gw_httpd_port(const gw_httpd *h);
 /* Stops accepting new connections (closes the listen socket; others sharing
  * the port via SO_REUSEPORT take over). Existing connections go on. */
 void gw_httpd_quiesce(gw_httpd *h);
+
+/* Makes the loop run MHD soon. Call it after MHD_resume_connection: in
+ * external-epoll mode MHD 0.9.75 does not signal its epoll fd on resume, so
+ * a resumed connection would otherwise wait for the next unrelated event. */
+void gw_httpd_kick(gw_httpd *h);
 
 /* Number of open client connections. */
 unsigned gw_httpd_connections(const gw_httpd *h);

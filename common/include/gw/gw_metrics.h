@@ -50,9 +50,9 @@
 #define GW_METRICS_MAX_CHILDREN 10000
 #define GW_METRICS_MAX_BUCKETS  64
 
-typedef struct gw_metrics    gw_metrics;    /* the registry */
+typedef struct gw_metrics gw_metrics;       /* the registry */
 typedef struct gw_metric_fam gw_metric_fam; /* one family: name, help, labels */
-typedef struct gw_metric     gw_metric;     /* one child: a tuple of label values */
+typedef struct gw_metric gw_metric;         /* one child: a tuple of label values */
 
 typedef enum gw_metric_type {
     GW_METRIC_COUNTER = 1,

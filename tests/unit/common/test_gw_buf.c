@@ -77,7 +77,7 @@ Test(gw_buf, going_over_the_cap_is_efull_and_leaves_contents_unchanged)
 Test(gw_buf, growth_past_the_first_allocation_keeps_data)
 {
     gw_buf big;
-    char   chunk[100];
+    char chunk[100];
 
     gw_buf_init(&big, 100000);
     memset(chunk, 'x', sizeof(chunk));

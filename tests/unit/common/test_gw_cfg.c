@@ -12,13 +12,13 @@
 #include "ut_leak.h"
 
 typedef struct t_cfg {
-    char    *host;
-    char    *password;
-    bool     verbose;
-    int64_t  workers;
+    char *host;
+    char *password;
+    bool verbose;
+    int64_t workers;
     uint16_t port;
     uint64_t timeout_ms;
-    double   socket_timeout;
+    double socket_timeout;
 } t_cfg;
 
 static const gw_cfg_opt t_opts[] = {
@@ -34,16 +34,16 @@ static const gw_cfg_opt t_opts[] = {
     GW_CFG_END,
 };
 
-static const char *const t_envs[] = {"T_HOST",    "T_PASSWORD",       "T_VERBOSE",
-                                     "T_WORKERS", "T_PORT",           "T_TIMEOUT",
-                                     "T_SOCKET_TIMEOUT", "T_OPTS_FILE", "T_TOKEN", "T_PIN"};
+static const char *const t_envs[] = {"T_HOST",  "T_PASSWORD", "T_VERBOSE",        "T_WORKERS",
+                                     "T_PORT",  "T_TIMEOUT",  "T_SOCKET_TIMEOUT", "T_OPTS_FILE",
+                                     "T_TOKEN", "T_PIN"};
 
 /* A second table: required options, a non-string secret and an options-file row. */
 typedef struct r_cfg {
-    char   *opts_file;
-    char   *token;
+    char *opts_file;
+    char *token;
     int64_t pin;
-    bool    flag;
+    bool flag;
 } r_cfg;
 
 static const gw_cfg_opt r_opts[] = {
@@ -59,7 +59,7 @@ static t_cfg cfg;
 static r_cfg rcfg;
 static char *out_text;
 static char *err_text;
-static char  tmp_path[64];
+static char tmp_path[64];
 
 static void
 setup(void)
@@ -93,13 +93,13 @@ TestSuite(gw_cfg, .init = setup, .fini = teardown, .timeout = 10);
 static gw_cfg_outcome
 run(const gw_cfg_opt *table, void *c, gw_cfg_validate_fn validate, ...)
 {
-    char          *argv[32] = {"prog"};
-    int            argc = 1;
-    size_t         olen, elen;
-    FILE          *out, *err;
+    char *argv[32] = {"prog"};
+    int argc = 1;
+    size_t olen, elen;
+    FILE *out, *err;
     gw_cfg_outcome oc;
-    const char    *a;
-    va_list        ap;
+    const char *a;
+    va_list ap;
 
     va_start(ap, validate);
     while ((a = va_arg(ap, const char *)) != NULL && argc < 31)
@@ -175,16 +175,16 @@ Test(gw_cfg, flag_beats_env_beats_file_beats_default)
     setenv("T_PORT", "2000", 1);
     setenv("T_WORKERS", "6", 1);
     cr_assert_eq(RUN("--options-file", path, "--port", "3000"), GW_CFG_RUN, "%s", err_text);
-    cr_assert_eq(cfg.port, 3000);         /* flag > env > file */
-    cr_assert_eq(cfg.workers, 6);         /* env > file */
+    cr_assert_eq(cfg.port, 3000);           /* flag > env > file */
+    cr_assert_eq(cfg.workers, 6);           /* env > file */
     cr_assert_str_eq(cfg.host, "filehost"); /* file > default */
-    cr_assert_eq(cfg.timeout_ms, 30000);  /* default */
+    cr_assert_eq(cfg.timeout_ms, 30000);    /* default */
 }
 
 Test(gw_cfg, print_config_names_the_source_of_each_value)
 {
     const char *path = write_file("# comment\nworkers: 5\nhost: filehost\n");
-    char        want[512];
+    char want[512];
 
     setenv("T_PORT", "2000", 1);
     cr_assert_eq(RUN("--options-file", path, "--timeout=2s", "--print-config"), GW_CFG_EXIT_OK,
@@ -226,8 +226,7 @@ Test(gw_cfg, flag_may_set_an_empty_string)
 
 Test(gw_cfg, flag_value_may_be_separate_or_after_equals)
 {
-    cr_assert_eq(RUN("--host", "a.example", "--workers=7", "--socket-timeout", "0.25"),
-                 GW_CFG_RUN);
+    cr_assert_eq(RUN("--host", "a.example", "--workers=7", "--socket-timeout", "0.25"), GW_CFG_RUN);
     cr_assert_str_eq(cfg.host, "a.example");
     cr_assert_eq(cfg.workers, 7);
     cr_assert_eq(cfg.socket_timeout, 0.25);
@@ -363,7 +362,7 @@ Test(gw_cfg, int_out_of_range_names_option_source_and_range)
 
 Test(gw_cfg, int_rejects_malformed_numbers)
 {
-    static const char *const bad[] = {"--workers=4x", "--workers=", "--workers= 4",
+    static const char *const bad[] = {"--workers=4x",   "--workers=",    "--workers= 4",
                                       "--workers=0x10", "--workers=1.0", "--workers=+"};
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -392,11 +391,11 @@ Test(gw_cfg, duration_accepts_ms_s_m_h_and_fractions)
 {
     static const struct {
         const char *arg;
-        uint64_t    ms;
+        uint64_t ms;
     } ok[] = {
-        {"--timeout=250", 250},     {"--timeout=250ms", 250},  {"--timeout=2s", 2000},
-        {"--timeout=1.5s", 1500},   {"--timeout=5m", 300000},  {"--timeout=1h", 3600000},
-        {"--timeout=0.5m", 30000},  {"--timeout=1.250s", 1250}, {"--timeout=100.0ms", 100},
+        {"--timeout=250", 250},    {"--timeout=250ms", 250},   {"--timeout=2s", 2000},
+        {"--timeout=1.5s", 1500},  {"--timeout=5m", 300000},   {"--timeout=1h", 3600000},
+        {"--timeout=0.5m", 30000}, {"--timeout=1.250s", 1250}, {"--timeout=100.0ms", 100},
         {"--timeout=0.1s", 100},
     };
 
@@ -409,7 +408,7 @@ Test(gw_cfg, duration_accepts_ms_s_m_h_and_fractions)
 
 Test(gw_cfg, duration_rejects_bad_units_and_fractions_of_a_millisecond)
 {
-    static const char *const syntax[] = {"--timeout=2 s", "--timeout=2S", "--timeout=-1s",
+    static const char *const syntax[] = {"--timeout=2 s", "--timeout=2S",  "--timeout=-1s",
                                          "--timeout=.5s", "--timeout=1e3", "--timeout=2d",
                                          "--timeout=s",   "--timeout=1.s", "--timeout="};
 
@@ -432,9 +431,9 @@ Test(gw_cfg, double_parses_decimal_and_rejects_nan_inf_hex)
     cr_assert_eq(RUN("--socket-timeout=1e-3"), GW_CFG_RUN);
     cr_assert_eq(cfg.socket_timeout, 0.001);
     gw_cfg_free(t_opts, &cfg);
-    static const char *const bad[] = {"--socket-timeout=nan", "--socket-timeout=inf",
-                                      "--socket-timeout=0x1p3", "--socket-timeout=",
-                                      "--socket-timeout=1.0s", "--socket-timeout=--1"};
+    static const char *const bad[] = {
+        "--socket-timeout=nan", "--socket-timeout=inf",  "--socket-timeout=0x1p3",
+        "--socket-timeout=",    "--socket-timeout=1.0s", "--socket-timeout=--1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cr_assert_eq(RUN(bad[i]), GW_CFG_EXIT_ERR, "%s", bad[i]);
         ASSERT_ERR_HAS("is not a number; accepted 0.001..60");
@@ -458,8 +457,10 @@ Test(gw_cfg, options_file_sets_every_type)
                                   "timeout: 1.5s\n"
                                   "socket-timeout: 0.5\n");
 
-    cr_assert_eq(RUN("--options-file=" "/dev/null", "--options-file", path), GW_CFG_RUN, "%s",
-                 err_text);
+    cr_assert_eq(RUN("--options-file="
+                     "/dev/null",
+                     "--options-file", path),
+                 GW_CFG_RUN, "%s", err_text);
     cr_assert_str_eq(cfg.host, "redis.local");
     cr_assert_str_eq(cfg.password, "s3cret");
     cr_assert_eq(cfg.verbose, true);
@@ -505,7 +506,7 @@ Test(gw_cfg, options_file_duplicate_key_is_an_error)
 Test(gw_cfg, options_file_bad_value_names_file_and_line)
 {
     const char *path = write_file("\n\nport: 70000\n");
-    char        want[256];
+    char want[256];
 
     cr_assert_eq(RUN("--options-file", path), GW_CFG_EXIT_ERR);
     snprintf(want, sizeof(want), "--port: \"70000\" (file %s:3) is out of range", path);
@@ -608,11 +609,10 @@ Test(gw_cfg, options_file_path_may_come_from_the_tables_env)
 Test(gw_cfg, apply_yaml_collects_every_error_in_why)
 {
     static const char text[] = "port: 0\nbogus: 1\nhost: [x]\nworkers: 9\n";
-    char             *why = (char *)1;
+    char *why = (char *)1;
 
     cr_assert_eq(RUN0(), GW_CFG_RUN);
-    cr_assert_eq(gw_cfg_apply_yaml(t_opts, &cfg, text, strlen(text), "mem.yaml", &why),
-                 GW_EINVAL);
+    cr_assert_eq(gw_cfg_apply_yaml(t_opts, &cfg, text, strlen(text), "mem.yaml", &why), GW_EINVAL);
     cr_assert_not_null(why);
     cr_assert_str_eq(why, "--port: \"0\" (file mem.yaml:1) is out of range; accepted 1..65535\n"
                           "options file mem.yaml:2: unknown option \"bogus\"\n"
@@ -625,7 +625,7 @@ Test(gw_cfg, apply_yaml_collects_every_error_in_why)
 Test(gw_cfg, apply_yaml_ok_leaves_why_null)
 {
     static const char text[] = "host: h2\n";
-    char             *why = (char *)1;
+    char *why = (char *)1;
 
     cr_assert_eq(RUN0(), GW_CFG_RUN);
     cr_assert_eq(gw_cfg_apply_yaml(t_opts, &cfg, text, strlen(text), "m", &why), GW_OK);
@@ -636,7 +636,7 @@ Test(gw_cfg, apply_yaml_ok_leaves_why_null)
 Test(gw_cfg, apply_yaml_rejects_nul_bytes_in_values)
 {
     static const char text[] = "host: \"a\\0b\"\n";
-    char             *why = NULL;
+    char *why = NULL;
 
     cr_assert_eq(gw_cfg_apply_yaml(t_opts, &cfg, text, strlen(text), "m", &why), GW_EINVAL);
     cr_assert_not_null(strstr(why, "contains a NUL byte"), "%s", why);
@@ -716,9 +716,9 @@ validate_workers_vs_port(const void *p, gw_cfg_errs *errs)
 Test(gw_cfg, validate_callback_errors_fail_the_parse)
 {
     validate_calls = 0;
-    cr_assert_eq(run(t_opts, &cfg, validate_workers_vs_port, "--workers=9", "--port=80",
-                     (const char *)NULL),
-                 GW_CFG_EXIT_ERR);
+    cr_assert_eq(
+        run(t_opts, &cfg, validate_workers_vs_port, "--workers=9", "--port=80", (const char *)NULL),
+        GW_CFG_EXIT_ERR);
     ASSERT_ERR_HAS("prog: --workers above 8 needs --port >= 1024 (got 80)\n");
     cr_assert_eq(validate_calls, 1);
     cr_assert_eq(run(t_opts, &cfg, validate_workers_vs_port, "--workers=9", (const char *)NULL),
@@ -811,7 +811,7 @@ Test(gw_cfg, version_prints_name_and_version)
 }
 
 typedef struct bad_cfg {
-    int64_t  n;
+    int64_t n;
     uint16_t p;
 } bad_cfg;
 
@@ -839,11 +839,10 @@ Test(gw_cfg, malformed_table_is_exit_err)
         GW_CFG_END,
     };
     const gw_cfg_opt *tables[] = {bad_default, dup, reserved, u16_range, upper};
-    bad_cfg           b = {0};
+    bad_cfg b = {0};
 
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
-        cr_assert_eq(run(tables[i], &b, NULL, (const char *)NULL), GW_CFG_EXIT_ERR, "table %zu",
-                     i);
+        cr_assert_eq(run(tables[i], &b, NULL, (const char *)NULL), GW_CFG_EXIT_ERR, "table %zu", i);
         ASSERT_ERR_HAS("prog: internal error: malformed option table");
     }
 }

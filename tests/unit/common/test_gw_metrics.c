@@ -10,7 +10,7 @@
 #include "ut_leak.h"
 
 static gw_metrics *reg;
-static gw_buf      out;
+static gw_buf out;
 
 static void
 setup(void)
@@ -55,11 +55,11 @@ Test(gw_metrics, unlabeled_counter_renders_help_type_and_value)
 Test(gw_metrics, labeled_counter_renders_children_in_creation_order)
 {
     gw_metric_fam *f = NULL;
-    gw_metric     *a, *b;
+    gw_metric *a, *b;
 
-    cr_assert_eq(gw_metrics_counter(reg, "llmgw_requests_total", "Requests routed", model_strategy,
-                                    &f),
-                 GW_OK);
+    cr_assert_eq(
+        gw_metrics_counter(reg, "llmgw_requests_total", "Requests routed", model_strategy, &f),
+        GW_OK);
     cr_assert_str_eq(render(), "", "a labeled family with no children is not rendered");
     a = gw_metric_child(f, "llama3", "random");
     b = gw_metric_child(f, "qwen", "least-request");
@@ -76,7 +76,7 @@ Test(gw_metrics, labeled_counter_renders_children_in_creation_order)
 Test(gw_metrics, label_values_and_help_are_escaped)
 {
     static const char *const l[] = {"v", NULL};
-    gw_metric_fam           *f = NULL;
+    gw_metric_fam *f = NULL;
 
     cr_assert_eq(gw_metrics_gauge(reg, "g", "a \\ b\nc \"q\"", l, &f), GW_OK);
     gw_gauge_set(gw_metric_child(f, "back\\slash \"quoted\"\nnewline"), 1);
@@ -88,7 +88,7 @@ Test(gw_metrics, label_values_and_help_are_escaped)
 Test(gw_metrics, gauge_set_and_add_move_both_ways)
 {
     gw_metric_fam *f = NULL;
-    gw_metric     *g;
+    gw_metric *g;
 
     cr_assert_eq(gw_metrics_gauge(reg, "llmgw_inflight", "In-flight requests", NULL, &f), GW_OK);
     g = gw_metric_child0(f);
@@ -102,14 +102,14 @@ Test(gw_metrics, gauge_set_and_add_move_both_ways)
 
 Test(gw_metrics, histogram_buckets_are_cumulative_with_sum_and_count)
 {
-    static const double      bounds[] = {0.005, 0.1, 1, 2.5};
+    static const double bounds[] = {0.005, 0.1, 1, 2.5};
     static const char *const l[] = {"model", NULL};
-    gw_metric_fam           *f = NULL;
-    gw_metric               *h;
+    gw_metric_fam *f = NULL;
+    gw_metric *h;
 
-    cr_assert_eq(gw_metrics_histogram(reg, "llmgw_ttft_seconds", "Time to first token", l, bounds,
-                                      4, &f),
-                 GW_OK);
+    cr_assert_eq(
+        gw_metrics_histogram(reg, "llmgw_ttft_seconds", "Time to first token", l, bounds, 4, &f),
+        GW_OK);
     h = gw_metric_child(f, "m");
     gw_histogram_observe(h, 0.001); /* <= 0.005 */
     gw_histogram_observe(h, 0.1);   /* exactly on a bound: le is inclusive */
@@ -132,7 +132,7 @@ Test(gw_metrics, histogram_buckets_are_cumulative_with_sum_and_count)
 Test(gw_metrics, unlabeled_histogram_puts_only_le_in_braces)
 {
     static const double bounds[] = {1};
-    gw_metric_fam      *f = NULL;
+    gw_metric_fam *f = NULL;
 
     cr_assert_eq(gw_metrics_histogram(reg, "h", "H", NULL, bounds, 1, &f), GW_OK);
     gw_histogram_observe(gw_metric_child0(f), 2);
@@ -157,15 +157,15 @@ Test(gw_metrics, histogram_without_bounds_has_only_the_inf_bucket)
 Test(gw_metrics, numbers_use_prometheus_spelling)
 {
     static const struct {
-        double      v;
+        double v;
         const char *text;
     } cases[] = {
-        {0, "0"},          {-0.0, "0"},          {42, "42"},       {-7, "-7"},
-        {0.1, "0.1"},      {1e-9, "1e-09"},      {1e20, "1e+20"},  {123456789012, "123456789012"},
-        {INFINITY, "+Inf"}, {-INFINITY, "-Inf"}, {NAN, "NaN"},     {1.0 / 3, "0.3333333333333333"},
+        {0, "0"},           {-0.0, "0"},         {42, "42"},      {-7, "-7"},
+        {0.1, "0.1"},       {1e-9, "1e-09"},     {1e20, "1e+20"}, {123456789012, "123456789012"},
+        {INFINITY, "+Inf"}, {-INFINITY, "-Inf"}, {NAN, "NaN"},    {1.0 / 3, "0.3333333333333333"},
     };
     gw_metric_fam *f = NULL;
-    char           want[256];
+    char want[256];
 
     cr_assert_eq(gw_metrics_gauge(reg, "g", "G", NULL, &f), GW_OK);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -179,7 +179,7 @@ Test(gw_metrics, bad_metric_names_are_einval)
 {
     static const char *const bad[] = {"", "1abc", "a-b", "a b", "caf\xc3\xa9", "a.b"};
     static const char *const good[] = {"a", "_x", "a:b_c1", ":colon", "A9"};
-    gw_metric_fam           *f = (gw_metric_fam *)1;
+    gw_metric_fam *f = (gw_metric_fam *)1;
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert_eq(gw_metrics_counter(reg, bad[i], "h", NULL, &f), GW_EINVAL, "%s", bad[i]);
@@ -199,7 +199,7 @@ Test(gw_metrics, bad_label_names_are_einval)
     static const char *const nine[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", NULL};
     static const char *const eight[] = {"a", "b", "c", "d", "e", "f", "g", "h", NULL};
     static const char *const le[] = {"le", NULL};
-    gw_metric_fam           *f = NULL;
+    gw_metric_fam *f = NULL;
 
     cr_assert_eq(gw_metrics_counter(reg, "c1", "h", reserved, &f), GW_EINVAL);
     cr_assert_eq(gw_metrics_counter(reg, "c2", "h", colon, &f), GW_EINVAL);
@@ -225,7 +225,7 @@ Test(gw_metrics, bad_histogram_bounds_are_einval)
     static const double eq[] = {1, 1};
     static const double nan_b[] = {NAN};
     static const double inf_b[] = {1, INFINITY};
-    gw_metric_fam      *f = NULL;
+    gw_metric_fam *f = NULL;
 
     cr_assert_eq(gw_metrics_histogram(reg, "h", "h", NULL, dec, 2, &f), GW_EINVAL);
     cr_assert_eq(gw_metrics_histogram(reg, "h", "h", NULL, eq, 2, &f), GW_EINVAL);
@@ -266,7 +266,7 @@ Test(gw_metrics, wrong_label_count_or_null_value_gives_null)
 
 Test(gw_metrics, findv_does_not_create)
 {
-    gw_metric_fam    *f = NULL;
+    gw_metric_fam *f = NULL;
     const char *const v[] = {"a", "b"};
 
     cr_assert_eq(gw_metrics_counter(reg, "c", "h", model_strategy, &f), GW_OK);
@@ -277,7 +277,7 @@ Test(gw_metrics, findv_does_not_create)
 Test(gw_metrics, removed_child_disappears_from_output)
 {
     static const char *const l[] = {"endpoint", NULL};
-    gw_metric_fam           *f = NULL;
+    gw_metric_fam *f = NULL;
 
     cr_assert_eq(gw_metrics_gauge(reg, "g", "h", l, &f), GW_OK);
     gw_gauge_set(gw_metric_child(f, "10.0.0.1:8000"), 1);
@@ -295,7 +295,7 @@ Test(gw_metrics, removed_child_disappears_from_output)
 Test(gw_metrics, remove_matching_drops_every_series_of_a_label_value)
 {
     static const char *const l[] = {"model", "endpoint", NULL};
-    gw_metric_fam           *f = NULL;
+    gw_metric_fam *f = NULL;
 
     cr_assert_eq(gw_metrics_counter(reg, "c", "h", l, &f), GW_OK);
     gw_counter_inc(gw_metric_child(f, "a", "e1"));
@@ -324,9 +324,9 @@ Test(gw_metrics, unlabeled_child_cannot_be_removed)
 Test(gw_metrics, many_children_stay_findable_across_table_growth)
 {
     static const char *const l[] = {"i", NULL};
-    gw_metric_fam           *f = NULL;
-    gw_metric               *handles[1000];
-    char                     v[16];
+    gw_metric_fam *f = NULL;
+    gw_metric *handles[1000];
+    char v[16];
 
     cr_assert_eq(gw_metrics_counter(reg, "c", "h", l, &f), GW_OK);
     for (int i = 0; i < 1000; i++) {
@@ -349,7 +349,7 @@ Test(gw_metrics, many_children_stay_findable_across_table_growth)
 Test(gw_metrics, child_cap_returns_null_beyond_the_limit)
 {
     static const char *const l[] = {"i", NULL};
-    gw_metric_fam           *f = NULL;
+    gw_metric_fam *f = NULL;
 
     cr_assert_eq(gw_metrics_counter(reg, "c", "h", l, &f), GW_OK);
     gw_metric_fam_set_max_children(f, 2);
@@ -362,7 +362,7 @@ Test(gw_metrics, child_cap_returns_null_beyond_the_limit)
 Test(gw_metrics, counter_never_goes_down)
 {
     gw_metric_fam *f = NULL;
-    gw_metric     *c;
+    gw_metric *c;
 
     cr_assert_eq(gw_metrics_counter(reg, "c", "h", NULL, &f), GW_OK);
     c = gw_metric_child0(f);
@@ -399,11 +399,11 @@ answer(void *arg)
 Test(gw_metrics, gauge_fn_is_computed_at_render)
 {
     gw_metric_fam *f = NULL;
-    double         v = 7;
+    double v = 7;
 
-    cr_assert_eq(gw_metrics_gauge_fn(reg, "llmgw_snapshot_gen", "Snapshot generation", answer, &v,
-                                     &f),
-                 GW_OK);
+    cr_assert_eq(
+        gw_metrics_gauge_fn(reg, "llmgw_snapshot_gen", "Snapshot generation", answer, &v, &f),
+        GW_OK);
     cr_assert_str_eq(render(), "# HELP llmgw_snapshot_gen Snapshot generation\n"
                                "# TYPE llmgw_snapshot_gen gauge\n"
                                "llmgw_snapshot_gen 7\n");
@@ -442,7 +442,7 @@ Test(gw_metrics, families_render_in_registration_order)
 Test(gw_metrics, render_into_a_full_buffer_is_efull)
 {
     gw_metric_fam *f = NULL;
-    gw_buf         small;
+    gw_buf small;
 
     cr_assert_eq(gw_metrics_counter(reg, "a_rather_long_metric_name_total", "h", NULL, &f), GW_OK);
     gw_buf_init(&small, 16);

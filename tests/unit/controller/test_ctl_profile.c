@@ -22,7 +22,7 @@ static void
 expect_refused(const char *json, const char *needle)
 {
     pm_model m = {0};
-    char    *why = NULL;
+    char *why = NULL;
 
     cr_assert_eq(parse(json, &m, &why), GW_EINVAL, "accepted: %s", json);
     cr_assert_not_null(why);
@@ -40,8 +40,8 @@ Test(ctl_profile, full_config_fills_every_field)
                        "\"profiles\":{\"fast\":{\"routingStrategy\":\"least-request\","
                        "\"requestsPerSecond\":25,\"routingConfig\":{\"b\": 1, \"a\": [true, "
                        "null]}},\"default\":{\"routingStrategy\":\"random\"}}}";
-    pm_model    m = {.name = "keep"};
-    char       *why;
+    pm_model m = {.name = "keep"};
+    char *why;
 
     cr_assert_eq(parse(json, &m, &why), GW_OK, "%s", why);
     cr_assert_str_eq(m.name, "keep", "name is not touched");
@@ -65,8 +65,8 @@ Test(ctl_profile, routing_config_is_kept_as_compact_json_in_key_order)
 {
     const char *json = "{\"profiles\":{\"p\":{\"routingConfig\": { \"promptTokensGte\" : 10 ,"
                        "  \"combined\": true, \"policy\": \"x y\" } }}}";
-    pm_model    m = {0};
-    char       *why;
+    pm_model m = {0};
+    char *why;
 
     cr_assert_eq(parse(json, &m, &why), GW_OK, "%s", why);
     cr_assert_str_eq(m.profiles[0].routing_config_json,
@@ -78,8 +78,8 @@ Test(ctl_profile, unknown_keys_are_ignored_at_every_level)
 {
     const char *json = "{\"future\":{\"x\":1},\"profiles\":{\"default\":{\"routingStrategy\":"
                        "\"random\",\"newKnob\":[1,2]}},\"alsoNew\":3}";
-    pm_model    m = {0};
-    char       *why;
+    pm_model m = {0};
+    char *why;
 
     cr_assert_eq(parse(json, &m, &why), GW_OK, "%s", why);
     cr_assert_eq(m.n_profiles, 1);
@@ -92,8 +92,8 @@ Test(ctl_profile, null_and_empty_strings_count_as_absent)
     const char *json = "{\"lockedRoutingStrategy\":null,\"defaultProfile\":\"\",\"profiles\":{"
                        "\"default\":{\"routingStrategy\":\"\",\"requestsPerSecond\":null,"
                        "\"routingConfig\":null}}}";
-    pm_model    m = {0};
-    char       *why;
+    pm_model m = {0};
+    char *why;
 
     cr_assert_eq(parse(json, &m, &why), GW_OK, "%s", why);
     cr_assert_null(m.locked_strategy);
@@ -108,8 +108,8 @@ Test(ctl_profile, duplicate_keys_keep_the_last_like_go)
 {
     const char *json = "{\"profiles\":{\"default\":{\"routingStrategy\":\"a\","
                        "\"routingStrategy\":\"b\"}}}";
-    pm_model    m = {0};
-    char       *why;
+    pm_model m = {0};
+    char *why;
 
     cr_assert_eq(parse(json, &m, &why), GW_OK, "%s", why);
     cr_assert_str_eq(m.profiles[0].routing_strategy, "b");
@@ -119,8 +119,8 @@ Test(ctl_profile, duplicate_keys_keep_the_last_like_go)
 Test(ctl_profile, parses_from_a_buffer_without_a_terminator)
 {
     const char text[] = "{\"profiles\":{\"default\":{}}}GARBAGE";
-    pm_model   m = {0};
-    char      *why = NULL;
+    pm_model m = {0};
+    char *why = NULL;
 
     cr_assert_eq(ctl_profile_parse(text, strlen(text) - 7, &m, &why), GW_OK, "%s", why);
     cr_assert_eq(m.n_profiles, 1);
@@ -195,7 +195,7 @@ Test(ctl_profile, empty_profile_names_are_refused)
 
 Test(ctl_profile, limits_are_enforced)
 {
-    char  *big;
+    char *big;
     size_t n = 0, cap = 64 * 1024 + 256;
 
     /* 65 profiles: one over PM_MAX_PROFILES. */
@@ -224,10 +224,10 @@ Test(ctl_profile, limits_are_enforced)
 
 Test(ctl_profile, from_json_takes_a_decoded_value)
 {
-    json_t  *root = json_pack("{s:{s:{s:s, s:i}}}", "profiles", "default", "routingStrategy",
-                              "throughput", "requestsPerSecond", 7);
+    json_t *root = json_pack("{s:{s:{s:s, s:i}}}", "profiles", "default", "routingStrategy",
+                             "throughput", "requestsPerSecond", 7);
     pm_model m = {0};
-    char    *why = NULL;
+    char *why = NULL;
 
     cr_assert_eq(ctl_profile_from_json(root, &m, &why), GW_OK, "%s", why);
     cr_assert_str_eq(m.profiles[0].routing_strategy, "throughput");

@@ -13,7 +13,7 @@ static ctl_ynode *
 parse_ok(const char *text)
 {
     ctl_ynode *root = NULL;
-    char      *why = NULL;
+    char *why = NULL;
 
     cr_assert_eq(ctl_yaml_parse(text, strlen(text), &root, &why), GW_OK, "%s", why);
     return root;
@@ -23,7 +23,7 @@ static void
 expect_refused(const char *text, const char *needle)
 {
     ctl_ynode *root = (ctl_ynode *)0x1;
-    char      *why = NULL;
+    char *why = NULL;
 
     cr_assert_eq(ctl_yaml_parse(text, strlen(text), &root, &why), GW_EINVAL, "accepted: %s", text);
     cr_assert_eq(root, (ctl_ynode *)0x1, "out must be untouched on error");
@@ -34,7 +34,7 @@ expect_refused(const char *text, const char *needle)
 
 Test(ctl_yaml, builds_maps_lists_and_scalars_with_positions)
 {
-    ctl_ynode       *root = parse_ok("a: 1\nb:\n  - x\n  - 'y'\n");
+    ctl_ynode *root = parse_ok("a: 1\nb:\n  - x\n  - 'y'\n");
     const ctl_ynode *b;
 
     cr_assert_eq(root->kind, CTL_Y_MAP);
@@ -60,10 +60,11 @@ Test(ctl_yaml, empty_stream_is_a_null_root)
 
 Test(ctl_yaml, scalar_helpers_resolve_null_bool_and_int)
 {
-    ctl_ynode *root = parse_ok("n: ~\ne:\nq: 'null'\nt: yes\nf: FALSE\ni: -42\nbig: 99999999999999999999\n"
-                               "x: 12a\n");
-    bool       bv;
-    int64_t    iv;
+    ctl_ynode *root =
+        parse_ok("n: ~\ne:\nq: 'null'\nt: yes\nf: FALSE\ni: -42\nbig: 99999999999999999999\n"
+                 "x: 12a\n");
+    bool bv;
+    int64_t iv;
 
     cr_assert(ctl_yaml_is_null(ctl_yaml_get(root, "n")));
     cr_assert(ctl_yaml_is_null(ctl_yaml_get(root, "e")));
@@ -105,7 +106,7 @@ Test(ctl_yaml, non_scalar_keys_are_refused)
 
 Test(ctl_yaml, nesting_depth_is_capped)
 {
-    char   text[256];
+    char text[256];
     size_t n = 0;
 
     for (int i = 0; i < 70; i++)

@@ -27,7 +27,7 @@
 static void
 write_file(const char *dir, const char *name, const void *p, size_t n)
 {
-    char  path[4096];
+    char path[4096];
     FILE *f;
 
     snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -114,10 +114,10 @@ static void
 write_with_extras(const char *dir, const char *name, const gw_buf *canon)
 {
     msgpack_unpacked u;
-    msgpack_sbuffer  sb;
-    msgpack_packer   pk;
-    size_t           off = 0;
-    unsigned         nmap = 0;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    size_t off = 0;
+    unsigned nmap = 0;
 
     msgpack_unpacked_init(&u);
     if (msgpack_unpack_next(&u, canon->data, canon->len, &off) != MSGPACK_UNPACK_SUCCESS) {
@@ -151,7 +151,7 @@ gen_snapshot(const char *dir)
          .profiles = llama_profiles},
         {.name = "qwen2-72b", .locked_strategy = "prefix-cache"},
     };
-    char       *adapters[] = {"sql-lora", "chat-lora"};
+    char *adapters[] = {"sql-lora", "chat-lora"};
     pm_endpoint eps[] = {
         {.id = 1,
          .model = "llama3-8b",
@@ -242,13 +242,14 @@ gen_load(const char *dir)
          .tokens_per_s = -1},
         {.id = 7},
     };
-    pm_worker_seq workers[] = {{.worker_id = WORKER_A, .seq = 17}, {.worker_id = WORKER_B, .seq = 5}};
-    pm_load       l = {
-              .env = {.gen = 42, .epoch = GOLDEN_EPOCH, .sent_ms = GOLDEN_SENT_MS + 50},
-              .n_eps = 4,
-              .eps = eps,
-              .n_workers = 2,
-              .workers = workers,
+    pm_worker_seq workers[] = {{.worker_id = WORKER_A, .seq = 17},
+                               {.worker_id = WORKER_B, .seq = 5}};
+    pm_load l = {
+        .env = {.gen = 42, .epoch = GOLDEN_EPOCH, .sent_ms = GOLDEN_SENT_MS + 50},
+        .n_eps = 4,
+        .eps = eps,
+        .n_workers = 2,
+        .workers = workers,
     };
     gw_buf b;
 
@@ -294,7 +295,7 @@ static void
 gen_snapshot_req(const char *dir)
 {
     pm_envelope env = {.gen = 41, .epoch = GOLDEN_EPOCH, .sent_ms = GOLDEN_SENT_MS + 90};
-    gw_buf      b;
+    gw_buf b;
 
     gw_buf_init(&b, PM_MAX_MSG_BYTES);
     check(pm_snapshot_req_encode(&env, &b), "snapshot_req");

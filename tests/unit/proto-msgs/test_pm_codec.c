@@ -36,12 +36,12 @@ TestSuite(pm_codec, .fini = fini, .timeout = 60);
 
 /* Out-params start here so a test can tell "untouched" from "written". */
 static pm_snapshot snap_sentinel;
-static pm_load     load_sentinel;
-static pm_report   report_sentinel;
+static pm_load load_sentinel;
+static pm_report report_sentinel;
 
 typedef struct golden {
     const char *file;
-    pm_kind     kind;
+    pm_kind kind;
 } golden;
 
 static const golden goldens[] = {
@@ -57,10 +57,10 @@ static const golden goldens[] = {
 static char *
 slurp(const char *name, size_t *len)
 {
-    char  path[4096];
+    char path[4096];
     FILE *f;
     char *buf;
-    long  n;
+    long n;
 
     snprintf(path, sizeof(path), "%s/%s", PM_TESTDATA_DIR, name);
     f = fopen(path, "rb");
@@ -211,7 +211,7 @@ o_empty(msgpack_object_type t)
 static msgpack_object *
 at(msgpack_object *o, const char *path, msgpack_object **key)
 {
-    char  buf[256];
+    char buf[256];
     char *save = NULL;
 
     gw_strlcpy(buf, path, sizeof(buf));
@@ -247,11 +247,11 @@ static void
 edit(const char *file, const char *path, const msgpack_object *val, const msgpack_object *key,
      msgpack_sbuffer *out)
 {
-    size_t           n, off = 0;
-    char            *in = slurp(file, &n);
+    size_t n, off = 0;
+    char *in = slurp(file, &n);
     msgpack_unpacked u;
-    msgpack_packer   pk;
-    msgpack_object  *k = NULL, *o;
+    msgpack_packer pk;
+    msgpack_object *k = NULL, *o;
 
     msgpack_unpacked_init(&u);
     cr_assert_eq(msgpack_unpack_next(&u, in, n, &off), MSGPACK_UNPACK_SUCCESS);
@@ -273,7 +273,7 @@ static gw_err
 decode_edited(pm_kind kind, const char *file, const char *path, msgpack_object val)
 {
     msgpack_sbuffer sb;
-    gw_err          rc;
+    gw_err rc;
 
     edit(file, path, &val, NULL, &sb);
     rc = decode_as(kind, sb.data, sb.size);
@@ -285,7 +285,7 @@ static gw_err
 decode_renamed(pm_kind kind, const char *file, const char *path, msgpack_object key)
 {
     msgpack_sbuffer sb;
-    gw_err          rc;
+    gw_err rc;
 
     edit(file, path, NULL, &key, &sb);
     rc = decode_as(kind, sb.data, sb.size);
@@ -321,7 +321,7 @@ pack_key(msgpack_packer *pk, const char *k)
 static void
 check_golden_snapshot(const pm_snapshot *s)
 {
-    const pm_model    *m;
+    const pm_model *m;
     const pm_endpoint *ep;
 
     cr_assert_eq(s->env.v, PM_SCHEMA_MAJOR);
@@ -418,8 +418,8 @@ check_golden_snapshot(const pm_snapshot *s)
 }
 
 static void
-check_ep_load(const pm_ep_load *e, uint32_t id, uint32_t inf, uint64_t tok, double run,
-              double wait, double kv, double lat, double ttft, double tps)
+check_ep_load(const pm_ep_load *e, uint32_t id, uint32_t inf, uint64_t tok, double run, double wait,
+              double kv, double lat, double ttft, double tps)
 {
     cr_assert_eq(e->id, id);
     cr_assert_eq(e->inflight, inf, "ep %u", id);
@@ -491,7 +491,7 @@ static void
 expect_bytes(const gw_buf *b, const char *canon_file)
 {
     size_t n;
-    char  *want = slurp(canon_file, &n);
+    char *want = slurp(canon_file, &n);
 
     cr_assert_eq(b->len, n, "re-encoded %zu bytes, %s has %zu", b->len, canon_file, n);
     cr_assert_eq(memcmp(b->data, want, n), 0, "re-encoding differs from %s", canon_file);
@@ -503,10 +503,10 @@ expect_bytes(const gw_buf *b, const char *canon_file)
 static void
 golden_snapshot(const char *file)
 {
-    size_t       n;
-    char        *p = slurp(file, &n);
+    size_t n;
+    char *p = slurp(file, &n);
     pm_snapshot *s = NULL;
-    gw_buf       b;
+    gw_buf b;
 
     cr_assert_eq(pm_snapshot_decode(p, n, &s), GW_OK);
     check_golden_snapshot(s);
@@ -521,10 +521,10 @@ golden_snapshot(const char *file)
 static void
 golden_load(const char *file)
 {
-    size_t   n;
-    char    *p = slurp(file, &n);
+    size_t n;
+    char *p = slurp(file, &n);
     pm_load *l = NULL;
-    gw_buf   b;
+    gw_buf b;
 
     cr_assert_eq(pm_load_decode(p, n, &l), GW_OK);
     check_golden_load(l);
@@ -539,10 +539,10 @@ golden_load(const char *file)
 static void
 golden_report(const char *file)
 {
-    size_t     n;
-    char      *p = slurp(file, &n);
+    size_t n;
+    char *p = slurp(file, &n);
     pm_report *r = NULL;
-    gw_buf     b;
+    gw_buf b;
 
     cr_assert_eq(pm_report_decode(p, n, &r), GW_OK);
     check_golden_report(r);
@@ -571,10 +571,10 @@ Test(pm_codec, golden_report_decodes_every_field_and_reencodes_identically)
 
 Test(pm_codec, golden_snapshot_req_peeks_and_reencodes_identically)
 {
-    size_t      n;
-    char       *p = slurp("snapshot_req_v1.msgpack", &n);
+    size_t n;
+    char *p = slurp("snapshot_req_v1.msgpack", &n);
     pm_envelope env;
-    gw_buf      b;
+    gw_buf b;
 
     cr_assert_eq(pm_peek_envelope(p, n, &env), GW_OK);
     cr_assert_eq(env.v, PM_SCHEMA_MAJOR);
@@ -601,8 +601,8 @@ Test(pm_codec, unknown_keys_at_every_level_are_skipped)
 Test(pm_codec, peek_envelope_reads_every_golden_kind)
 {
     for (size_t i = 0; i < GW_ARRAY_LEN(goldens); i++) {
-        size_t      n;
-        char       *p = slurp(goldens[i].file, &n);
+        size_t n;
+        char *p = slurp(goldens[i].file, &n);
         pm_envelope env;
 
         cr_assert_eq(pm_peek_envelope(p, n, &env), GW_OK, "%s", goldens[i].file);
@@ -617,10 +617,9 @@ Test(pm_codec, peek_envelope_reads_every_golden_kind)
 
 Test(pm_codec, rejects_unknown_major_version)
 {
-    const pm_kind kinds[] = {PM_KIND_SNAPSHOT, PM_KIND_LOAD, PM_KIND_REPORT,
-                             PM_KIND_SNAPSHOT_REQ};
-    const char   *files[] = {"snapshot_v1.msgpack", "load_v1.msgpack", "report_v1.msgpack",
-                             "snapshot_req_v1.msgpack"};
+    const pm_kind kinds[] = {PM_KIND_SNAPSHOT, PM_KIND_LOAD, PM_KIND_REPORT, PM_KIND_SNAPSHOT_REQ};
+    const char *files[] = {"snapshot_v1.msgpack", "load_v1.msgpack", "report_v1.msgpack",
+                           "snapshot_req_v1.msgpack"};
 
     for (size_t i = 0; i < GW_ARRAY_LEN(kinds); i++) {
         cr_assert_eq(decode_edited(kinds[i], files[i], "v", o_uint(2)), GW_EVERSION, "%s",
@@ -633,9 +632,9 @@ Test(pm_codec, rejects_unknown_major_version)
 Test(pm_codec, unknown_major_wins_over_a_body_it_cannot_read)
 {
     msgpack_sbuffer sb;
-    msgpack_packer  pk;
-    pm_snapshot    *s = &snap_sentinel;
-    pm_envelope     env = {.gen = 9};
+    msgpack_packer pk;
+    pm_snapshot *s = &snap_sentinel;
+    pm_envelope env = {.gen = 9};
 
     /* A v2 snapshot whose kind and body mean nothing to v1. */
     msgpack_sbuffer_init(&sb);
@@ -658,7 +657,7 @@ Test(pm_codec, rejects_a_message_of_another_kind)
 {
     for (size_t i = 0; i < GW_ARRAY_LEN(goldens); i++) {
         size_t n;
-        char  *p = slurp(goldens[i].file, &n);
+        char *p = slurp(goldens[i].file, &n);
 
         for (pm_kind k = PM_KIND_SNAPSHOT; k <= PM_KIND_SNAPSHOT_REQ; k++) {
             gw_err want = k == goldens[i].kind ? GW_OK : GW_EPROTO;
@@ -670,13 +669,12 @@ Test(pm_codec, rejects_a_message_of_another_kind)
 
 Test(pm_codec, rejects_an_unknown_or_mistyped_kind)
 {
-    cr_assert_eq(decode_edited(PM_KIND_SNAPSHOT, "snapshot_v1.msgpack", "kind",
-                               o_str("snapshot_v2")),
-                 GW_EPROTO);
+    cr_assert_eq(
+        decode_edited(PM_KIND_SNAPSHOT, "snapshot_v1.msgpack", "kind", o_str("snapshot_v2")),
+        GW_EPROTO);
     cr_assert_eq(decode_edited(PM_KIND_SNAPSHOT, "snapshot_v1.msgpack", "kind", o_uint(1)),
                  GW_EPROTO);
-    cr_assert_eq(decode_edited(PM_KIND_SNAPSHOT_REQ, "snapshot_req_v1.msgpack", "kind",
-                               o_str("")),
+    cr_assert_eq(decode_edited(PM_KIND_SNAPSHOT_REQ, "snapshot_req_v1.msgpack", "kind", o_str("")),
                  GW_EPROTO);
 }
 
@@ -698,11 +696,11 @@ Test(pm_codec, truncated_input_at_every_length_is_rejected)
 {
     for (size_t i = 0; i < GW_ARRAY_LEN(goldens); i++) {
         size_t n;
-        char  *p = slurp(goldens[i].file, &n);
+        char *p = slurp(goldens[i].file, &n);
 
         for (size_t len = 0; len < n; len++) {
             /* a fresh copy of exactly <len> bytes, so ASan sees any over-read */
-            char       *q = gw_xmalloc(len + 1);
+            char *q = gw_xmalloc(len + 1);
             pm_envelope env;
 
             memcpy(q, p, len);
@@ -718,8 +716,8 @@ Test(pm_codec, truncated_input_at_every_length_is_rejected)
 Test(pm_codec, trailing_bytes_are_rejected)
 {
     size_t n;
-    char  *p = slurp("snapshot_v1.msgpack", &n);
-    char  *q = gw_xmalloc(n + 1);
+    char *p = slurp("snapshot_v1.msgpack", &n);
+    char *q = gw_xmalloc(n + 1);
 
     memcpy(q, p, n);
     q[n] = (char)0xc0; /* a second object: nil */
@@ -762,8 +760,8 @@ Test(pm_codec, nesting_deeper_than_the_limit_is_rejected)
     /* root map (depth 1) + an unknown key holding <d> nested arrays */
     for (unsigned d = 14; d <= 40; d++) {
         msgpack_sbuffer sb;
-        msgpack_packer  pk;
-        pm_envelope     env;
+        msgpack_packer pk;
+        pm_envelope env;
 
         msgpack_sbuffer_init(&sb);
         msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -783,8 +781,8 @@ Test(pm_codec, nesting_deeper_than_the_limit_is_rejected)
 Test(pm_codec, a_count_of_two_to_the_31_is_rejected_without_allocating)
 {
     static const unsigned char tail[] = {0xdd, 0x80, 0x00, 0x00, 0x00, 0x80, 0x80, 0x80};
-    msgpack_sbuffer            sb;
-    msgpack_packer             pk;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
 
     /* {envelope, "models": [], "endpoints": array32(2^31) {} {} {}}: msgpack-c
      * alone would reserve 48 GiB for it; under ASan that aborts the test. */
@@ -812,9 +810,9 @@ static gw_err
 decode_counts(uint32_t n_models, uint32_t n_profiles, uint32_t n_adapters)
 {
     msgpack_sbuffer sb;
-    msgpack_packer  pk;
-    char            name[32];
-    gw_err          rc;
+    msgpack_packer pk;
+    char name[32];
+    gw_err rc;
 
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -873,8 +871,8 @@ static gw_err
 decode_load_rows(uint32_t n_eps, uint32_t n_workers)
 {
     msgpack_sbuffer sb;
-    msgpack_packer  pk;
-    gw_err          rc;
+    msgpack_packer pk;
+    gw_err rc;
 
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
@@ -923,8 +921,7 @@ Test(pm_codec, strings_over_their_limit_are_rejected)
                                o_strn(s, PM_MAX_STR + 1)),
                  GW_EPROTO);
     cr_assert_eq(decode_edited(PM_KIND_SNAPSHOT, "snapshot_v1.msgpack",
-                               "models.0.profiles.1.routing_config_json",
-                               o_strn(s, PM_MAX_JSON)),
+                               "models.0.profiles.1.routing_config_json", o_strn(s, PM_MAX_JSON)),
                  GW_OK);
     cr_assert_eq(decode_edited(PM_KIND_SNAPSHOT, "snapshot_v1.msgpack",
                                "models.0.profiles.1.routing_config_json",
@@ -932,8 +929,7 @@ Test(pm_codec, strings_over_their_limit_are_rejected)
                  GW_EPROTO);
     /* PM_MAX_JSON is for routing_config_json only */
     cr_assert_eq(decode_edited(PM_KIND_SNAPSHOT, "snapshot_v1.msgpack",
-                               "models.0.profiles.1.routing_strategy",
-                               o_strn(s, PM_MAX_STR + 1)),
+                               "models.0.profiles.1.routing_strategy", o_strn(s, PM_MAX_STR + 1)),
                  GW_EPROTO);
     free(s);
 }
@@ -941,11 +937,11 @@ Test(pm_codec, strings_over_their_limit_are_rejected)
 /* ---- types and ranges --------------------------------------------------- */
 
 typedef struct bad_case {
-    pm_kind        kind;
-    const char    *file;
-    const char    *path;
+    pm_kind kind;
+    const char *file;
+    const char *path;
     msgpack_object val;
-    gw_err         want;
+    gw_err want;
 } bad_case;
 
 Test(pm_codec, wrong_types_and_out_of_range_values_are_rejected)
@@ -987,8 +983,8 @@ Test(pm_codec, wrong_types_and_out_of_range_values_are_rejected)
         {SK, S, "endpoints.0.adapters", o_str("sql-lora"), GW_EPROTO},
         {SK, S, "endpoints.0.adapters.0", o_uint(5), GW_EPROTO},
         {SK, S, "endpoints.0.adapters.0", o_str(""), GW_EPROTO},
-        {SK, S, "endpoints.1.id", o_uint(1), GW_EPROTO},            /* duplicate id */
-        {SK, S, "models.1.name", o_str("llama3-8b"), GW_EPROTO},    /* duplicate name */
+        {SK, S, "endpoints.1.id", o_uint(1), GW_EPROTO},         /* duplicate id */
+        {SK, S, "models.1.name", o_str("llama3-8b"), GW_EPROTO}, /* duplicate name */
         {LK, L, "eps.0.run", o_str("2"), GW_EPROTO},
         {LK, L, "eps.0.kv", o_f64(NAN), GW_EPROTO},
         {LK, L, "eps.0.lat_ms", o_f64(INFINITY), GW_EPROTO},
@@ -1010,15 +1006,15 @@ Test(pm_codec, wrong_types_and_out_of_range_values_are_rejected)
 
     for (size_t i = 0; i < GW_ARRAY_LEN(cases); i++) {
         const bad_case *c = &cases[i];
-        cr_assert_eq(decode_edited(c->kind, c->file, c->path, c->val), c->want,
-                     "%s %s: want %s", c->file, c->path, gw_strerror(c->want));
+        cr_assert_eq(decode_edited(c->kind, c->file, c->path, c->val), c->want, "%s %s: want %s",
+                     c->file, c->path, gw_strerror(c->want));
     }
 }
 
 Test(pm_codec, missing_required_keys_are_rejected_and_duplicates_too)
 {
     static const struct {
-        pm_kind     kind;
+        pm_kind kind;
         const char *file, *path, *rename;
     } cases[] = {
         {PM_KIND_SNAPSHOT, "snapshot_v1.msgpack", "v", "version"},
@@ -1046,21 +1042,21 @@ Test(pm_codec, missing_required_keys_are_rejected_and_duplicates_too)
     };
 
     for (size_t i = 0; i < GW_ARRAY_LEN(cases); i++) {
-        cr_assert_eq(decode_renamed(cases[i].kind, cases[i].file, cases[i].path,
-                                    o_str(cases[i].rename)),
-                     GW_EPROTO, "%s %s -> %s", cases[i].file, cases[i].path, cases[i].rename);
+        cr_assert_eq(
+            decode_renamed(cases[i].kind, cases[i].file, cases[i].path, o_str(cases[i].rename)),
+            GW_EPROTO, "%s %s -> %s", cases[i].file, cases[i].path, cases[i].rename);
     }
     /* a non-string key anywhere */
-    cr_assert_eq(decode_renamed(PM_KIND_SNAPSHOT, "snapshot_v1.msgpack", "endpoints.2.role",
-                                o_uint(1)),
-                 GW_EPROTO);
+    cr_assert_eq(
+        decode_renamed(PM_KIND_SNAPSHOT, "snapshot_v1.msgpack", "endpoints.2.role", o_uint(1)),
+        GW_EPROTO);
 }
 
 Test(pm_codec, missing_or_nil_optional_keys_take_their_defaults)
 {
     msgpack_sbuffer sb;
-    pm_snapshot    *s = NULL;
-    pm_load        *l = NULL;
+    pm_snapshot *s = NULL;
+    pm_load *l = NULL;
 
     /* engine renamed away: the label default */
     {
@@ -1081,9 +1077,9 @@ Test(pm_codec, missing_or_nil_optional_keys_take_their_defaults)
     cr_assert_null(s->endpoints[0].ns);
     pm_snapshot_free(s);
     msgpack_sbuffer_destroy(&sb);
-    cr_assert_eq(decode_edited(PM_KIND_SNAPSHOT, "snapshot_v1.msgpack", "endpoints.0.adapters",
-                               o_nil()),
-                 GW_OK);
+    cr_assert_eq(
+        decode_edited(PM_KIND_SNAPSHOT, "snapshot_v1.msgpack", "endpoints.0.adapters", o_nil()),
+        GW_OK);
     cr_assert_eq(decode_edited(PM_KIND_SNAPSHOT, "snapshot_v1.msgpack", "settings", o_nil()),
                  GW_OK);
 
@@ -1111,14 +1107,14 @@ Test(pm_codec, integers_and_float32_are_accepted_for_doubles)
 {
     static const struct {
         const char *path;
-        double      want;
+        double want;
     } cases[] = {{"eps.0.run", 3.0}, {"eps.0.wait", -1.0}, {"eps.0.kv", 0.5}};
     msgpack_object vals[] = {o_uint(3), o_neg(-1), o_f32(0.5f)};
 
     for (size_t i = 0; i < GW_ARRAY_LEN(cases); i++) {
         msgpack_sbuffer sb;
-        pm_load        *l = NULL;
-        double          got;
+        pm_load *l = NULL;
+        double got;
 
         edit("load_v1.msgpack", cases[i].path, &vals[i], NULL, &sb);
         cr_assert_eq(pm_load_decode(sb.data, sb.size, &l), GW_OK, "%s", cases[i].path);
@@ -1133,16 +1129,16 @@ Test(pm_codec, integers_and_float32_are_accepted_for_doubles)
 
 Test(pm_codec, minimal_snapshot_round_trips_with_defaults)
 {
-    pm_endpoint  ep = {.id = 9, .model = "m", .pod = "10.1.1.1:8000", .ip = "10.1.1.1",
-                       .port = 8000};
-    pm_model     m = {.name = "m"};
-    pm_snapshot  in = {.env = {.gen = UINT64_MAX, .epoch = 0, .sent_ms = 1},
-                       .n_models = 1,
-                       .models = &m,
-                       .n_endpoints = 1,
-                       .endpoints = &ep};
+    pm_endpoint ep = {
+        .id = 9, .model = "m", .pod = "10.1.1.1:8000", .ip = "10.1.1.1", .port = 8000};
+    pm_model m = {.name = "m"};
+    pm_snapshot in = {.env = {.gen = UINT64_MAX, .epoch = 0, .sent_ms = 1},
+                      .n_models = 1,
+                      .models = &m,
+                      .n_endpoints = 1,
+                      .endpoints = &ep};
     pm_snapshot *out = NULL;
-    gw_buf       b;
+    gw_buf b;
 
     gw_buf_init(&b, 4096);
     cr_assert_eq(pm_snapshot_encode(&in, &b), GW_OK);
@@ -1172,13 +1168,13 @@ Test(pm_codec, minimal_snapshot_round_trips_with_defaults)
 
 Test(pm_codec, empty_snapshot_load_and_report_round_trip)
 {
-    pm_snapshot  s = {.env = {.gen = 1}};
-    pm_load      l = {.env = {.gen = 2}};
-    pm_report    r = {.env = {.gen = 3}, .worker_id = 4, .seq = 5};
+    pm_snapshot s = {.env = {.gen = 1}};
+    pm_load l = {.env = {.gen = 2}};
+    pm_report r = {.env = {.gen = 3}, .worker_id = 4, .seq = 5};
     pm_snapshot *s2 = NULL;
-    pm_load     *l2 = NULL;
-    pm_report   *r2 = NULL;
-    gw_buf       b;
+    pm_load *l2 = NULL;
+    pm_report *r2 = NULL;
+    gw_buf b;
 
     gw_buf_init(&b, 4096);
     cr_assert_eq(pm_snapshot_encode(&s, &b), GW_OK);
@@ -1207,19 +1203,28 @@ Test(pm_codec, many_endpoints_round_trip_in_order)
 {
     enum { N = 5000 };
     pm_endpoint *eps = gw_xcalloc(N, sizeof(*eps));
-    pm_load      l = {.n_eps = N, .eps = gw_xcalloc(N, sizeof(pm_ep_load))};
-    pm_snapshot  s = {.n_endpoints = N, .endpoints = eps};
+    pm_load l = {.n_eps = N, .eps = gw_xcalloc(N, sizeof(pm_ep_load))};
+    pm_snapshot s = {.n_endpoints = N, .endpoints = eps};
     pm_snapshot *s2 = NULL;
-    pm_load     *l2 = NULL;
-    gw_buf       b;
+    pm_load *l2 = NULL;
+    gw_buf b;
 
     for (uint32_t i = 0; i < N; i++) {
         /* ids deliberately not sorted: the decoder keeps wire order */
-        eps[i] = (pm_endpoint){.id = (i * 7919u) % 100003u, .model = "m", .pod = "p", .ip = "i",
-                               .port = (uint16_t)(1 + i), .ready = i % 2};
-        l.eps[i] = (pm_ep_load){.id = eps[i].id, .inflight = i, .running = i * 0.5,
-                                .waiting = -1, .kv_usage = -1, .latency_ms = -1,
-                                .ttft_ms = -1, .tokens_per_s = -1};
+        eps[i] = (pm_endpoint){.id = (i * 7919u) % 100003u,
+                               .model = "m",
+                               .pod = "p",
+                               .ip = "i",
+                               .port = (uint16_t)(1 + i),
+                               .ready = i % 2};
+        l.eps[i] = (pm_ep_load){.id = eps[i].id,
+                                .inflight = i,
+                                .running = i * 0.5,
+                                .waiting = -1,
+                                .kv_usage = -1,
+                                .latency_ms = -1,
+                                .ttft_ms = -1,
+                                .tokens_per_s = -1};
     }
     gw_buf_init(&b, PM_MAX_MSG_BYTES);
     cr_assert_eq(pm_snapshot_encode(&s, &b), GW_OK);
@@ -1244,9 +1249,9 @@ Test(pm_codec, many_endpoints_round_trip_in_order)
 
 Test(pm_codec, encoder_ignores_v_and_kind_in_the_struct)
 {
-    pm_report  r = {.env = {.v = 99, .kind = PM_KIND_SNAPSHOT, .gen = 1}, .worker_id = 1};
+    pm_report r = {.env = {.v = 99, .kind = PM_KIND_SNAPSHOT, .gen = 1}, .worker_id = 1};
     pm_report *r2 = NULL;
-    gw_buf     b;
+    gw_buf b;
 
     gw_buf_init(&b, 4096);
     cr_assert_eq(pm_report_encode(&r, &b), GW_OK);
@@ -1261,10 +1266,10 @@ Test(pm_codec, encoder_ignores_v_and_kind_in_the_struct)
 
 Test(pm_codec, encoding_into_a_too_small_buffer_is_efull_and_leaves_it_unchanged)
 {
-    size_t       n;
-    char        *p = slurp("snapshot_v1.msgpack", &n);
+    size_t n;
+    char *p = slurp("snapshot_v1.msgpack", &n);
     pm_snapshot *s = NULL;
-    gw_buf       b;
+    gw_buf b;
 
     cr_assert_eq(pm_snapshot_decode(p, n, &s), GW_OK);
     for (size_t cap = 3; cap < n + 3; cap++) {
@@ -1304,16 +1309,16 @@ encode_snapshot_len(const pm_snapshot *s, size_t *len)
 
 Test(pm_codec, encoder_refuses_what_the_decoder_would_refuse)
 {
-    char        *adapters[] = {"a", NULL};
-    char        *longs = gw_xmalloc(PM_MAX_STR + 2);
-    pm_profile   prof = {.name = "p"};
-    pm_model     models[2] = {{.name = "m", .n_profiles = 1, .profiles = &prof}, {.name = "n"}};
-    pm_endpoint  eps[2] = {
+    char *adapters[] = {"a", NULL};
+    char *longs = gw_xmalloc(PM_MAX_STR + 2);
+    pm_profile prof = {.name = "p"};
+    pm_model models[2] = {{.name = "m", .n_profiles = 1, .profiles = &prof}, {.name = "n"}};
+    pm_endpoint eps[2] = {
         {.id = 1, .model = "m", .pod = "p", .ip = "i", .port = 1, .engine = "vllm"},
         {.id = 2, .model = "m", .pod = "q", .ip = "j", .port = 2},
     };
-    pm_snapshot  s = {.n_models = 2, .models = models, .n_endpoints = 2, .endpoints = eps};
-    size_t       len;
+    pm_snapshot s = {.n_models = 2, .models = models, .n_endpoints = 2, .endpoints = eps};
+    size_t len;
 
     memset(longs, 'x', PM_MAX_STR + 1);
     longs[PM_MAX_STR + 1] = '\0';
@@ -1355,12 +1360,12 @@ Test(pm_codec, encoder_refuses_what_the_decoder_would_refuse)
 
 Test(pm_codec, encoder_refuses_non_finite_load_values_and_duplicate_rows)
 {
-    pm_ep_load    eps[2] = {{.id = 1}, {.id = 2}};
+    pm_ep_load eps[2] = {{.id = 1}, {.id = 2}};
     pm_worker_seq ws[2] = {{.worker_id = 1}, {.worker_id = 2}};
-    pm_load       l = {.n_eps = 2, .eps = eps, .n_workers = 2, .workers = ws};
-    pm_ep_report  reps[2] = {{.id = 1}, {.id = 1}};
-    pm_report     r = {.n_eps = 2, .eps = reps};
-    gw_buf        b;
+    pm_load l = {.n_eps = 2, .eps = eps, .n_workers = 2, .workers = ws};
+    pm_ep_report reps[2] = {{.id = 1}, {.id = 1}};
+    pm_report r = {.n_eps = 2, .eps = reps};
+    gw_buf b;
 
     gw_buf_init(&b, 1 << 16);
     cr_assert_eq(pm_load_encode(&l, &b), GW_OK);
@@ -1387,8 +1392,8 @@ Test(pm_codec, encoder_refuses_non_finite_load_values_and_duplicate_rows)
 Test(pm_codec, free_functions_accept_null_and_hand_built_messages)
 {
     pm_snapshot *s = gw_xcalloc(1, sizeof(*s));
-    pm_load     *l = gw_xcalloc(1, sizeof(*l));
-    pm_report   *r = gw_xcalloc(1, sizeof(*r));
+    pm_load *l = gw_xcalloc(1, sizeof(*l));
+    pm_report *r = gw_xcalloc(1, sizeof(*r));
 
     pm_snapshot_free(NULL);
     pm_load_free(NULL);
@@ -1413,9 +1418,9 @@ Test(pm_codec, free_functions_accept_null_and_hand_built_messages)
 
 Test(pm_codec, find_model_looks_up_by_exact_name)
 {
-    size_t          n;
-    char           *p = slurp("snapshot_v1.msgpack", &n);
-    pm_snapshot    *s = NULL;
+    size_t n;
+    char *p = slurp("snapshot_v1.msgpack", &n);
+    pm_snapshot *s = NULL;
     const pm_model *m;
 
     cr_assert_eq(pm_snapshot_decode(p, n, &s), GW_OK);
@@ -1434,8 +1439,8 @@ Test(pm_codec, single_byte_corruptions_never_crash_or_leak)
 {
     for (size_t i = 0; i < GW_ARRAY_LEN(goldens); i++) {
         size_t n;
-        char  *p = slurp(goldens[i].file, &n);
-        char  *q = gw_xmalloc(n);
+        char *p = slurp(goldens[i].file, &n);
+        char *q = gw_xmalloc(n);
 
         for (size_t pos = 0; pos < n; pos++) {
             static const unsigned char flips[] = {0x01, 0x80, 0xff};

@@ -1,0 +1,182 @@
+/* Unit tests for ctl_cfg: the option table, discovery resolution and the
+ * validation that makes --check-config cover the discovery input. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctl_cfg.h"
+#include "ut_leak.h"
+
+TestSuite(ctl_cfg, .fini = ut_leak_check, .timeout = 10);
+
+/* Runs gw_cfg_parse on <args> (NULL-terminated) and captures stderr+stdout
+ * text into *text (heap). */
+static gw_cfg_outcome
+run(ctl_cfg *cfg, char **text, const char *const *args)
+{
+    char *argv[32];
+    int argc = 0;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    gw_cfg_prog prog = {
+        .name = "llmgw-controller", .validate = ctl_cfg_validate, .out = mem, .err = mem};
+    gw_cfg_outcome o;
+
+    argv[argc++] = "llmgw-controller";
+    for (size_t i = 0; args[i] != NULL; i++)
+        argv[argc++] = (char *)args[i];
+    argv[argc] = NULL;
+    memset(cfg, 0, sizeof(*cfg));
+    o = gw_cfg_parse(ctl_cfg_opts, cfg, &prog, argc, argv);
+    fclose(mem);
+    *text = buf;
+    return o;
+}
+
+#define RUN(cfg, text, ...) run((cfg), (text), (const char *const[]){__VA_ARGS__, NULL})
+
+static char *
+example_path(void)
+{
+    const char *src = getenv("LLMGW_SOURCE_DIR");
+    char *p = NULL;
+
+    cr_assert(asprintf(&p, "%s/examples/local.yaml", src != NULL ? src : ".") > 0);
+    return p;
+}
+
+Test(ctl_cfg, defaults_match_the_documented_ones)
+{
+    ctl_cfg cfg;
+    char *text;
+
+    cr_assert_eq(RUN(&cfg, &text, "--llm-backend-endpoints", "h:1"), GW_CFG_RUN, "%s", text);
+    cr_assert_str_eq(cfg.pub_listen, "tcp://0.0.0.0:7701");
+    cr_assert_str_eq(cfg.rep_listen, "tcp://0.0.0.0:7702");
+    cr_assert_str_eq(cfg.pull_listen, "tcp://0.0.0.0:7703");
+    cr_assert_str_eq(cfg.http_host, "0.0.0.0");
+    cr_assert_eq(cfg.http_port, 8091);
+    cr_assert_eq(cfg.load_interval_ms, 100);
+    cr_assert_eq(cfg.file_poll_ms, 250);
+    cr_assert_eq(cfg.debounce_ms, 5);
+    cr_assert_eq(cfg.worker_expiry_ms, 3000);
+    cr_assert_str_eq(cfg.backend_model, "default");
+    cr_assert_str_eq(cfg.log_level, "notice");
+    gw_cfg_free(ctl_cfg_opts, &cfg);
+    free(text);
+}
+
+Test(ctl_cfg, discovery_is_auto_resolved)
+{
+    ctl_cfg cfg = {0};
+    ctl_discovery d;
+    char *why = NULL;
+
+    cfg.discovery = "";
+    cfg.config = "x.yaml";
+    cfg.endpoints = "h:1";
+    cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_OK);
+    cr_assert_eq(d, CTL_DISC_FILE, "--config wins");
+    cfg.config = NULL;
+    cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_OK);
+    cr_assert_eq(d, CTL_DISC_ENDPOINTS);
+    cr_assert_str_eq(ctl_discovery_name(d), "endpoints");
+    cfg.endpoints = "";
+    cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_EINVAL, "auto falls back to redis");
+    cr_assert_str_eq(why, "discovery backend redis is not available yet; use --config or "
+                          "--llm-backend-endpoints");
+    free(why);
+}
+
+Test(ctl_cfg, explicit_modes_need_their_input_and_later_ones_are_refused)
+{
+    ctl_cfg cfg = {0};
+    ctl_discovery d;
+    char *why = NULL;
+
+    cfg.discovery = "file";
+    cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_EINVAL);
+    cr_assert(strstr(why, "needs --config") != NULL);
+    free(why);
+    cfg.discovery = "endpoints";
+    cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_EINVAL);
+    cr_assert(strstr(why, "needs --llm-backend-endpoints") != NULL);
+    free(why);
+    const char *later[] = {"redis", "etcd", "kubernetes"};
+    for (size_t i = 0; i < 3; i++) {
+        cfg.discovery = (char *)later[i];
+        cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_EINVAL);
+        cr_assert(strstr(why, "is not available yet") != NULL, "%s", why);
+        cr_assert(strstr(why, later[i]) != NULL);
+        free(why);
+    }
+    cfg.discovery = "consul";
+    cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_EINVAL);
+    cr_assert(strstr(why, "must be file, endpoints") != NULL);
+    free(why);
+}
+
+Test(ctl_cfg, no_discovery_input_exits_with_the_not_yet_message)
+{
+    ctl_cfg cfg;
+    char *text;
+
+    cr_assert_eq(RUN(&cfg, &text, "--http-port", "1"), GW_CFG_EXIT_ERR);
+    cr_assert(strstr(text, "discovery backend redis is not available yet") != NULL, "%s", text);
+    gw_cfg_free(ctl_cfg_opts, &cfg);
+    free(text);
+}
+
+Test(ctl_cfg, check_config_validates_the_yaml_file)
+{
+    ctl_cfg cfg;
+    char *text, *path = example_path();
+    char bad[] = "/tmp/ctl-cfg-XXXXXX";
+    int fd = mkstemp(bad);
+
+    cr_assert_eq(RUN(&cfg, &text, "--config", path, "--check-config"), GW_CFG_EXIT_OK, "%s", text);
+    gw_cfg_free(ctl_cfg_opts, &cfg);
+    free(text);
+
+    cr_assert(fd >= 0);
+    cr_assert(write(fd, "models: [{name: a, port: 0}]\n", 29) == 29);
+    close(fd);
+    cr_assert_eq(RUN(&cfg, &text, "--config", bad, "--check-config"), GW_CFG_EXIT_ERR);
+    cr_assert(strstr(text, "models[0].port: must be a port number") != NULL, "%s", text);
+    gw_cfg_free(ctl_cfg_opts, &cfg);
+    free(text);
+    unlink(bad);
+    free(path);
+}
+
+Test(ctl_cfg, bad_endpoint_lists_refuse_start)
+{
+    ctl_cfg cfg;
+    char *text;
+
+    cr_assert_eq(RUN(&cfg, &text, "--llm-backend-endpoints", "a:1,b:x"), GW_CFG_EXIT_ERR);
+    cr_assert(strstr(text, "entry 2 \"b:x\"") != NULL, "%s", text);
+    gw_cfg_free(ctl_cfg_opts, &cfg);
+    free(text);
+}
+
+Test(ctl_cfg, log_level_and_listen_urls_are_validated)
+{
+    ctl_cfg cfg;
+    char *text;
+
+    cr_assert_eq(RUN(&cfg, &text, "--llm-backend-endpoints", "h:1", "--log-level", "loud"),
+                 GW_CFG_EXIT_ERR);
+    cr_assert(strstr(text, "--log-level must be") != NULL, "%s", text);
+    gw_cfg_free(ctl_cfg_opts, &cfg);
+    free(text);
+    cr_assert_eq(
+        RUN(&cfg, &text, "--llm-backend-endpoints", "h:1", "--rep-listen", "tcp://0.0.0.0:7701"),
+        GW_CFG_EXIT_ERR);
+    cr_assert(strstr(text, "must differ") != NULL, "%s", text);
+    gw_cfg_free(ctl_cfg_opts, &cfg);
+    free(text);
+}
