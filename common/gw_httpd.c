@@ -24,6 +24,7 @@ struct gw_httpd {
     gw_io             *io;
     gw_timer          *timer;
     int                listen_fd; /* -1 once handed back by quiesce and closed */
+    bool               kicked;    /* a resumed connection awaits MHD_run */
     uint16_t           port;
 };
 
@@ -45,6 +46,7 @@ mhd_logger(void *cls, const char *fmt, va_list ap)
 static void
 httpd_run(gw_httpd *h)
 {
+    h->kicked = false;
     MHD_run(h->daemon);
 }
 
@@ -75,7 +77,11 @@ on_prepare(gw_loop *loop, void *arg)
 
     if (h->daemon == NULL)
         return;
-    if (MHD_get_timeout(h->daemon, &ms) == MHD_YES)
+    /* MHD_get_timeout does not know about connections resumed since the
+     * last MHD_run; a kick must survive this refresh. */
+    if (h->kicked)
+        gw_timer_start(h->timer, 0);
+    else if (MHD_get_timeout(h->daemon, &ms) == MHD_YES)
         gw_timer_start(h->timer, ms);
     else
         gw_timer_stop(h->timer);
@@ -182,6 +188,7 @@ gw_httpd_start(gw_loop *loop, const gw_httpd_opts *o, gw_httpd **out)
 void
 gw_httpd_kick(gw_httpd *h)
 {
+    h->kicked = true;
     gw_timer_start(h->timer, 0);
 }
 

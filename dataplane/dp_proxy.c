@@ -540,7 +540,8 @@ void
 dp_proxy_on_curl_done(CURL *easy, CURLcode result, void *arg)
 {
     dp_req *req = NULL;
-    bool    retryable;
+    bool        retryable = false;
+    const char *reason;
     (void)arg;
 
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&req);
@@ -552,7 +553,8 @@ dp_proxy_on_curl_done(CURL *easy, CURLcode result, void *arg)
         resume(req);
         return;
     }
-    on_upstream_failure(req, failure_reason(easy, result, &retryable), retryable);
+    reason = failure_reason(easy, result, &retryable);
+    on_upstream_failure(req, reason, retryable);
 }
 
 /* ---- request start ------------------------------------------------------ */

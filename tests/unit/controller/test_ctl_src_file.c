@@ -91,7 +91,8 @@ Test(ctl_src_file, the_shipped_example_parses)
     cr_assert_str_eq(set->models[0].name, "mock-model");
     cr_assert_str_eq(set->models[0].default_profile, "default");
     cr_assert_eq(set->models[0].n_profiles, 2);
-    cr_assert_str_eq(set->models[1].locked_strategy, "pd");
+    cr_assert_str_eq(set->models[1].name, "mock-model-pinned");
+    cr_assert_str_eq(set->models[1].locked_strategy, "least-request");
     pm_snapshot_free(set);
     free(text);
 }
