@@ -165,6 +165,12 @@ gw_bus_set_resend_ms(gw_bus *bus, unsigned ms)
 }
 
 void
+gw_bus_set_recv_max(gw_bus *bus, size_t bytes)
+{
+    nng_socket_set_size(bus->sock, NNG_OPT_RECVMAXSZ, bytes);
+}
+
+void
 gw_bus_free(gw_bus *bus)
 {
     if (bus == NULL)

@@ -205,6 +205,20 @@ gw_httpd_quiesce(gw_httpd *h)
 
     if (h->listen_fd < 0)
         return;
+    /* Connections already in this socket's accept queue would be reset by
+     * the close: take them in first (SO_REUSEPORT gives each socket its own
+     * queue, so the other workers cannot). */
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t               len = sizeof(ss);
+        int                     c = accept4(h->listen_fd, (struct sockaddr *)&ss, &len,
+                                            SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0)
+            break;
+        /* MHD owns (and on failure closes) the socket from here. */
+        MHD_add_connection(h->daemon, c, (struct sockaddr *)&ss, len);
+        gw_httpd_kick(h);
+    }
     fd = MHD_quiesce_daemon(h->daemon);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);

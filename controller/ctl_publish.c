@@ -196,6 +196,8 @@ ctl_publish_start(gw_loop *loop, const ctl_publish_opts *o, ctl_compile *compile
         ctl_publish_free(p);
         return GW_EIO;
     }
+    gw_bus_set_recv_max(p->pull, PM_MAX_MSG_BYTES + 1); /* + an optional topic byte */
+    gw_bus_set_recv_max(p->rep, PM_MAX_MSG_BYTES + 1);
     p->load_timer = gw_timer_new(loop, on_load_timer, p);
     gw_timer_start(p->load_timer, p->load_interval_ms);
     *out = p;

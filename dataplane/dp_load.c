@@ -100,7 +100,7 @@ dp_load_apply_snapshot(dp_load *l, const pm_snapshot *pm)
         dp_ep **pp = &l->buckets[b];
         while (*pp != NULL) {
             dp_ep *ep = *pp;
-            if (!ep->live && ep->inflight == 0) {
+            if (!ep->live && ep->inflight == 0 && ep->snaps == 0) {
                 *pp = ep->next;
                 ep_free(ep);
                 l->n_states--;

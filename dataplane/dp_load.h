@@ -7,6 +7,10 @@
  * is released on the same endpoint even if ids were reassigned. A state
  * outlives the snapshots that list it while requests still hold it.
  *
+ * A state is freed only when it is in no live snapshot, no dp_snap still
+ * references it (an old generation a request holds) and nothing is in
+ * flight on it.
+ *
  * The worker's view of an endpoint's load is
  *   fleet-wide value - this worker's share in it + this worker's exact value now,
  * which is fresh locally and consistent fleet-wide. Loop thread only. */
@@ -43,6 +47,7 @@ typedef struct dp_ep {
     uint64_t ring_seq[DP_LOAD_RING];
     uint32_t ring_inflight[DP_LOAD_RING];
     bool     live;            /* listed in the current snapshot */
+    uint32_t snaps;           /* snapshots (dp_snap) whose states array holds it */
     struct dp_ep *next;       /* hash chain */
 } dp_ep;
 

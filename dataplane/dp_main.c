@@ -40,7 +40,7 @@ static const gw_cfg_opt dp_opts[] = {
     GW_CFG_INT("max-body-bytes", "LLMGW_MAX_BODY_BYTES", dp_cfg, max_body_bytes, 4 << 20, 1024,
                (int64_t)1 << 30, "Largest request body accepted; larger ones get 413"),
     GW_CFG_INT("max-relay-bytes", "LLMGW_MAX_RELAY_BYTES", dp_cfg, max_relay_bytes, 1 << 20,
-               4096, (int64_t)1 << 30,
+               64 << 10, (int64_t)1 << 30,
                "Response bytes buffered per request before the upstream is paused"),
     GW_CFG_MS("connect-timeout", "LLMGW_CONNECT_TIMEOUT", dp_cfg, connect_timeout_ms, 3000, 10,
               600000, "Upstream TCP connect timeout"),

@@ -21,6 +21,13 @@ gauge_inflight(void *arg)
 }
 
 static double
+gauge_reserved(void *arg)
+{
+    dp_ctx *ctx = arg;
+    return dp_load_total_inflight(ctx->load);
+}
+
+static double
 gauge_snapshot_gen(void *arg)
 {
     dp_ctx *ctx = arg;
@@ -91,6 +98,10 @@ dp_metrics_new(dp_ctx *ctx)
     rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_inflight_requests",
                               "Proxied requests in flight in this worker", gauge_inflight, ctx,
                               &unused);
+    rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_endpoint_reservations",
+                              "In-flight slots this worker holds on engine endpoints (every "
+                              "request releases its slot exactly once)",
+                              gauge_reserved, ctx, &unused);
     rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_snapshot_generation",
                               "Generation of the routing snapshot in force (0 = none yet)",
                               gauge_snapshot_gen, ctx, &unused);

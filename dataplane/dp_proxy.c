@@ -34,7 +34,7 @@ struct dp_req {
     dp_api                 api;
     const char            *path; /* static string */
     uint64_t               start_us;
-    char                   id[40];
+    char                   id[64];
     gw_buf                 body;
     bool                   too_large;
     dp_reqinfo             info;
@@ -65,6 +65,8 @@ struct dp_req {
     uint64_t           headers_us;
     /* client side */
     bool     suspended;
+    gw_io   *client_watch; /* the client socket, watched for hang-up while suspended */
+    char     tail[2];      /* last two bytes relayed (SSE event boundary check) */
     bool     responded;
     bool     aborted;
     bool     has_err;
@@ -98,18 +100,51 @@ is_hop_by_hop(const char *name, size_t len)
     return false;
 }
 
+static void resume(dp_req *req);
+static void upstream_cleanup(dp_req *req);
+static void req_release(dp_req *req);
+
+/* MHD does not watch suspended connections, so a client that leaves while we
+ * wait for the engine would only be noticed at the next write. Watch its
+ * socket for a hang-up ourselves: cancel the upstream, release the slot, and
+ * let MHD close the connection. */
+static void
+on_client_hangup(gw_loop *loop, int fd, uint32_t events, void *arg)
+{
+    dp_req *req = arg;
+    (void)loop;
+    (void)fd;
+    (void)events;
+
+    gw_log(GW_LOG_INFO, "DP-CLIENT-GONE", "req=%s phase=%s", req->id,
+           req->headers_done ? "streaming" : "waiting");
+    req->aborted = true;
+    upstream_cleanup(req);
+    req_release(req);
+    resume(req);
+}
+
 static void
 suspend(dp_req *req)
 {
-    if (!req->suspended) {
-        MHD_suspend_connection(req->conn);
-        req->suspended = true;
-    }
+    const union MHD_ConnectionInfo *ci;
+
+    if (req->suspended)
+        return;
+    MHD_suspend_connection(req->conn);
+    req->suspended = true;
+    ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci != NULL && req->client_watch == NULL &&
+        gw_io_new(req->ctx->loop, ci->connect_fd, EPOLLRDHUP, on_client_hangup, req,
+                  &req->client_watch) != GW_OK)
+        req->client_watch = NULL;
 }
 
 static void
 resume(dp_req *req)
 {
+    gw_io_free(req->client_watch);
+    req->client_watch = NULL;
     if (req->suspended) {
         req->suspended = false;
         MHD_resume_connection(req->conn);
@@ -331,14 +366,22 @@ on_write(char *p, size_t size, size_t nmemb, void *arg)
 
     if (req->aborted)
         return 0;
-    if (req->relay.len + n > req->relay.max) {
+    if (req->relay.len > 0 && req->relay.len + n > req->relay.max) {
         /* Backpressure: the client reads slower than the engine writes.
          * curl keeps these bytes and offers them again after unpause. */
         req->paused = true;
         return CURL_WRITEFUNC_PAUSE;
     }
+    if (n > req->relay.max - req->relay.len)
+        req->relay.max = req->relay.len + n; /* one write larger than the cap: take it */
     if (gw_buf_append(&req->relay, p, n) != GW_OK)
         return 0;
+    if (n >= 2)
+        memcpy(req->tail, p + n - 2, 2);
+    else if (n == 1) {
+        req->tail[0] = req->tail[1];
+        req->tail[1] = p[0];
+    }
     dp_usage_feed(&req->usage, p, n);
     gw_timer_start(req->timer, req->ctx->cfg.idle_timeout_ms);
     resume(req);
@@ -346,6 +389,31 @@ on_write(char *p, size_t size, size_t nmemb, void *arg)
 }
 
 static void on_upstream_failure(dp_req *req, const char *reason, bool retryable);
+
+/* After the headers went out the status cannot change: an SSE stream ends
+ * with an error event (a clean end for the client's parser), a plain body is
+ * cut so the client sees it incomplete. */
+static void
+end_stream_with_error(dp_req *req, const char *what, const char *reason)
+{
+    dp_error e;
+
+    upstream_cleanup(req);
+    req->upstream_done = true;
+    req->upstream_failed = true;
+    if (req->sse) {
+        /* The engine may have died inside an event: close it first so the
+         * error event is a line of its own. */
+        bool at_boundary = req->tail[0] == '\n' && req->tail[1] == '\n';
+        dp_error_set(&e, 502, NULL, NULL, "upstream_error", "%s (%s)", what, reason);
+        req->relay.max = req->relay.len + 4096; /* room for the event past the cap */
+        if ((!at_boundary && gw_buf_append_str(&req->relay, "\n\n") != GW_OK) ||
+            dp_error_sse_event(&e, &req->relay) != GW_OK)
+            gw_log(GW_LOG_WARN, "DP-UP-SSE-ERR", "req=%s msg=\"no room for error event\"",
+                   req->id);
+    }
+    resume(req);
+}
 
 static void
 on_timer(gw_loop *loop, void *arg)
@@ -401,6 +469,10 @@ upstream_start(dp_req *req)
     if (MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Request-Id") == NULL)
         append_header(req, "X-Request-Id", req->id);
     append_header(req, "Expect", ""); /* no 100-continue round trip */
+    /* Without it curl would send application/x-www-form-urlencoded for a
+     * POST body, which vLLM refuses; the body is JSON whatever the client said. */
+    if (MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Content-Type") == NULL)
+        append_header(req, "Content-Type", "application/json");
     req->status = 0;
     req->content_length = -1;
     curl_easy_setopt(req->easy, CURLOPT_URL, url);
@@ -463,8 +535,8 @@ on_upstream_failure(dp_req *req, const char *reason, bool retryable)
     dp_ctx *ctx = req->ctx;
 
     gw_counter_inc(gw_metric_child(ctx->metrics->upstream_errors, reason));
-    if (req->ep != NULL)
-        req->ep->errors++;
+    if (req->ep != NULL && !req->headers_done)
+        req->ep->errors++; /* after the headers, account() counts it */
     gw_log_ratelimited(GW_LOG_WARN, 10, "DP-UP-FAIL", "req=%s model=%s ep=%s reason=%s", req->id,
                        req->info.model, req->ep ? req->ep->key : "-", reason);
     if (!req->headers_done) {
@@ -489,21 +561,7 @@ on_upstream_failure(dp_req *req, const char *reason, bool retryable)
         fail_before_headers(req);
         return;
     }
-    /* Mid-stream: the status line is gone; end the stream with an error
-     * event (SSE) or cut the body so the client sees it incomplete. */
-    upstream_cleanup(req);
-    req->upstream_done = true;
-    req->upstream_failed = true;
-    if (req->sse) {
-        dp_error e;
-        dp_error_set(&e, 502, NULL, NULL, "upstream_error",
-                     "the model endpoint failed mid-stream (%s)", reason);
-        req->relay.max = req->relay.len + 4096; /* room for the event past the cap */
-        if (dp_error_sse_event(&e, &req->relay) != GW_OK)
-            gw_log(GW_LOG_WARN, "DP-UP-SSE-ERR", "req=%s msg=\"no room for error event\"",
-                   req->id);
-    }
-    resume(req);
+    end_stream_with_error(req, "the model endpoint failed mid-stream", reason);
 }
 
 static const char *
@@ -602,7 +660,10 @@ start(dp_req *req)
     req->routed = true;
     /* In-flight token estimate: ~4 bytes of text per token, plus the output
      * budget. Good enough for load balancing; quotas settle on real usage. */
-    req->tokens = req->info.prompt_bytes / 4 + (req->info.max_tokens > 0 ? (uint64_t)req->info.max_tokens : 0);
+    req->tokens = req->info.prompt_bytes / 4 +
+                  (uint64_t)(req->info.max_tokens > 0 ? req->info.max_tokens : 0);
+    if (req->tokens > (1u << 24))
+        req->tokens = 1u << 24; /* an absurd max_tokens must not skew the fleet view */
     req->timer = gw_timer_new(ctx->loop, on_timer, req);
     if (!route_and_start(req))
         req->has_err = true;
@@ -623,7 +684,19 @@ req_new(dp_ctx *ctx, struct MHD_Connection *conn, dp_api api, const char *path)
     gw_buf_init(&req->body, (size_t)ctx->cfg.max_body_bytes);
     gw_buf_init(&req->relay, (size_t)ctx->cfg.max_relay_bytes);
     dp_usage_init(&req->usage, false);
-    make_request_id(ctx, req->id, sizeof(req->id));
+    {
+        /* A client's own X-Request-Id (sane: short, printable) becomes the
+         * request id end to end, so its logs and ours line up. */
+        const char *cid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+        size_t      n = cid ? strlen(cid) : 0;
+        bool        sane = n > 0 && n < sizeof(req->id);
+        for (size_t i = 0; sane && i < n; i++)
+            sane = cid[i] > 0x20 && cid[i] < 0x7f && cid[i] != '"';
+        if (sane)
+            memcpy(req->id, cid, n + 1);
+        else
+            make_request_id(ctx, req->id, sizeof(req->id));
+    }
     req->next = ctx->reqs;
     if (ctx->reqs != NULL)
         ctx->reqs->prev = req;
@@ -732,6 +805,7 @@ dp_proxy_completed(dp_ctx *ctx, void *con_cls, enum MHD_RequestTerminationCode t
     upstream_cleanup(req);
     account(req, client_gone);
     req_release(req);
+    gw_io_free(req->client_watch);
     gw_timer_free(req->timer);
     curl_slist_free_all(req->resp_hdrs);
     dp_usage_fini(&req->usage);
@@ -753,14 +827,15 @@ void
 dp_proxy_abort_all(dp_ctx *ctx)
 {
     for (dp_req *req = ctx->reqs; req != NULL; req = req->next) {
-        if (req->aborted)
+        if (req->aborted || req->upstream_done)
+            continue; /* complete responses still flush */
+        if (req->headers_done && req->sse) {
+            end_stream_with_error(req, "the gateway is shutting down", "drain_timeout");
             continue;
-        req->aborted = true;
-        if (req->in_multi || req->easy != NULL) {
-            upstream_cleanup(req);
-            req->upstream_done = true;
-            req->upstream_failed = true;
         }
+        req->aborted = true;
+        upstream_cleanup(req);
+        req_release(req);
         resume(req);
     }
 }

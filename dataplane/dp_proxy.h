@@ -31,8 +31,9 @@ void dp_proxy_completed(dp_ctx *ctx, void *con_cls, enum MHD_RequestTerminationC
 void dp_proxy_on_curl_done(CURL *easy, CURLcode result, void *arg);
 
 /* Shutdown after the drain deadline: ends every live request (streams get an
- * error event, waiting clients a 503) and resumes suspended connections so
- * MHD can finish them. */
+ * error event, requests still waiting for the engine a 503) and resumes
+ * suspended connections so MHD can finish them; complete responses still
+ * flush. */
 void dp_proxy_abort_all(dp_ctx *ctx);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "gw/gw_log.h"
 #include "gw/gw_mem.h"
 
 static const pm_profile *
@@ -54,26 +55,35 @@ dp_route_resolve(const dp_ctx *ctx, const dp_snap *snap, const char *model_name,
     }
     out->model = m;
     out->profile = resolve_profile(m->model, profile_hdr);
-    if (nonempty(m->model->locked_strategy))
-        name = m->model->locked_strategy;
-    else if (nonempty(strategy_hdr))
-        name = strategy_hdr;
-    else if (out->profile != NULL && nonempty(out->profile->routing_strategy))
-        name = out->profile->routing_strategy;
-    else if (nonempty(ctx->cfg.routing_algorithm))
-        name = ctx->cfg.routing_algorithm;
-    else if (nonempty(dp_snap_pm(snap)->settings.routing_strategy))
-        name = dp_snap_pm(snap)->settings.routing_strategy;
-    else
-        name = "random";
-    out->strategy = dp_strategy_find(name);
-    if (out->strategy == NULL) {
-        /* AIBrix answers x-error-routing; the documented header is
-         * x-error-invalid-routing-strategy. Clients may check either. */
+    /* A bad name in the client's header is the client's error (400). A bad
+     * name in operator config (locked, profile, gateway default) must not
+     * fail every request of the model: it is logged and the next source in
+     * precedence order decides. */
+    if (nonempty(strategy_hdr) && dp_strategy_find(strategy_hdr) == NULL) {
         dp_error_set(err, 400, "x-error-invalid-routing-strategy", "true",
-                     "invalid_routing_strategy", "incorrect routing strategy %.64s", name);
+                     "invalid_routing_strategy", "incorrect routing strategy %.64s", strategy_hdr);
         return false;
     }
+    const char *const order[] = {
+        m->model->locked_strategy,
+        strategy_hdr,
+        out->profile != NULL ? out->profile->routing_strategy : NULL,
+        ctx->cfg.routing_algorithm,
+        dp_snap_pm(snap)->settings.routing_strategy,
+    };
+    out->strategy = NULL;
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]) && out->strategy == NULL; i++) {
+        name = order[i];
+        if (!nonempty(name))
+            continue;
+        out->strategy = dp_strategy_find(name);
+        if (out->strategy == NULL)
+            gw_log_ratelimited(GW_LOG_WARN, 1, "DP-ROUTE-BAD-STRATEGY",
+                               "model=%s strategy=%.64s msg=\"unknown strategy in config; ignored\"",
+                               m->model->name, name);
+    }
+    if (out->strategy == NULL)
+        out->strategy = dp_strategy_find("random");
     return true;
 }
 

@@ -38,6 +38,8 @@ dp_snap_new(pm_snapshot *pm, dp_ep **states)
     s->refs = 1;
     s->pm = pm;
     s->states = states;
+    for (uint32_t e = 0; e < pm->n_endpoints; e++)
+        states[e]->snaps++;
     while (size < pm->n_models * 2u)
         size *= 2;
     s->mask = size - 1;
@@ -89,6 +91,8 @@ dp_snap_unref(dp_snap *s)
         free(s->models[i].eps);
     free(s->models);
     free(s->slots);
+    for (uint32_t e = 0; e < s->pm->n_endpoints; e++)
+        s->states[e]->snaps--;
     free(s->states);
     pm_snapshot_free(s->pm);
     free(s);

@@ -163,6 +163,8 @@ dp_sync_start(dp_ctx *ctx, dp_sync **out)
         return rc;
     }
     gw_bus_set_resend_ms(s->req, 1000);
+    gw_bus_set_recv_max(s->sub, PM_MAX_MSG_BYTES + 1); /* + the topic byte */
+    gw_bus_set_recv_max(s->req, PM_MAX_MSG_BYTES);
     s->report_timer = gw_timer_new(ctx->loop, on_report_timer, s);
     gw_timer_start(s->report_timer, ctx->cfg.report_interval_ms);
     s->resync_timer = gw_timer_new(ctx->loop, on_resync_timer, s);

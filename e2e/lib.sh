@@ -108,13 +108,35 @@ start_controller() {
     wait_http "http://127.0.0.1:$CTL_HTTP/healthz" 200 10 || not_ok "controller $name starts"
 }
 
+# wait_log NAME REGEX [TIMEOUT_S]: waits until NAME's log has a matching line.
+wait_log() {
+    local name=$1 re=$2 t=${3:-10}
+    for ((i = 0; i < t * 20; i++)); do
+        grep -qE "$re" "$E2E_DIR/$name.log" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    e2e_log "timeout waiting for /$re/ in $name.log"
+    return 1
+}
+
+# eventually DESC TIMEOUT_S COMMAND...: passes once COMMAND succeeds, polling.
+eventually() {
+    local d=$1 t=$2; shift 2
+    for ((i = 0; i < t * 20; i++)); do
+        "$@" && { ok "$d"; return 0; }
+        sleep 0.05
+    done
+    not_ok "$d" "still failing after ${t}s: $*"
+}
+
 # start_worker NAME PORT ARGS...: a worker linked to the controller above;
-# waits until it holds a snapshot (/readyz).
+# waits until this very process holds a snapshot (its DP-SNAP-APPLY log line:
+# /readyz on a shared port may be answered by another worker).
 start_worker() {
     local name=$1 port=$2; shift 2
     spawn "$name" "$E2E_BIN_DP" --host 127.0.0.1 --port "$port" --controller-pub "$CTL_PUB" \
         --controller-rep "$CTL_REP" --controller-pull "$CTL_PULL" "$@"
-    wait_http "http://127.0.0.1:$port/healthz" 200 10 || not_ok "worker $name starts"
+    wait_log "$name" 'id=DP-SNAP-APPLY ' 10 || not_ok "worker $name gets a snapshot"
 }
 
 # chat BODY_JSON [CURL ARGS...]: POST /v1/chat/completions to $GW; writes the
@@ -168,8 +190,12 @@ e2e_on_exit() {
     local rc=$?
     trap - EXIT
     if [ -z "${E2E_FINISHED:-}" ]; then
-        # The case died early: still clean up, and fail.
+        # The case died early: still clean up (helper loops watch the stop
+        # file; background jobs are killed), and fail.
+        touch "$E2E_DIR/stop" 2>/dev/null
         for name in "${!E2E_PIDS[@]}"; do kill -9 "${E2E_PIDS[$name]}" 2>/dev/null; done
+        kill $(jobs -p) 2>/dev/null
+        [ "${E2E_KEEP:-0}" == 1 ] || rm -rf "$E2E_DIR"
         echo "$E2E_NAME: aborted (rc=$rc)"
         exit 1
     fi

@@ -55,9 +55,9 @@ expect_eq "stream usage event relayed" "$(grep '"usage":{' "$E2E_DIR/s.body" | t
 expect_match "stream response is chunked, not buffered" "$(tr -d '\r' <"$E2E_DIR/s.hdr" | grep -i '^transfer-encoding:')" chunked
 
 # Chunks arrive as the engine produces them, not when the stream ends: with
-# 300 ms between tokens, the first content chunk reaches the client at least
-# 0.5 s before the last one.
-for p in "$M1" "$M2"; do curl -s -X POST "http://127.0.0.1:$p/_mock/fault" -d '{"itl_ms":300}' >/dev/null; done
+# 500 ms between tokens, the first of 3 content chunks reaches the client at
+# least 0.5 s before the last one (1 s apart at the engine).
+for p in "$M1" "$M2"; do curl -s -X POST "http://127.0.0.1:$p/_mock/fault" -d '{"itl_ms":500}' >/dev/null; done
 curl -sN --max-time 20 -H 'Content-Type: application/json' \
     -d '{"model":"mock-model","messages":[{"role":"user","content":"slow"}],"max_tokens":3,"stream":true}' \
     "$GW/v1/chat/completions" | while IFS= read -r line; do
@@ -75,14 +75,28 @@ code=$(chat_path /v1/embeddings '{"model":"mock-model","input":["a","b"]}')
 expect_eq "embeddings answer 200" "$code" 200
 expect_eq "embeddings return two vectors" "$(body | jq '.data | length')" 2
 
+# A client's X-Request-Id is the request id end to end; a body sent without
+# Content-Type still reaches the engine as JSON.
+mock_clear "$M1"; mock_clear "$M2"
+code=$(curl -s -o "$E2E_DIR/out.body" -D "$E2E_DIR/out.hdr" -w '%{http_code}' -H 'Content-Type:' \
+    -H 'X-Request-Id: client-trace-42' --data-binary '{"model":"mock-model","messages":[{"role":"user","content":"ct"}]}' \
+    "$GW/v1/chat/completions")
+expect_eq "a body without Content-Type is served" "$code" 200
+expect_eq "the client's X-Request-Id is the request-id" "$(hdr request-id)" client-trace-42
+pod_port=$(hdr target-pod-ip | cut -d: -f2)
+last=$(mock_requests "$pod_port" | jq -c '.[-1]')
+expect_eq "the engine got Content-Type application/json" "$(jq -r '.headers["content-type"]' <<<"$last")" application/json
+expect_eq "the engine got the client's X-Request-Id" "$(jq -r '.headers["x-request-id"]' <<<"$last")" client-trace-42
+
 # /v1/models comes from the snapshot.
 models=$(curl -s "$GW/v1/models")
 expect_eq "/v1/models lists the model" "$(jq -r '.data[].id' <<<"$models")" mock-model
 expect_eq "/v1/models object" "$(jq -r .object <<<"$models")" list
 
-# least-request spreads concurrent requests: 8 slow concurrent requests
+# least-request spreads concurrent requests: 8 slow (2 s) concurrent requests
 # land 4 and 4 on the two engines.
 mock_clear "$M1"; mock_clear "$M2"
+for p in "$M1" "$M2"; do curl -s -X POST "http://127.0.0.1:$p/_mock/fault" -d '{"itl_ms":100}' >/dev/null; done
 pids=()
 for i in $(seq 1 8); do
     curl -s -o /dev/null --max-time 20 -H 'Content-Type: application/json' -H 'routing-strategy: least-request' \
@@ -90,6 +104,7 @@ for i in $(seq 1 8); do
     pids+=($!)
 done
 wait "${pids[@]}"
+for p in "$M1" "$M2"; do curl -s -X POST "http://127.0.0.1:$p/_mock/fault" -d '{"itl_ms":2}' >/dev/null; done
 expect_eq "least-request splits 8 concurrent requests evenly (m1)" "$(mock_count "$M1")" 4
 expect_eq "least-request splits 8 concurrent requests evenly (m2)" "$(mock_count "$M2")" 4
 

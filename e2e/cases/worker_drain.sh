@@ -38,4 +38,19 @@ for i in 1 2 3; do
 done
 stop w1 TERM 15
 expect_true "the draining worker logged its drain" grep -q 'id=DP-DRAIN ' "$E2E_DIR/w1.log"
+
+# Past --drain-timeout the rest is ended cleanly: a stream gets an error
+# event, and the worker still exits 0.
+W3=$(free_port)
+start_worker w3 "$W3" --drain-timeout 300ms
+curl -sN --max-time 20 -H 'Content-Type: application/json' \
+    -d '{"model":"mock-model","messages":[{"role":"user","content":"long"}],"max_tokens":50,"stream":true}' \
+    "http://127.0.0.1:$W3/v1/chat/completions" >"$E2E_DIR/cut" &
+cut_pid=$!
+sleep 0.5
+stop w3 TERM 10
+wait "$cut_pid"
+expect_match "a stream cut by the drain deadline ends with an error event" \
+    "$(grep '^data:' "$E2E_DIR/cut" | tail -1)" '"error":.*shutting down'
+expect_true "the deadline abort was logged" grep -q 'id=DP-DRAIN-DEADLINE' "$E2E_DIR/w3.log"
 done_case

@@ -46,6 +46,11 @@ GW_MUST_CHECK gw_err gw_bus_send(gw_bus *bus, char topic, const void *data, size
  * request (NNG_OPT_REQ_RESENDTIME). */
 void gw_bus_set_resend_ms(gw_bus *bus, unsigned ms);
 
+/* Largest message this socket accepts (NNG_OPT_RECVMAXSZ). nng's default is
+ * 1 MiB and it drops larger messages and the pipe with them, so set it to
+ * the protocol's own limit. */
+void gw_bus_set_recv_max(gw_bus *bus, size_t bytes);
+
 /* Closes the socket and frees <bus>. NULL ok. */
 void gw_bus_free(gw_bus *bus);
 
