@@ -75,8 +75,8 @@ gw_err
 gw_buf_vprintf(gw_buf *b, const char *fmt, va_list ap)
 {
     va_list ap2;
-    int     n;
-    gw_err  rc;
+    int n;
+    gw_err rc;
 
     va_copy(ap2, ap);
     n = vsnprintf(NULL, 0, fmt, ap2);
@@ -95,7 +95,7 @@ gw_err
 gw_buf_printf(gw_buf *b, const char *fmt, ...)
 {
     va_list ap;
-    gw_err  rc;
+    gw_err rc;
 
     va_start(ap, fmt);
     rc = gw_buf_vprintf(b, fmt, ap);

@@ -17,13 +17,13 @@
 #include "gw/gw_mem.h"
 
 struct gw_bus {
-    gw_loop       *loop;
-    nng_socket     sock;
-    bool           sock_open;
-    gw_bus_kind    kind;
-    gw_io         *io;
+    gw_loop *loop;
+    nng_socket sock;
+    bool sock_open;
+    gw_bus_kind kind;
+    gw_io *io;
     gw_bus_recv_fn cb;
-    void          *arg;
+    void *arg;
 };
 
 static const char *const kind_names[] = {"pub", "sub", "req", "rep", "push", "pull"};
@@ -40,7 +40,7 @@ on_readable(gw_loop *loop, int fd, uint32_t events, void *arg)
      * receiving everything now keeps latency low under bursts. */
     for (;;) {
         nng_msg *msg = NULL;
-        int      nrv = nng_recvmsg(bus->sock, &msg, NNG_FLAG_NONBLOCK);
+        int nrv = nng_recvmsg(bus->sock, &msg, NNG_FLAG_NONBLOCK);
         /* ESTATE: a REQ socket with no request outstanding (its recv fd
          * can stay signalled after the reply was taken). */
         if (nrv == NNG_EAGAIN || nrv == NNG_ESTATE)
@@ -60,12 +60,18 @@ static int
 open_kind(gw_bus_kind kind, nng_socket *s)
 {
     switch (kind) {
-    case GW_BUS_PUB: return nng_pub0_open(s);
-    case GW_BUS_SUB: return nng_sub0_open(s);
-    case GW_BUS_REQ: return nng_req0_open(s);
-    case GW_BUS_REP: return nng_rep0_open(s);
-    case GW_BUS_PUSH: return nng_push0_open(s);
-    case GW_BUS_PULL: return nng_pull0_open(s);
+    case GW_BUS_PUB:
+        return nng_pub0_open(s);
+    case GW_BUS_SUB:
+        return nng_sub0_open(s);
+    case GW_BUS_REQ:
+        return nng_req0_open(s);
+    case GW_BUS_REP:
+        return nng_rep0_open(s);
+    case GW_BUS_PUSH:
+        return nng_push0_open(s);
+    case GW_BUS_PULL:
+        return nng_pull0_open(s);
     }
     return NNG_EINVAL;
 }
@@ -75,7 +81,7 @@ bus_open(gw_loop *loop, gw_bus_kind kind, const char *url, bool listen, gw_bus_r
          void *arg, gw_bus **out)
 {
     gw_bus *bus = gw_xcalloc(1, sizeof(*bus));
-    int     nrv, fd;
+    int nrv, fd;
 
     bus->loop = loop;
     bus->kind = kind;
@@ -137,7 +143,7 @@ gw_err
 gw_bus_send(gw_bus *bus, char topic, const void *data, size_t len)
 {
     nng_msg *msg = NULL;
-    int      nrv;
+    int nrv;
 
     nrv = nng_msg_alloc(&msg, 0);
     if (nrv != 0)

@@ -10,17 +10,17 @@
 #include "gw/gw_mem.h"
 
 struct gw_curlm {
-    gw_loop         *loop;
-    CURLM           *multi;
-    gw_timer        *timer;
+    gw_loop *loop;
+    CURLM *multi;
+    gw_timer *timer;
     gw_curlm_done_fn done;
-    void            *done_arg;
-    int              running;
+    void *done_arg;
+    int running;
 };
 
 /* Per-socket state curl stores with curl_multi_assign. */
 typedef struct curlm_sock {
-    gw_io   *io;
+    gw_io *io;
     uint32_t events;
 } curlm_sock;
 
@@ -28,12 +28,12 @@ static void
 check_done(gw_curlm *m)
 {
     CURLMsg *msg;
-    int      left;
+    int left;
 
     while ((msg = curl_multi_info_read(m->multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE)
             continue;
-        CURL    *easy = msg->easy_handle;
+        CURL *easy = msg->easy_handle;
         CURLcode rc = msg->data.result;
         curl_multi_remove_handle(m->multi, easy);
         m->done(easy, rc, m->done_arg);
@@ -44,7 +44,7 @@ static void
 on_socket_ready(gw_loop *loop, int fd, uint32_t events, void *arg)
 {
     gw_curlm *m = arg;
-    int       flags = 0;
+    int flags = 0;
     (void)loop;
 
     if (events & (EPOLLIN | EPOLLHUP))
@@ -70,9 +70,9 @@ on_timeout(gw_loop *loop, void *arg)
 static int
 socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
-    gw_curlm   *m = userp;
+    gw_curlm *m = userp;
     curlm_sock *cs = socketp;
-    uint32_t    events = 0;
+    uint32_t events = 0;
     (void)easy;
 
     if (what == CURL_POLL_REMOVE) {

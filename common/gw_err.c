@@ -5,19 +5,32 @@ const char *
 gw_strerror(gw_err err)
 {
     switch (err) {
-    case GW_OK: return "ok";
-    case GW_EAGAIN: return "try again";
-    case GW_ENOMEM: return "out of memory";
-    case GW_EINVAL: return "invalid argument";
-    case GW_ENOENT: return "not found";
-    case GW_EPROTO: return "protocol error";
-    case GW_ETIMEDOUT: return "timed out";
-    case GW_ECLOSED: return "closed";
-    case GW_EFULL: return "full";
-    case GW_EIO: return "i/o error";
-    case GW_ESYS: return "system error";
-    case GW_EEXIST: return "already exists";
-    case GW_EVERSION: return "unsupported version";
+    case GW_OK:
+        return "ok";
+    case GW_EAGAIN:
+        return "try again";
+    case GW_ENOMEM:
+        return "out of memory";
+    case GW_EINVAL:
+        return "invalid argument";
+    case GW_ENOENT:
+        return "not found";
+    case GW_EPROTO:
+        return "protocol error";
+    case GW_ETIMEDOUT:
+        return "timed out";
+    case GW_ECLOSED:
+        return "closed";
+    case GW_EFULL:
+        return "full";
+    case GW_EIO:
+        return "i/o error";
+    case GW_ESYS:
+        return "system error";
+    case GW_EEXIST:
+        return "already exists";
+    case GW_EVERSION:
+        return "unsupported version";
     }
     return "unknown error";
 }

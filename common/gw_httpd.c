@@ -19,18 +19,19 @@
 #include "gw/gw_mem.h"
 
 struct gw_httpd {
-    gw_loop           *loop;
+    gw_loop *loop;
     struct MHD_Daemon *daemon;
-    gw_io             *io;
-    gw_timer          *timer;
-    int                listen_fd; /* -1 once handed back by quiesce and closed */
-    bool               kicked;    /* a resumed connection awaits MHD_run */
-    uint16_t           port;
+    gw_io *io;
+    gw_timer *timer;
+    int listen_fd; /* -1 once handed back by quiesce and closed */
+    bool kicked;   /* a resumed connection awaits MHD_run */
+    uint16_t port;
 };
 
 /* MHD's own diagnostics (a client that vanished mid-response, a malformed
  * request line) are per-connection noise: log them at info, in logfmt. */
-static void mhd_logger(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 static void
 mhd_logger(void *cls, const char *fmt, va_list ap)
@@ -71,8 +72,8 @@ on_timer(gw_loop *loop, void *arg)
 static void
 on_prepare(gw_loop *loop, void *arg)
 {
-    gw_httpd                 *h = arg;
-    MHD_UNSIGNED_LONG_LONG    ms = 0;
+    gw_httpd *h = arg;
+    MHD_UNSIGNED_LONG_LONG ms = 0;
     (void)loop;
 
     if (h->daemon == NULL)
@@ -90,11 +91,12 @@ on_prepare(gw_loop *loop, void *arg)
 static int
 listen_socket(const char *host, uint16_t port, bool reuseport)
 {
-    struct addrinfo  hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
-    char             portstr[8];
-    int              fd = -1, one = 1, rc, err;
+    char portstr[8];
+    int fd = -1, one = 1, rc, err;
 
     snprintf(portstr, sizeof(portstr), "%u", port);
     rc = getaddrinfo(host, portstr, &hints, &res);
@@ -128,7 +130,7 @@ static uint16_t
 bound_port(int fd)
 {
     struct sockaddr_storage ss;
-    socklen_t               len = sizeof(ss);
+    socklen_t len = sizeof(ss);
 
     if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
         return 0;
@@ -140,9 +142,9 @@ bound_port(int fd)
 gw_err
 gw_httpd_start(gw_loop *loop, const gw_httpd_opts *o, gw_httpd **out)
 {
-    gw_httpd                  *h = gw_xcalloc(1, sizeof(*h));
+    gw_httpd *h = gw_xcalloc(1, sizeof(*h));
     const union MHD_DaemonInfo *info;
-    gw_err                     rc;
+    gw_err rc;
 
     h->loop = loop;
     h->listen_fd = listen_socket(o->host ? o->host : "0.0.0.0", o->port, o->reuseport);
@@ -210,9 +212,8 @@ gw_httpd_quiesce(gw_httpd *h)
      * queue, so the other workers cannot). */
     for (;;) {
         struct sockaddr_storage ss;
-        socklen_t               len = sizeof(ss);
-        int                     c = accept4(h->listen_fd, (struct sockaddr *)&ss, &len,
-                                            SOCK_NONBLOCK | SOCK_CLOEXEC);
+        socklen_t len = sizeof(ss);
+        int c = accept4(h->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c < 0)
             break;
         /* MHD owns (and on failure closes) the socket from here. */
@@ -255,7 +256,7 @@ gw_httpd_respond(struct MHD_Connection *conn, unsigned status, const char *conte
                  const char *body, size_t len, const char *const *headers)
 {
     struct MHD_Response *resp;
-    enum MHD_Result      ret;
+    enum MHD_Result ret;
 
     resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (resp == NULL)

@@ -48,15 +48,16 @@ static void log_vwrite(gw_lvl lvl, int errnum, const char *id, const char *fmt, 
 static void
 log_vwrite(gw_lvl lvl, int errnum, const char *id, const char *fmt, va_list ap)
 {
-    char            line[2048];
+    char line[2048];
     struct timespec ts;
-    struct tm       tm;
-    size_t          n;
-    int             rc;
+    struct tm tm;
+    size_t n;
+    int rc;
 
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    rc = snprintf(line, sizeof(line), "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ lvl=%s proc=%s id=%s ",
+    rc = snprintf(line, sizeof(line),
+                  "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ lvl=%s proc=%s id=%s ",
                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                   ts.tv_nsec / 1000000, lvl_names[lvl], log_proc, id);
     n = rc < 0 ? 0 : (size_t)rc;
@@ -66,7 +67,8 @@ log_vwrite(gw_lvl lvl, int errnum, const char *id, const char *fmt, va_list ap)
     }
     if (errnum != 0 && n < sizeof(line)) {
         char q[160];
-        rc = snprintf(line + n, sizeof(line) - n, " err=%s", gw_log_q(q, sizeof(q), strerror(errnum)));
+        rc = snprintf(line + n, sizeof(line) - n, " err=%s",
+                      gw_log_q(q, sizeof(q), strerror(errnum)));
         n += rc < 0 ? 0 : (size_t)rc;
     }
     if (n > sizeof(line) - 2)
@@ -81,7 +83,7 @@ void
 gw_log_raw(gw_lvl lvl, const char *id, const char *fmt, ...)
 {
     va_list ap;
-    int     saved = errno;
+    int saved = errno;
 
     va_start(ap, fmt);
     log_vwrite(lvl, 0, id, fmt, ap);
@@ -93,7 +95,7 @@ void
 gw_log_raw_errno(gw_lvl lvl, int errnum, const char *id, const char *fmt, ...)
 {
     va_list ap;
-    int     saved = errno;
+    int saved = errno;
 
     va_start(ap, fmt);
     log_vwrite(lvl, errnum, id, fmt, ap);
@@ -105,7 +107,7 @@ bool
 gw_log_rl_allow(gw_log_rl *rl, uint32_t per_sec)
 {
     struct timespec ts;
-    uint64_t        now;
+    uint64_t now;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;

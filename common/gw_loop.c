@@ -23,51 +23,51 @@
 
 struct gw_io {
     gw_loop *loop;
-    int      fd;
+    int fd;
     gw_io_fn cb;
-    void    *arg;
-    bool     dead;
-    gw_io   *next_dead;
+    void *arg;
+    bool dead;
+    gw_io *next_dead;
 };
 
 struct gw_timer {
-    gw_loop    *loop;
+    gw_loop *loop;
     gw_timer_fn cb;
-    void       *arg;
-    uint64_t    due_ms;
-    size_t      heap_idx; /* SIZE_MAX when not armed */
+    void *arg;
+    uint64_t due_ms;
+    size_t heap_idx; /* SIZE_MAX when not armed */
 };
 
 typedef struct loop_signal {
-    int          signo;
+    int signo;
     gw_signal_fn cb;
-    void        *arg;
+    void *arg;
 } loop_signal;
 
 typedef struct loop_prepare {
     gw_prepare_fn cb;
-    void         *arg;
+    void *arg;
 } loop_prepare;
 
 struct gw_loop {
-    int          epfd;
-    bool         stop;
-    gw_io       *dead; /* watchers freed during dispatch, reaped after it */
-    bool         dispatching;
-    gw_timer   **heap;
-    size_t       heap_len;
-    size_t       heap_cap;
-    int          sigfd;
-    gw_io       *sig_io;
-    sigset_t     sigmask;
-    loop_signal  sigs[LOOP_MAX_SIGNALS];
-    unsigned     n_sigs;
-    int          wakefd;
-    gw_io       *wake_io;
-    gw_wake_fn   wake_cb;
-    void        *wake_arg;
+    int epfd;
+    bool stop;
+    gw_io *dead; /* watchers freed during dispatch, reaped after it */
+    bool dispatching;
+    gw_timer **heap;
+    size_t heap_len;
+    size_t heap_cap;
+    int sigfd;
+    gw_io *sig_io;
+    sigset_t sigmask;
+    loop_signal sigs[LOOP_MAX_SIGNALS];
+    unsigned n_sigs;
+    int wakefd;
+    gw_io *wake_io;
+    gw_wake_fn wake_cb;
+    void *wake_arg;
     loop_prepare prepare[LOOP_MAX_PREPARE];
-    unsigned     n_prepare;
+    unsigned n_prepare;
 };
 
 uint64_t
@@ -232,7 +232,7 @@ next_timeout_ms(gw_loop *loop)
 gw_err
 gw_io_new(gw_loop *loop, int fd, uint32_t events, gw_io_fn cb, void *arg, gw_io **out)
 {
-    gw_io             *io = gw_xcalloc(1, sizeof(*io));
+    gw_io *io = gw_xcalloc(1, sizeof(*io));
     struct epoll_event ev = {.events = events, .data.ptr = io};
 
     io->loop = loop;
@@ -353,7 +353,7 @@ void
 gw_loop_wake(gw_loop *loop)
 {
     uint64_t one = 1;
-    ssize_t  w = write(loop->wakefd, &one, sizeof(one));
+    ssize_t w = write(loop->wakefd, &one, sizeof(one));
     (void)w; /* EAGAIN means a wakeup is already pending */
 }
 
@@ -383,7 +383,7 @@ gw_err
 gw_loop_new(gw_loop **out)
 {
     gw_loop *loop = gw_xcalloc(1, sizeof(*loop));
-    int      err;
+    int err;
 
     loop->sigfd = -1;
     loop->wakefd = -1;

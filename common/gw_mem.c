@@ -50,7 +50,7 @@ char *
 gw_xstrndup(const char *s, size_t n)
 {
     size_t len = strnlen(s, n);
-    char  *p = gw_xmalloc(len + 1);
+    char *p = gw_xmalloc(len + 1);
     memcpy(p, s, len);
     p[len] = '\0';
     return p;

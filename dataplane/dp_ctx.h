@@ -16,14 +16,14 @@
 #include "dp_snap.h"
 
 typedef struct dp_cfg {
-    char    *host;
+    char *host;
     uint16_t port;
-    char    *controller_pub;  /* nng SUB dials this (snapshots, load) */
-    char    *controller_rep;  /* nng REQ dials this (full snapshot on request) */
-    char    *controller_pull; /* nng PUSH dials this (reports) */
-    char    *routing_algorithm;
-    int64_t  max_body_bytes;
-    int64_t  max_relay_bytes;
+    char *controller_pub;  /* nng SUB dials this (snapshots, load) */
+    char *controller_rep;  /* nng REQ dials this (full snapshot on request) */
+    char *controller_pull; /* nng PUSH dials this (reports) */
+    char *routing_algorithm;
+    int64_t max_body_bytes;
+    int64_t max_relay_bytes;
     uint64_t connect_timeout_ms;
     uint64_t first_byte_timeout_ms;
     uint64_t idle_timeout_ms;
@@ -31,35 +31,35 @@ typedef struct dp_cfg {
     uint64_t client_timeout_ms;
     uint64_t drain_timeout_ms;
     uint64_t report_interval_ms;
-    int64_t  retries;
-    int64_t  conn_limit;
-    int64_t  max_host_conns;
-    char    *log_level;
+    int64_t retries;
+    int64_t conn_limit;
+    int64_t max_host_conns;
+    char *log_level;
 } dp_cfg;
 
-typedef struct dp_sync    dp_sync;
+typedef struct dp_sync dp_sync;
 typedef struct dp_metrics dp_metrics;
-typedef struct dp_req     dp_req;
+typedef struct dp_req dp_req;
 
 typedef struct dp_ctx {
-    dp_cfg      cfg;
-    gw_loop    *loop;
-    gw_httpd   *httpd;
-    gw_curlm   *curlm;
-    dp_sync    *sync;
-    dp_snap    *snap;       /* current snapshot; NULL until the first arrives */
-    dp_ep     **snap_states; /* borrowed from snap */
-    dp_load    *load;
+    dp_cfg cfg;
+    gw_loop *loop;
+    gw_httpd *httpd;
+    gw_curlm *curlm;
+    dp_sync *sync;
+    dp_snap *snap;       /* current snapshot; NULL until the first arrives */
+    dp_ep **snap_states; /* borrowed from snap */
+    dp_load *load;
     dp_metrics *metrics;
-    uint64_t    rng;
-    uint64_t    worker_id;
-    bool        draining;
-    uint64_t    drain_deadline_ms;
-    gw_timer   *drain_timer;
-    dp_req     *reqs;       /* every live proxied request (for drain) */
-    uint32_t    n_reqs;
-    uint32_t   *scratch;    /* candidate list, reused by every request */
-    uint32_t    scratch_cap;
+    uint64_t rng;
+    uint64_t worker_id;
+    bool draining;
+    uint64_t drain_deadline_ms;
+    gw_timer *drain_timer;
+    dp_req *reqs; /* every live proxied request (for drain) */
+    uint32_t n_reqs;
+    uint32_t *scratch; /* candidate list, reused by every request */
+    uint32_t scratch_cap;
 } dp_ctx;
 
 /* Installs <snap> as the current snapshot (takes the caller's ref). */

@@ -47,8 +47,8 @@ dp_error_body(const dp_error *e, gw_buf *out)
     json_t *err = json_pack("{s:s, s:s, s:n, s:s}", "message", e->message, "type",
                             dp_error_type(e->status), "param", "code", e->code ? e->code : "error");
     json_t *root = json_pack("{s:o}", "error", err);
-    char   *text;
-    gw_err  rc;
+    char *text;
+    gw_err rc;
 
     if (root == NULL)
         return GW_ENOMEM;

@@ -12,11 +12,11 @@
 #include "gw/gw_buf.h"
 
 typedef struct dp_error {
-    unsigned    status;
+    unsigned status;
     const char *header;       /* x-error-* header name; NULL = none */
     const char *header_value; /* e.g. "true" or the model name; borrowed */
     const char *code;         /* OpenAI error code, e.g. "model_not_found" */
-    char        message[256];
+    char message[256];
 } dp_error;
 
 /* Fills <e>. <message> is a printf format. */

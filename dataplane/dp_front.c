@@ -17,7 +17,7 @@ static char local_marker;
 
 typedef struct api_route {
     const char *path;
-    dp_api      api;
+    dp_api api;
 } api_route;
 
 static const api_route api_routes[] = {
@@ -30,8 +30,8 @@ static enum MHD_Result
 respond_json_error(struct MHD_Connection *conn, unsigned status, const char *header,
                    const char *code, const char *message)
 {
-    dp_error        e;
-    gw_buf          body;
+    dp_error e;
+    gw_buf body;
     enum MHD_Result ret;
 
     dp_error_set(&e, status, header, "true", code, "%s", message);
@@ -50,22 +50,22 @@ respond_json_error(struct MHD_Connection *conn, unsigned status, const char *hea
 static enum MHD_Result
 respond_models(dp_ctx *ctx, struct MHD_Connection *conn)
 {
-    json_t         *data = json_array(), *root;
-    char           *text;
+    json_t *data = json_array(), *root;
+    char *text;
     enum MHD_Result ret;
 
     if (ctx->snap != NULL) {
         const pm_snapshot *pm = dp_snap_pm(ctx->snap);
         for (uint32_t i = 0; i < pm->n_models; i++) {
             json_array_append_new(data, json_pack("{s:s, s:s, s:i, s:s, s:s, s:n}", "id",
-                                                  pm->models[i].name, "object", "model",
-                                                  "created", 0, "owned_by", "llmgw", "root",
+                                                  pm->models[i].name, "object", "model", "created",
+                                                  0, "owned_by", "llmgw", "root",
                                                   pm->models[i].name, "parent"));
         }
         for (uint32_t e = 0; e < pm->n_endpoints; e++) {
             const pm_endpoint *ep = &pm->endpoints[e];
             for (uint32_t a = 0; a < ep->n_adapters; a++) {
-                bool   seen = false;
+                bool seen = false;
                 size_t k;
                 json_t *it;
                 json_array_foreach(data, k, it)
@@ -74,10 +74,10 @@ respond_models(dp_ctx *ctx, struct MHD_Connection *conn)
                                           ep->adapters[a]) == 0;
                 }
                 if (!seen)
-                    json_array_append_new(
-                        data, json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "id", ep->adapters[a],
-                                        "object", "model", "created", 0, "owned_by", "llmgw",
-                                        "root", ep->adapters[a], "parent", ep->model));
+                    json_array_append_new(data, json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "id",
+                                                          ep->adapters[a], "object", "model",
+                                                          "created", 0, "owned_by", "llmgw", "root",
+                                                          ep->adapters[a], "parent", ep->model));
             }
         }
     }
@@ -92,7 +92,7 @@ respond_models(dp_ctx *ctx, struct MHD_Connection *conn)
 static enum MHD_Result
 respond_metrics(dp_ctx *ctx, struct MHD_Connection *conn)
 {
-    gw_buf          out;
+    gw_buf out;
     enum MHD_Result ret;
 
     gw_buf_init(&out, 64u << 20);
@@ -100,8 +100,8 @@ respond_metrics(dp_ctx *ctx, struct MHD_Connection *conn)
         gw_buf_fini(&out);
         return respond_json_error(conn, 500, NULL, "internal_error", "metrics too large");
     }
-    ret = gw_httpd_respond(conn, 200, GW_METRICS_CONTENT_TYPE, out.data ? out.data : "",
-                           out.len, NULL);
+    ret = gw_httpd_respond(conn, 200, GW_METRICS_CONTENT_TYPE, out.data ? out.data : "", out.len,
+                           NULL);
     gw_buf_fini(&out);
     return ret;
 }

@@ -12,7 +12,7 @@
 #define LOAD_BUCKETS 4096u
 
 struct dp_load {
-    dp_ep   *buckets[LOAD_BUCKETS];
+    dp_ep *buckets[LOAD_BUCKETS];
     uint32_t n_states;
 };
 
@@ -84,7 +84,7 @@ dp_ep **
 dp_load_apply_snapshot(dp_load *l, const pm_snapshot *pm)
 {
     dp_ep **states = gw_xcalloc(pm->n_endpoints ? pm->n_endpoints : 1, sizeof(*states));
-    char    key[PM_MAX_STR * 2 + 16];
+    char key[PM_MAX_STR * 2 + 16];
 
     for (uint32_t b = 0; b < LOAD_BUCKETS; b++) {
         for (dp_ep *ep = l->buckets[b]; ep != NULL; ep = ep->next)
@@ -117,7 +117,7 @@ dp_load_apply_fleet(dp_load *l, const pm_load *msg, const pm_snapshot *pm, dp_ep
                     uint64_t worker_id)
 {
     uint64_t my_seq = 0;
-    bool     included = false;
+    bool included = false;
     (void)l;
 
     for (uint32_t w = 0; w < msg->n_workers; w++) {
@@ -131,8 +131,8 @@ dp_load_apply_fleet(dp_load *l, const pm_load *msg, const pm_snapshot *pm, dp_ep
      * entry from the same position usually hits at once. */
     for (uint32_t i = 0; i < msg->n_eps; i++) {
         const pm_ep_load *el = &msg->eps[i];
-        dp_ep            *ep = NULL;
-        uint32_t          j = i < pm->n_endpoints ? i : 0;
+        dp_ep *ep = NULL;
+        uint32_t j = i < pm->n_endpoints ? i : 0;
 
         for (uint32_t k = 0; k < pm->n_endpoints; k++, j = (j + 1) % pm->n_endpoints) {
             if (pm->endpoints[j].id == el->id) {
@@ -161,8 +161,7 @@ dp_load_apply_fleet(dp_load *l, const pm_load *msg, const pm_snapshot *pm, dp_ep
 }
 
 pm_report *
-dp_load_report(dp_load *l, const pm_snapshot *pm, dp_ep **states, uint64_t worker_id,
-               uint64_t seq)
+dp_load_report(dp_load *l, const pm_snapshot *pm, dp_ep **states, uint64_t worker_id, uint64_t seq)
 {
     pm_report *r = gw_xcalloc(1, sizeof(*r));
     (void)l;
@@ -176,9 +175,9 @@ dp_load_report(dp_load *l, const pm_snapshot *pm, dp_ep **states, uint64_t worke
     r->n_eps = pm->n_endpoints;
     r->eps = gw_xcalloc(pm->n_endpoints ? pm->n_endpoints : 1, sizeof(*r->eps));
     for (uint32_t i = 0; i < pm->n_endpoints; i++) {
-        dp_ep        *ep = states[i];
+        dp_ep *ep = states[i];
         pm_ep_report *er = &r->eps[i];
-        unsigned      slot = (unsigned)(seq % DP_LOAD_RING);
+        unsigned slot = (unsigned)(seq % DP_LOAD_RING);
 
         er->id = pm->endpoints[i].id;
         er->inflight = ep->inflight;

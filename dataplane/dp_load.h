@@ -29,13 +29,13 @@ typedef struct dp_load dp_load;
 
 /* Visible because the hot path reads and bumps these fields directly. */
 typedef struct dp_ep {
-    char    *key;             /* "model|address:port", owned */
+    char *key;                /* "model|address:port", owned */
     uint32_t inflight;        /* this worker's requests in flight now */
     uint64_t inflight_tokens; /* this worker's token estimate in flight now */
     uint32_t fleet_inflight;  /* fleet-wide value from the last load message */
     uint32_t own_in_fleet;    /* this worker's share inside fleet_inflight */
-    double   latency_ms;      /* fleet EWMA from the controller; < 0 unknown */
-    double   ttft_ms;         /* fleet EWMA from the controller; < 0 unknown */
+    double latency_ms;        /* fleet EWMA from the controller; < 0 unknown */
+    double ttft_ms;           /* fleet EWMA from the controller; < 0 unknown */
     /* counters since the previous report */
     uint32_t completed;
     uint32_t errors;
@@ -46,9 +46,9 @@ typedef struct dp_ep {
     /* what the last DP_LOAD_RING reports said about inflight, by seq */
     uint64_t ring_seq[DP_LOAD_RING];
     uint32_t ring_inflight[DP_LOAD_RING];
-    bool     live;            /* listed in the current snapshot */
-    uint32_t snaps;           /* snapshots (dp_snap) whose states array holds it */
-    struct dp_ep *next;       /* hash chain */
+    bool live;          /* listed in the current snapshot */
+    uint32_t snaps;     /* snapshots (dp_snap) whose states array holds it */
+    struct dp_ep *next; /* hash chain */
 } dp_ep;
 
 dp_load *dp_load_new(void);
@@ -74,8 +74,8 @@ pm_report *dp_load_report(dp_load *l, const pm_snapshot *pm, dp_ep **states, uin
 static inline uint32_t
 dp_ep_load(const dp_ep *ep)
 {
-    uint32_t others = ep->fleet_inflight > ep->own_in_fleet ? ep->fleet_inflight - ep->own_in_fleet
-                                                            : 0;
+    uint32_t others =
+        ep->fleet_inflight > ep->own_in_fleet ? ep->fleet_inflight - ep->own_in_fleet : 0;
     return others + ep->inflight;
 }
 

@@ -46,14 +46,14 @@ static const gw_cfg_opt dp_opts[] = {
               600000, "Upstream TCP connect timeout"),
     GW_CFG_MS("first-byte-timeout", "LLMGW_FIRST_BYTE_TIMEOUT", dp_cfg, first_byte_timeout_ms,
               120000, 10, 86400000, "Time allowed until the engine's response headers"),
-    GW_CFG_MS("idle-timeout", "LLMGW_IDLE_TIMEOUT", dp_cfg, idle_timeout_ms, 120000, 10,
-              86400000, "Time allowed between two chunks of a response"),
+    GW_CFG_MS("idle-timeout", "LLMGW_IDLE_TIMEOUT", dp_cfg, idle_timeout_ms, 120000, 10, 86400000,
+              "Time allowed between two chunks of a response"),
     GW_CFG_MS("upstream-timeout", "LLMGW_UPSTREAM_TIMEOUT", dp_cfg, upstream_timeout_ms, 1800000,
               100, 86400000, "Whole-exchange limit for one upstream request"),
     GW_CFG_MS("client-timeout", "LLMGW_CLIENT_TIMEOUT", dp_cfg, client_timeout_ms, 120000, 1000,
               86400000, "Idle client connections are closed after this"),
-    GW_CFG_MS("drain-timeout", "LLMGW_DRAIN_TIMEOUT", dp_cfg, drain_timeout_ms, 30000, 0,
-              3600000, "On SIGTERM, how long in-flight requests may take to finish"),
+    GW_CFG_MS("drain-timeout", "LLMGW_DRAIN_TIMEOUT", dp_cfg, drain_timeout_ms, 30000, 0, 3600000,
+              "On SIGTERM, how long in-flight requests may take to finish"),
     GW_CFG_MS("report-interval", "LLMGW_REPORT_INTERVAL", dp_cfg, report_interval_ms, 100, 10,
               60000, "Period of load reports to the controller"),
     GW_CFG_INT("retries", "LLMGW_RETRIES", dp_cfg, retries, 2, 0, 7,
@@ -71,7 +71,7 @@ static void
 validate(const void *p, gw_cfg_errs *errs)
 {
     const dp_cfg *cfg = p;
-    gw_lvl        lvl;
+    gw_lvl lvl;
 
     if (!gw_log_parse_level(cfg->log_level, &lvl))
         gw_cfg_errorf(errs, "--log-level: unknown level '%s'", cfg->log_level);
@@ -145,18 +145,24 @@ random_u64(void)
 int
 main(int argc, char **argv)
 {
-    dp_ctx        ctx = {0};
-    gw_cfg_prog   prog = {.name = "llmgw-worker", .version = LLMGW_VERSION,
-                          .summary = "llmgw data plane: OpenAI API, routing, proxying",
-                          .validate = validate};
+    dp_ctx ctx = {0};
+    gw_cfg_prog prog = {.name = "llmgw-worker",
+                        .version = LLMGW_VERSION,
+                        .summary = "llmgw data plane: OpenAI API, routing, proxying",
+                        .validate = validate};
     gw_httpd_opts hopts;
-    char          tag[32];
-    int           rc = 1;
+    char tag[32];
+    int rc = 1;
 
     switch (gw_cfg_parse(dp_opts, &ctx.cfg, &prog, argc, argv)) {
-    case GW_CFG_RUN: break;
-    case GW_CFG_EXIT_OK: gw_cfg_free(dp_opts, &ctx.cfg); return 0;
-    case GW_CFG_EXIT_ERR: gw_cfg_free(dp_opts, &ctx.cfg); return 1;
+    case GW_CFG_RUN:
+        break;
+    case GW_CFG_EXIT_OK:
+        gw_cfg_free(dp_opts, &ctx.cfg);
+        return 0;
+    case GW_CFG_EXIT_ERR:
+        gw_cfg_free(dp_opts, &ctx.cfg);
+        return 1;
     }
     gw_log_parse_level(ctx.cfg.log_level, &gw_log_level);
     snprintf(tag, sizeof(tag), "dp.%d", (int)getpid());
@@ -177,11 +183,15 @@ main(int argc, char **argv)
     if (gw_curlm_new(ctx.loop, dp_proxy_on_curl_done, &ctx, ctx.cfg.max_host_conns, 4096,
                      &ctx.curlm) != GW_OK)
         goto out;
-    hopts = (gw_httpd_opts){.host = ctx.cfg.host, .port = ctx.cfg.port, .reuseport = true,
+    hopts = (gw_httpd_opts){.host = ctx.cfg.host,
+                            .port = ctx.cfg.port,
+                            .reuseport = true,
                             .conn_limit = (unsigned)ctx.cfg.conn_limit,
                             .conn_timeout_s = (unsigned)(ctx.cfg.client_timeout_ms / 1000),
-                            .handler = dp_front_handler, .handler_arg = &ctx,
-                            .completed = dp_front_completed, .completed_arg = &ctx};
+                            .handler = dp_front_handler,
+                            .handler_arg = &ctx,
+                            .completed = dp_front_completed,
+                            .completed_arg = &ctx};
     if (gw_httpd_start(ctx.loop, &hopts, &ctx.httpd) != GW_OK)
         goto out;
     if (dp_sync_start(&ctx, &ctx.sync) != GW_OK)

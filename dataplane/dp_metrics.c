@@ -9,7 +9,7 @@
 #include "gw/gw_mem.h"
 
 static const double latency_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-                                         2.5,   5,    10,    30,   60,  120, 300};
+                                         2.5,   5,    10,    30,   60,  120,  300};
 static const double routing_buckets[] = {0.000005, 0.00001, 0.000025, 0.00005, 0.0001,
                                          0.00025,  0.0005,  0.001,    0.0025,  0.01};
 
@@ -51,10 +51,10 @@ gauge_draining(void *arg)
 dp_metrics *
 dp_metrics_new(dp_ctx *ctx)
 {
-    dp_metrics    *m = gw_xcalloc(1, sizeof(*m));
+    dp_metrics *m = gw_xcalloc(1, sizeof(*m));
     gw_metric_fam *unused;
-    gw_err         rc = GW_OK;
-    size_t         nlb = sizeof(latency_buckets) / sizeof(latency_buckets[0]);
+    gw_err rc = GW_OK;
+    size_t nlb = sizeof(latency_buckets) / sizeof(latency_buckets[0]);
 
     m->reg = gw_metrics_new();
     /* Registration can only fail on a programming error (bad name): assert. */
@@ -65,17 +65,17 @@ dp_metrics_new(dp_ctx *ctx)
                                "Time from request arrival to the last response byte",
                                (const char *const[]){"model", NULL}, latency_buckets, nlb,
                                &m->duration);
-    rc |= gw_metrics_histogram(m->reg, "llmgw_worker_time_to_first_byte_seconds",
-                               "Time from request arrival to the upstream's response headers",
-                               (const char *const[]){"model", NULL}, latency_buckets, nlb,
-                               &m->ttft);
+    rc |=
+        gw_metrics_histogram(m->reg, "llmgw_worker_time_to_first_byte_seconds",
+                             "Time from request arrival to the upstream's response headers",
+                             (const char *const[]){"model", NULL}, latency_buckets, nlb, &m->ttft);
     rc |= gw_metrics_counter(m->reg, "llmgw_worker_routing_decisions_total",
                              "Endpoints picked, by model and strategy",
                              (const char *const[]){"model", "strategy", NULL}, &m->routing);
-    rc |= gw_metrics_histogram(m->reg, "llmgw_worker_routing_latency_seconds",
-                               "Time spent resolving the model and picking an endpoint", NULL,
-                               routing_buckets, sizeof(routing_buckets) / sizeof(routing_buckets[0]),
-                               &m->routing_time);
+    rc |= gw_metrics_histogram(
+        m->reg, "llmgw_worker_routing_latency_seconds",
+        "Time spent resolving the model and picking an endpoint", NULL, routing_buckets,
+        sizeof(routing_buckets) / sizeof(routing_buckets[0]), &m->routing_time);
     rc |= gw_metrics_counter(m->reg, "llmgw_worker_upstream_errors_total",
                              "Upstream failures, by reason (connect, timeout, reset, ...)",
                              (const char *const[]){"reason", NULL}, &m->upstream_errors);
@@ -105,8 +105,8 @@ dp_metrics_new(dp_ctx *ctx)
     rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_snapshot_generation",
                               "Generation of the routing snapshot in force (0 = none yet)",
                               gauge_snapshot_gen, ctx, &unused);
-    rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_client_connections",
-                              "Open client connections", gauge_connections, ctx, &unused);
+    rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_client_connections", "Open client connections",
+                              gauge_connections, ctx, &unused);
     rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_draining",
                               "1 while the worker drains after SIGTERM", gauge_draining, ctx,
                               &unused);

@@ -8,22 +8,22 @@
 #include "dp_ctx.h"
 
 struct dp_metrics {
-    gw_metrics    *reg;
-    gw_metric_fam *requests;       /* llmgw_worker_requests_total{model,code} */
-    gw_metric_fam *duration;       /* llmgw_worker_request_duration_seconds{model} */
-    gw_metric_fam *ttft;           /* llmgw_worker_time_to_first_byte_seconds{model} */
-    gw_metric_fam *routing;        /* llmgw_worker_routing_decisions_total{model,strategy} */
-    gw_metric_fam *routing_time;   /* llmgw_worker_routing_latency_seconds */
+    gw_metrics *reg;
+    gw_metric_fam *requests;        /* llmgw_worker_requests_total{model,code} */
+    gw_metric_fam *duration;        /* llmgw_worker_request_duration_seconds{model} */
+    gw_metric_fam *ttft;            /* llmgw_worker_time_to_first_byte_seconds{model} */
+    gw_metric_fam *routing;         /* llmgw_worker_routing_decisions_total{model,strategy} */
+    gw_metric_fam *routing_time;    /* llmgw_worker_routing_latency_seconds */
     gw_metric_fam *upstream_errors; /* llmgw_worker_upstream_errors_total{reason} */
-    gw_metric_fam *retries;        /* llmgw_worker_upstream_retries_total */
-    gw_metric_fam *rejected;       /* llmgw_worker_rejected_requests_total{reason} */
-    gw_metric_fam *tokens;         /* llmgw_worker_tokens_total{model,kind} */
-    gw_metric_fam *snapshots;      /* llmgw_worker_snapshots_applied_total */
-    gw_metric_fam *cancelled;      /* llmgw_worker_client_cancelled_total */
+    gw_metric_fam *retries;         /* llmgw_worker_upstream_retries_total */
+    gw_metric_fam *rejected;        /* llmgw_worker_rejected_requests_total{reason} */
+    gw_metric_fam *tokens;          /* llmgw_worker_tokens_total{model,kind} */
+    gw_metric_fam *snapshots;       /* llmgw_worker_snapshots_applied_total */
+    gw_metric_fam *cancelled;       /* llmgw_worker_client_cancelled_total */
 };
 
 /* Registers every family and the live gauges that read <ctx>. */
 dp_metrics *dp_metrics_new(dp_ctx *ctx);
-void        dp_metrics_free(dp_metrics *m);
+void dp_metrics_free(dp_metrics *m);
 
 #endif

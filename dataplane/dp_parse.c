@@ -13,8 +13,8 @@
 static size_t
 content_bytes(const json_t *content)
 {
-    size_t      n = 0, i;
-    json_t     *part;
+    size_t n = 0, i;
+    json_t *part;
 
     if (json_is_string(content))
         return json_string_length(content);
@@ -39,8 +39,8 @@ static dp_parse_status
 parse_chat(const json_t *root, dp_reqinfo *info)
 {
     const json_t *msgs = json_object_get(root, "messages");
-    size_t        i;
-    json_t       *m;
+    size_t i;
+    json_t *m;
 
     if (!json_is_array(msgs) || json_array_size(msgs) == 0)
         return bad(info, "'messages' must be a non-empty array");
@@ -57,8 +57,8 @@ static dp_parse_status
 parse_prompt(const json_t *root, const char *field, dp_reqinfo *info)
 {
     const json_t *p = json_object_get(root, field);
-    size_t        i;
-    json_t       *x;
+    size_t i;
+    json_t *x;
 
     if (json_is_string(p)) {
         info->prompt_bytes = json_string_length(p);
@@ -84,9 +84,9 @@ parse_prompt(const json_t *root, const char *field, dp_reqinfo *info)
 dp_parse_status
 dp_parse_request(dp_api api, const char *body, size_t len, dp_reqinfo *info)
 {
-    json_error_t    jerr;
-    json_t         *root;
-    const json_t   *v;
+    json_error_t jerr;
+    json_t *root;
+    const json_t *v;
     dp_parse_status st;
 
     memset(info, 0, sizeof(*info));
@@ -95,8 +95,8 @@ dp_parse_request(dp_api api, const char *body, size_t len, dp_reqinfo *info)
         return bad(info, "request body is empty");
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
-        snprintf(info->why, sizeof(info->why), "invalid JSON at line %d column %d: %.120s", jerr.line,
-                 jerr.column, jerr.text);
+        snprintf(info->why, sizeof(info->why), "invalid JSON at line %d column %d: %.120s",
+                 jerr.line, jerr.column, jerr.text);
         return DP_PARSE_BAD_BODY;
     }
     if (!json_is_object(root)) {

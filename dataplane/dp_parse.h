@@ -24,17 +24,17 @@ typedef enum dp_parse_status {
 } dp_parse_status;
 
 typedef struct dp_reqinfo {
-    char    *model;          /* owned; NULL unless DP_PARSE_OK */
-    bool     stream;
-    bool     include_usage;  /* stream_options.include_usage */
-    int64_t  max_tokens;     /* max_tokens or max_completion_tokens; -1 if absent */
-    size_t   prompt_bytes;   /* bytes of prompt/message text (a size hint) */
-    char     why[256];       /* for errors: a client-facing explanation */
+    char *model; /* owned; NULL unless DP_PARSE_OK */
+    bool stream;
+    bool include_usage;  /* stream_options.include_usage */
+    int64_t max_tokens;  /* max_tokens or max_completion_tokens; -1 if absent */
+    size_t prompt_bytes; /* bytes of prompt/message text (a size hint) */
+    char why[256];       /* for errors: a client-facing explanation */
 } dp_reqinfo;
 
 /* Parses <body>/<len> for <api>. On DP_PARSE_OK info->model is set and the
  * caller frees it with dp_reqinfo_fini. On error only info->why is set. */
 dp_parse_status dp_parse_request(dp_api api, const char *body, size_t len, dp_reqinfo *info);
-void            dp_reqinfo_fini(dp_reqinfo *info);
+void dp_reqinfo_fini(dp_reqinfo *info);
 
 #endif

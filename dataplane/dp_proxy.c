@@ -28,48 +28,48 @@
 #define DP_MAX_TRIES 8
 
 struct dp_req {
-    dp_ctx                *ctx;
+    dp_ctx *ctx;
     struct MHD_Connection *conn;
-    dp_req                *prev, *next; /* ctx->reqs */
-    dp_api                 api;
-    const char            *path; /* static string */
-    uint64_t               start_us;
-    char                   id[64];
-    gw_buf                 body;
-    bool                   too_large;
-    dp_reqinfo             info;
-    bool                   parsed;
-    dp_snap               *snap; /* ref held while routed */
-    dp_route               route;
-    bool                   routed;
-    dp_ep                 *ep; /* reservation held; see file comment */
-    int64_t                ep_idx;
-    uint64_t               tokens;
-    uint32_t               tried[DP_MAX_TRIES];
-    uint32_t               n_tried;
+    dp_req *prev, *next; /* ctx->reqs */
+    dp_api api;
+    const char *path; /* static string */
+    uint64_t start_us;
+    char id[64];
+    gw_buf body;
+    bool too_large;
+    dp_reqinfo info;
+    bool parsed;
+    dp_snap *snap; /* ref held while routed */
+    dp_route route;
+    bool routed;
+    dp_ep *ep; /* reservation held; see file comment */
+    int64_t ep_idx;
+    uint64_t tokens;
+    uint32_t tried[DP_MAX_TRIES];
+    uint32_t n_tried;
     /* upstream */
-    CURL              *easy;
+    CURL *easy;
     struct curl_slist *up_hdrs;
-    bool               in_multi;
-    gw_timer          *timer; /* first-byte, then idle */
-    unsigned           status;
+    bool in_multi;
+    gw_timer *timer; /* first-byte, then idle */
+    unsigned status;
     struct curl_slist *resp_hdrs;
-    bool               headers_done;
-    bool               sse;
-    int64_t            content_length;
-    bool               upstream_done;
-    bool               upstream_failed;
-    bool               paused;
-    gw_buf             relay;
-    dp_usage           usage;
-    uint64_t           headers_us;
+    bool headers_done;
+    bool sse;
+    int64_t content_length;
+    bool upstream_done;
+    bool upstream_failed;
+    bool paused;
+    gw_buf relay;
+    dp_usage usage;
+    uint64_t headers_us;
     /* client side */
-    bool     suspended;
-    gw_io   *client_watch; /* the client socket, watched for hang-up while suspended */
-    char     tail[2];      /* last two bytes relayed (SSE event boundary check) */
-    bool     responded;
-    bool     aborted;
-    bool     has_err;
+    bool suspended;
+    gw_io *client_watch; /* the client socket, watched for hang-up while suspended */
+    char tail[2];        /* last two bytes relayed (SSE event boundary check) */
+    bool responded;
+    bool aborted;
+    bool has_err;
     dp_error err;
     unsigned final_status;
 };
@@ -90,9 +90,10 @@ make_request_id(dp_ctx *ctx, char *out, size_t n)
 static bool
 is_hop_by_hop(const char *name, size_t len)
 {
-    static const char *const hop[] = {"connection", "keep-alive", "proxy-connection",
-                                      "transfer-encoding", "te", "trailer", "upgrade",
-                                      "content-length", "host", "expect"};
+    static const char *const hop[] = {
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding",
+        "te",         "trailer",    "upgrade",          "content-length",
+        "host",       "expect"};
     for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++) {
         if (strlen(hop[i]) == len && strncasecmp(name, hop[i], len) == 0)
             return true;
@@ -201,7 +202,7 @@ static void
 add_route_headers(dp_req *req, struct MHD_Response *resp)
 {
     const pm_endpoint *ep;
-    char               addr[300];
+    char addr[300];
 
     if (!req->routed || req->ep_idx < 0)
         return;
@@ -215,9 +216,9 @@ add_route_headers(dp_req *req, struct MHD_Response *resp)
 static enum MHD_Result
 respond_error(dp_req *req)
 {
-    gw_buf               body;
+    gw_buf body;
     struct MHD_Response *resp;
-    enum MHD_Result      ret;
+    enum MHD_Result ret;
 
     gw_buf_init(&body, 4096);
     if (dp_error_body(&req->err, &body) != GW_OK)
@@ -246,7 +247,7 @@ static ssize_t
 relay_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
     dp_req *req = cls;
-    size_t  n;
+    size_t n;
     (void)pos;
 
     if (req->relay.len > 0) {
@@ -274,8 +275,8 @@ static enum MHD_Result
 respond_relay(dp_req *req)
 {
     struct MHD_Response *resp;
-    enum MHD_Result      ret;
-    uint64_t             size = MHD_SIZE_UNKNOWN;
+    enum MHD_Result ret;
+    uint64_t size = MHD_SIZE_UNKNOWN;
 
     /* A known length lets plain JSON go out with Content-Length, as the
      * engine sent it; streams are chunked. */
@@ -312,8 +313,8 @@ static size_t
 on_header(char *buf, size_t size, size_t nitems, void *arg)
 {
     dp_req *req = arg;
-    size_t  n = size * nitems, len = n;
-    char   *colon;
+    size_t n = size * nitems, len = n;
+    char *colon;
 
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
         len--;
@@ -339,7 +340,8 @@ on_header(char *buf, size_t size, size_t nitems, void *arg)
     }
     colon = memchr(buf, ':', len);
     if (colon == NULL || is_hop_by_hop(buf, (size_t)(colon - buf))) {
-        if (colon != NULL && (size_t)(colon - buf) == 14 && strncasecmp(buf, "content-length", 14) == 0)
+        if (colon != NULL && (size_t)(colon - buf) == 14 &&
+            strncasecmp(buf, "content-length", 14) == 0)
             req->content_length = strtoll(colon + 1, NULL, 10);
         return n;
     }
@@ -362,7 +364,7 @@ static size_t
 on_write(char *p, size_t size, size_t nmemb, void *arg)
 {
     dp_req *req = arg;
-    size_t  n = size * nmemb;
+    size_t n = size * nmemb;
 
     if (req->aborted)
         return 0;
@@ -409,8 +411,7 @@ end_stream_with_error(dp_req *req, const char *what, const char *reason)
         req->relay.max = req->relay.len + 4096; /* room for the event past the cap */
         if ((!at_boundary && gw_buf_append_str(&req->relay, "\n\n") != GW_OK) ||
             dp_error_sse_event(&e, &req->relay) != GW_OK)
-            gw_log(GW_LOG_WARN, "DP-UP-SSE-ERR", "req=%s msg=\"no room for error event\"",
-                   req->id);
+            gw_log(GW_LOG_WARN, "DP-UP-SSE-ERR", "req=%s msg=\"no room for error event\"", req->id);
     }
     resume(req);
 }
@@ -431,7 +432,7 @@ on_timer(gw_loop *loop, void *arg)
 static void
 append_header(dp_req *req, const char *name, const char *value)
 {
-    char               line[8192];
+    char line[8192];
     struct curl_slist *nl;
 
     snprintf(line, sizeof(line), "%s: %s", name, value);
@@ -456,15 +457,15 @@ copy_client_header(void *cls, enum MHD_ValueKind kind, const char *key, const ch
 static bool
 upstream_start(dp_req *req)
 {
-    dp_ctx            *ctx = req->ctx;
+    dp_ctx *ctx = req->ctx;
     const pm_endpoint *ep = &dp_snap_pm(req->snap)->endpoints[req->ep_idx];
-    char               url[PM_MAX_STR + 64];
+    char url[PM_MAX_STR + 64];
 
     req->easy = curl_easy_init();
     if (req->easy == NULL)
         return false;
-    snprintf(url, sizeof(url), strchr(ep->ip, ':') ? "http://[%s]:%u%s" : "http://%s:%u%s",
-             ep->ip, ep->port, req->path);
+    snprintf(url, sizeof(url), strchr(ep->ip, ':') ? "http://[%s]:%u%s" : "http://%s:%u%s", ep->ip,
+             ep->port, req->path);
     MHD_get_connection_values(req->conn, MHD_HEADER_KIND, copy_client_header, req);
     if (MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Request-Id") == NULL)
         append_header(req, "X-Request-Id", req->id);
@@ -518,9 +519,8 @@ route_and_start(dp_req *req)
     req->ep_idx = idx;
     req->ep = dp_snap_state(req->snap, (uint32_t)idx);
     req->tried[req->n_tried++] = (uint32_t)idx;
-    gw_counter_inc(
-        gw_metric_child(ctx->metrics->routing, req->route.model->model->name,
-                        req->route.strategy->name));
+    gw_counter_inc(gw_metric_child(ctx->metrics->routing, req->route.model->model->name,
+                                   req->route.strategy->name));
     if (!upstream_start(req)) {
         dp_error_set(&req->err, 502, "x-error-routing", "true", "upstream_error",
                      "cannot start the upstream request");
@@ -598,7 +598,7 @@ void
 dp_proxy_on_curl_done(CURL *easy, CURLcode result, void *arg)
 {
     dp_req *req = NULL;
-    bool        retryable = false;
+    bool retryable = false;
     const char *reason;
     (void)arg;
 
@@ -620,13 +620,13 @@ dp_proxy_on_curl_done(CURL *easy, CURLcode result, void *arg)
 static void
 start(dp_req *req)
 {
-    dp_ctx         *ctx = req->ctx;
+    dp_ctx *ctx = req->ctx;
     dp_parse_status st;
-    const char     *strategy_hdr, *profile_hdr;
+    const char *strategy_hdr, *profile_hdr;
 
     if (req->too_large) {
-        dp_error_set(&req->err, 413, "x-error-request-body-processing", "true",
-                     "request_too_large", "request body exceeds the limit of %" PRId64 " bytes",
+        dp_error_set(&req->err, 413, "x-error-request-body-processing", "true", "request_too_large",
+                     "request body exceeds the limit of %" PRId64 " bytes",
                      ctx->cfg.max_body_bytes);
         req->has_err = true;
         return;
@@ -652,8 +652,8 @@ start(dp_req *req)
     req->snap = dp_snap_ref(ctx->snap);
     strategy_hdr = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "routing-strategy");
     profile_hdr = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "config-profile");
-    if (!dp_route_resolve(ctx, req->snap, req->info.model, strategy_hdr, profile_hdr,
-                          &req->route, &req->err)) {
+    if (!dp_route_resolve(ctx, req->snap, req->info.model, strategy_hdr, profile_hdr, &req->route,
+                          &req->err)) {
         req->has_err = true;
         return;
     }
@@ -688,8 +688,8 @@ req_new(dp_ctx *ctx, struct MHD_Connection *conn, dp_api api, const char *path)
         /* A client's own X-Request-Id (sane: short, printable) becomes the
          * request id end to end, so its logs and ours line up. */
         const char *cid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
-        size_t      n = cid ? strlen(cid) : 0;
-        bool        sane = n > 0 && n < sizeof(req->id);
+        size_t n = cid ? strlen(cid) : 0;
+        bool sane = n > 0 && n < sizeof(req->id);
         for (size_t i = 0; sane && i < n; i++)
             sane = cid[i] > 0x20 && cid[i] < 0x7f && cid[i] != '"';
         if (sane)
@@ -712,8 +712,8 @@ dp_proxy_handle(dp_ctx *ctx, struct MHD_Connection *conn, dp_api api, const char
     dp_req *req = *con_cls;
 
     if (req == NULL) {
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         req = req_new(ctx, conn, api, path);
         *con_cls = req;
         if (cl != NULL && strtoull(cl, NULL, 10) > (unsigned long long)ctx->cfg.max_body_bytes) {
@@ -760,8 +760,8 @@ account(dp_req *req, bool client_gone)
 {
     dp_metrics *m = req->ctx->metrics;
     const char *model = req->routed ? req->route.model->model->name : "";
-    char        code[8];
-    uint64_t    now = gw_now_us();
+    char code[8];
+    uint64_t now = gw_now_us();
 
     snprintf(code, sizeof(code), "%u", client_gone ? 499u : req->final_status);
     gw_counter_inc(gw_metric_child(m->requests, model, code));
@@ -775,7 +775,8 @@ account(dp_req *req, bool client_gone)
                              (double)(req->headers_us - req->start_us) / 1e6);
     }
     if (req->usage.found) {
-        gw_counter_add(gw_metric_child(m->tokens, model, "prompt"), (double)req->usage.prompt_tokens);
+        gw_counter_add(gw_metric_child(m->tokens, model, "prompt"),
+                       (double)req->usage.prompt_tokens);
         gw_counter_add(gw_metric_child(m->tokens, model, "completion"),
                        (double)req->usage.completion_tokens);
     }
@@ -798,7 +799,7 @@ void
 dp_proxy_completed(dp_ctx *ctx, void *con_cls, enum MHD_RequestTerminationCode toe)
 {
     dp_req *req = con_cls;
-    bool    client_gone = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK;
+    bool client_gone = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK;
 
     if (client_gone && !req->upstream_done && req->in_multi)
         gw_log(GW_LOG_INFO, "DP-CLIENT-GONE", "req=%s toe=%d", req->id, (int)toe);

@@ -46,7 +46,7 @@ dp_route_resolve(const dp_ctx *ctx, const dp_snap *snap, const char *model_name,
                  const char *strategy_hdr, const char *profile_hdr, dp_route *out, dp_error *err)
 {
     const dp_model *m = dp_snap_model(snap, model_name);
-    const char     *name;
+    const char *name;
 
     if (m == NULL) {
         dp_error_set(err, 404, "x-error-no-model-backends", model_name, "model_not_found",
@@ -78,9 +78,10 @@ dp_route_resolve(const dp_ctx *ctx, const dp_snap *snap, const char *model_name,
             continue;
         out->strategy = dp_strategy_find(name);
         if (out->strategy == NULL)
-            gw_log_ratelimited(GW_LOG_WARN, 1, "DP-ROUTE-BAD-STRATEGY",
-                               "model=%s strategy=%.64s msg=\"unknown strategy in config; ignored\"",
-                               m->model->name, name);
+            gw_log_ratelimited(
+                GW_LOG_WARN, 1, "DP-ROUTE-BAD-STRATEGY",
+                "model=%s strategy=%.64s msg=\"unknown strategy in config; ignored\"",
+                m->model->name, name);
     }
     if (out->strategy == NULL)
         out->strategy = dp_strategy_find("random");
@@ -92,11 +93,11 @@ dp_route_pick(dp_ctx *ctx, const dp_snap *snap, const dp_route *route, const uin
               uint32_t n_exclude, uint64_t tokens, dp_error *err)
 {
     const pm_snapshot *pm = dp_snap_pm(snap);
-    const dp_model    *m = route->model;
-    uint32_t           n = 0;
-    dp_pick            pick;
-    uint32_t           idx;
-    dp_ep             *ep;
+    const dp_model *m = route->model;
+    uint32_t n = 0;
+    dp_pick pick;
+    uint32_t idx;
+    dp_ep *ep;
 
     if (ctx->scratch_cap < m->n_eps) {
         ctx->scratch_cap = m->n_eps;
@@ -104,7 +105,7 @@ dp_route_pick(dp_ctx *ctx, const dp_snap *snap, const dp_route *route, const uin
     }
     for (uint32_t i = 0; i < m->n_eps; i++) {
         const pm_endpoint *e = &pm->endpoints[m->eps[i]];
-        bool               skip = !e->ready || e->draining;
+        bool skip = !e->ready || e->draining;
         for (uint32_t x = 0; !skip && x < n_exclude; x++)
             skip = exclude[x] == m->eps[i];
         if (!skip)
@@ -117,8 +118,8 @@ dp_route_pick(dp_ctx *ctx, const dp_snap *snap, const dp_route *route, const uin
                      m->model->name);
         return -1;
     }
-    pick = (dp_pick){.snap = snap, .model = m, .cands = ctx->scratch, .n_cands = n,
-                     .rng = &ctx->rng};
+    pick =
+        (dp_pick){.snap = snap, .model = m, .cands = ctx->scratch, .n_cands = n, .rng = &ctx->rng};
     idx = ctx->scratch[n == 1 ? 0 : route->strategy->pick(&pick)];
     /* Reserve now, before the loop can run anything else. */
     ep = dp_snap_state(snap, idx);

@@ -14,8 +14,8 @@
 #include "dp_strategy.h"
 
 typedef struct dp_route {
-    const dp_model    *model;    /* borrowed from the request's snapshot ref */
-    const pm_profile  *profile;  /* resolved profile; NULL if the model has none */
+    const dp_model *model;     /* borrowed from the request's snapshot ref */
+    const pm_profile *profile; /* resolved profile; NULL if the model has none */
     const dp_strategy *strategy;
 } dp_route;
 
@@ -31,8 +31,7 @@ bool dp_route_resolve(const dp_ctx *ctx, const dp_snap *snap, const char *model_
  * count is raised by one and <tokens> before this returns. Returns the
  * endpoint index, or -1 with <err> = 503 when nothing is routable. */
 int64_t dp_route_pick(dp_ctx *ctx, const dp_snap *snap, const dp_route *route,
-                      const uint32_t *exclude, uint32_t n_exclude, uint64_t tokens,
-                      dp_error *err);
+                      const uint32_t *exclude, uint32_t n_exclude, uint64_t tokens, dp_error *err);
 
 /* Releases a reservation made by dp_route_pick. */
 void dp_route_release(dp_ep *ep, uint64_t tokens);

@@ -10,12 +10,12 @@
 #include "gw/gw_mem.h"
 
 struct dp_snap {
-    int          refs;
+    int refs;
     pm_snapshot *pm;
-    dp_model    *models; /* parallel to pm->models */
-    dp_ep      **states; /* parallel to pm->endpoints */
-    uint32_t    *slots;  /* model index + 1; 0 = empty */
-    uint32_t     mask;
+    dp_model *models; /* parallel to pm->models */
+    dp_ep **states;   /* parallel to pm->endpoints */
+    uint32_t *slots;  /* model index + 1; 0 = empty */
+    uint32_t mask;
 };
 
 static uint64_t

@@ -17,8 +17,8 @@ typedef struct dp_snap dp_snap;
 
 typedef struct dp_model {
     const pm_model *model; /* borrowed from the snapshot */
-    uint32_t        n_eps;
-    uint32_t       *eps;   /* indexes into pm->endpoints of every endpoint serving it */
+    uint32_t n_eps;
+    uint32_t *eps; /* indexes into pm->endpoints of every endpoint serving it */
 } dp_model;
 
 /* Takes ownership of <pm> and of <states> (an array parallel to
@@ -30,7 +30,7 @@ dp_snap *dp_snap_ref(dp_snap *s);
 void dp_snap_unref(dp_snap *s);
 
 const pm_snapshot *dp_snap_pm(const dp_snap *s);
-uint64_t           dp_snap_gen(const dp_snap *s);
+uint64_t dp_snap_gen(const dp_snap *s);
 /* The model named <name> (NUL-terminated), or NULL. O(1) expected. */
 const dp_model *dp_snap_model(const dp_snap *s, const char *name);
 /* The states array, parallel to pm->endpoints (borrowed). */

@@ -13,18 +13,18 @@
 #include "dp_snap.h"
 
 typedef struct dp_pick {
-    const dp_snap  *snap;
+    const dp_snap *snap;
     const dp_model *model;
-    const uint32_t *cands;   /* endpoint indexes (into the snapshot) that may be picked */
-    uint32_t        n_cands; /* >= 1 */
-    uint64_t       *rng;     /* xorshift state, advanced by dp_rand */
+    const uint32_t *cands; /* endpoint indexes (into the snapshot) that may be picked */
+    uint32_t n_cands;      /* >= 1 */
+    uint64_t *rng;         /* xorshift state, advanced by dp_rand */
 } dp_pick;
 
 /* Returns a position in pick->cands (0 .. n_cands-1). */
 typedef uint32_t (*dp_strategy_fn)(const dp_pick *pick);
 
 typedef struct dp_strategy {
-    const char    *name;
+    const char *name;
     dp_strategy_fn pick;
 } dp_strategy;
 

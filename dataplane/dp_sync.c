@@ -16,23 +16,24 @@
 #include "dp_metrics.h"
 
 struct dp_sync {
-    dp_ctx   *ctx;
-    gw_bus   *sub;
-    gw_bus   *req;
-    gw_bus   *push;
+    dp_ctx *ctx;
+    gw_bus *sub;
+    gw_bus *req;
+    gw_bus *push;
     gw_timer *report_timer;
     gw_timer *resync_timer;
-    uint64_t  seq;
-    uint64_t  last_req_ms;
+    uint64_t seq;
+    uint64_t last_req_ms;
 };
 
 static void
 ask_full_snapshot(dp_sync *s)
 {
-    pm_envelope env = {.v = PM_SCHEMA_MAJOR, .kind = PM_KIND_SNAPSHOT_REQ,
+    pm_envelope env = {.v = PM_SCHEMA_MAJOR,
+                       .kind = PM_KIND_SNAPSHOT_REQ,
                        .gen = s->ctx->snap ? dp_snap_gen(s->ctx->snap) : 0,
                        .sent_ms = gw_wall_ms()};
-    gw_buf      b;
+    gw_buf b;
 
     gw_buf_init(&b, 1024);
     if (pm_snapshot_req_encode(&env, &b) == GW_OK && gw_bus_send(s->req, 0, b.data, b.len) == GW_OK)
@@ -43,9 +44,9 @@ ask_full_snapshot(dp_sync *s)
 static void
 apply_snapshot(dp_sync *s, const void *p, size_t n)
 {
-    dp_ctx      *ctx = s->ctx;
+    dp_ctx *ctx = s->ctx;
     pm_snapshot *pm = NULL;
-    gw_err       rc = pm_snapshot_decode(p, n, &pm);
+    gw_err rc = pm_snapshot_decode(p, n, &pm);
 
     if (rc != GW_OK) {
         gw_log_ratelimited(GW_LOG_WARN, 1, "DP-SNAP-DECODE", "msg=\"%s\" bytes=%zu",
@@ -68,7 +69,7 @@ apply_snapshot(dp_sync *s, const void *p, size_t n)
 static void
 apply_load(dp_sync *s, const void *p, size_t n)
 {
-    dp_ctx  *ctx = s->ctx;
+    dp_ctx *ctx = s->ctx;
     pm_load *l = NULL;
 
     if (pm_load_decode(p, n, &l) != GW_OK)
@@ -80,8 +81,7 @@ apply_load(dp_sync *s, const void *p, size_t n)
         if (l->env.gen != 0 && gw_now_ms() - s->last_req_ms > 200)
             ask_full_snapshot(s);
     } else {
-        dp_load_apply_fleet(ctx->load, l, dp_snap_pm(ctx->snap), ctx->snap_states,
-                            ctx->worker_id);
+        dp_load_apply_fleet(ctx->load, l, dp_snap_pm(ctx->snap), ctx->snap_states, ctx->worker_id);
     }
     pm_load_free(l);
 }
@@ -110,10 +110,10 @@ on_rep(gw_bus *bus, const void *data, size_t len, void *arg)
 static void
 on_report_timer(gw_loop *loop, void *arg)
 {
-    dp_sync   *s = arg;
-    dp_ctx    *ctx = s->ctx;
+    dp_sync *s = arg;
+    dp_ctx *ctx = s->ctx;
     pm_report *r;
-    gw_buf     b;
+    gw_buf b;
     (void)loop;
 
     gw_timer_start(s->report_timer, ctx->cfg.report_interval_ms);
@@ -150,7 +150,7 @@ gw_err
 dp_sync_start(dp_ctx *ctx, dp_sync **out)
 {
     dp_sync *s = gw_xcalloc(1, sizeof(*s));
-    gw_err   rc;
+    gw_err rc;
 
     s->ctx = ctx;
     rc = gw_bus_dial(ctx->loop, GW_BUS_SUB, ctx->cfg.controller_pub, on_sub, s, &s->sub);

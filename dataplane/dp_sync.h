@@ -13,6 +13,6 @@
 #include "dp_ctx.h"
 
 GW_MUST_CHECK gw_err dp_sync_start(dp_ctx *ctx, dp_sync **out);
-void                 dp_sync_free(dp_sync *s);
+void dp_sync_free(dp_sync *s);
 
 #endif

@@ -68,7 +68,7 @@ feed_sse(dp_usage *u, const char *p, size_t n)
 {
     while (n > 0) {
         const char *nl = memchr(p, '\n', n);
-        size_t      take = nl ? (size_t)(nl - p) : n;
+        size_t take = nl ? (size_t)(nl - p) : n;
 
         if (u->skipping) {
             if (nl != NULL)
@@ -116,8 +116,8 @@ void
 dp_usage_finish(dp_usage *u)
 {
     const char *s, *last = NULL, *hit;
-    size_t      left;
-    json_t     *usage;
+    size_t left;
+    json_t *usage;
 
     if (u->sse) {
         if (u->pending.len > 0)

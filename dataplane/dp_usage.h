@@ -19,11 +19,11 @@
 #define DP_USAGE_TAIL     (64u << 10)
 
 typedef struct dp_usage {
-    bool    sse;
-    bool    skipping;          /* inside an over-long SSE line */
-    gw_buf  pending;           /* SSE: the current partial line; JSON: the tail */
-    bool    found;
-    bool    done_seen;         /* SSE: data: [DONE] arrived */
+    bool sse;
+    bool skipping;  /* inside an over-long SSE line */
+    gw_buf pending; /* SSE: the current partial line; JSON: the tail */
+    bool found;
+    bool done_seen; /* SSE: data: [DONE] arrived */
     int64_t prompt_tokens;
     int64_t completion_tokens;
 } dp_usage;

@@ -14,9 +14,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static int
 replay_file(const char *path)
 {
-    FILE   *f = fopen(path, "rb");
+    FILE *f = fopen(path, "rb");
     uint8_t *buf;
-    long    n;
+    long n;
 
     if (f == NULL)
         return -1;
@@ -42,7 +42,7 @@ main(int argc, char **argv)
     unsigned count = 0;
 
     for (int i = 1; i < argc; i++) {
-        DIR           *d = opendir(argv[i]);
+        DIR *d = opendir(argv[i]);
         struct dirent *de;
 
         if (d == NULL) {

@@ -12,10 +12,10 @@
 #include "gw/gw_err.h"
 
 typedef struct gw_buf {
-    char  *data; /* owned; NULL until the first append */
-    size_t len;  /* bytes used, excluding the trailing NUL */
-    size_t cap;  /* bytes allocated */
-    size_t max;  /* hard limit on len */
+    char *data; /* owned; NULL until the first append */
+    size_t len; /* bytes used, excluding the trailing NUL */
+    size_t cap; /* bytes allocated */
+    size_t max; /* hard limit on len */
 } gw_buf;
 
 void gw_buf_init(gw_buf *b, size_t max);

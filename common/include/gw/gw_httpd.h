@@ -22,16 +22,16 @@
 typedef struct gw_httpd gw_httpd;
 
 typedef struct gw_httpd_opts {
-    const char *host;           /* listen address; NULL = 0.0.0.0 */
-    uint16_t    port;           /* 0 = any free port (read it back with gw_httpd_port) */
-    bool        reuseport;      /* SO_REUSEPORT: several processes share the port */
-    unsigned    conn_limit;     /* 0 = MHD default */
-    unsigned    conn_timeout_s; /* idle connection timeout; 0 = none */
-    size_t      conn_memory;    /* per-connection header memory; 0 = MHD default (32 KiB) */
-    MHD_AccessHandlerCallback    handler;
-    void                        *handler_arg;
+    const char *host;        /* listen address; NULL = 0.0.0.0 */
+    uint16_t port;           /* 0 = any free port (read it back with gw_httpd_port) */
+    bool reuseport;          /* SO_REUSEPORT: several processes share the port */
+    unsigned conn_limit;     /* 0 = MHD default */
+    unsigned conn_timeout_s; /* idle connection timeout; 0 = none */
+    size_t conn_memory;      /* per-connection header memory; 0 = MHD default (32 KiB) */
+    MHD_AccessHandlerCallback handler;
+    void *handler_arg;
     MHD_RequestCompletedCallback completed; /* may be NULL */
-    void                        *completed_arg;
+    void *completed_arg;
 } gw_httpd_opts;
 
 /* Binds, listens and registers with <loop>. GW_ESYS if the address is taken

@@ -16,8 +16,8 @@
 
 #include "gw/gw_err.h"
 
-typedef struct gw_loop  gw_loop;
-typedef struct gw_io    gw_io;
+typedef struct gw_loop gw_loop;
+typedef struct gw_io gw_io;
 typedef struct gw_timer gw_timer;
 
 /* <events> is the EPOLL* mask that fired (EPOLLIN, EPOLLOUT, EPOLLERR, ...). */

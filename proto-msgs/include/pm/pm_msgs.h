@@ -22,14 +22,14 @@
 #define PM_SCHEMA_MAJOR 1
 
 /* Decoder limits: a message over any of these is refused with GW_EPROTO. */
-#define PM_MAX_MSG_BYTES   (64u << 20)
-#define PM_MAX_STR         4096u
-#define PM_MAX_JSON        65536u /* routing_config_json */
-#define PM_MAX_MODELS      4096u
-#define PM_MAX_ENDPOINTS   65536u
-#define PM_MAX_PROFILES    64u
-#define PM_MAX_ADAPTERS    256u
-#define PM_MAX_WORKERS     4096u
+#define PM_MAX_MSG_BYTES (64u << 20)
+#define PM_MAX_STR       4096u
+#define PM_MAX_JSON      65536u /* routing_config_json */
+#define PM_MAX_MODELS    4096u
+#define PM_MAX_ENDPOINTS 65536u
+#define PM_MAX_PROFILES  64u
+#define PM_MAX_ADAPTERS  256u
+#define PM_MAX_WORKERS   4096u
 
 typedef enum pm_kind {
     PM_KIND_SNAPSHOT = 1,     /* controller PUB topic "S", and REP answer */
@@ -39,8 +39,8 @@ typedef enum pm_kind {
 } pm_kind;
 
 typedef struct pm_envelope {
-    uint32_t v;       /* schema major, PM_SCHEMA_MAJOR */
-    pm_kind  kind;
+    uint32_t v; /* schema major, PM_SCHEMA_MAJOR */
+    pm_kind kind;
     uint64_t gen;     /* snapshot generation this message refers to */
     uint64_t epoch;   /* controller incarnation (changes on restart) */
     uint64_t sent_ms; /* sender wall clock, ms since the Unix epoch */
@@ -50,35 +50,35 @@ typedef struct pm_envelope {
 
 /* One config profile of the model.aibrix.ai/config schema (aibrix.md §5). */
 typedef struct pm_profile {
-    char   *name;
-    char   *routing_strategy;    /* strategy name or weighted list; NULL = unset */
+    char *name;
+    char *routing_strategy;      /* strategy name or weighted list; NULL = unset */
     int64_t requests_per_second; /* 0 = unlimited */
-    char   *routing_config_json; /* the raw routingConfig JSON object text; NULL = none */
+    char *routing_config_json;   /* the raw routingConfig JSON object text; NULL = none */
 } pm_profile;
 
 typedef struct pm_model {
-    char       *name;
-    char       *locked_strategy; /* lockedRoutingStrategy; NULL = none */
-    char       *default_profile; /* defaultProfile; NULL = "default" */
-    uint32_t    n_profiles;
+    char *name;
+    char *locked_strategy; /* lockedRoutingStrategy; NULL = none */
+    char *default_profile; /* defaultProfile; NULL = "default" */
+    uint32_t n_profiles;
     pm_profile *profiles;
 } pm_model;
 
 typedef struct pm_endpoint {
     uint32_t id;          /* stable small integer within an epoch; never reused while alive */
-    char    *model;       /* the model it serves (model.aibrix.ai/name) */
-    char    *pod;         /* pod name (or host:port for static endpoints) */
-    char    *ns;          /* namespace; NULL outside Kubernetes */
-    char    *ip;          /* address to connect to (IPv4/IPv6 literal or host name) */
+    char *model;          /* the model it serves (model.aibrix.ai/name) */
+    char *pod;            /* pod name (or host:port for static endpoints) */
+    char *ns;             /* namespace; NULL outside Kubernetes */
+    char *ip;             /* address to connect to (IPv4/IPv6 literal or host name) */
     uint16_t port;        /* serving port (model.aibrix.ai/port, default 8000) */
     uint16_t metric_port; /* model.aibrix.ai/metric-port; 0 = same as port */
-    char    *engine;      /* model.aibrix.ai/engine, default "vllm" */
-    char    *roleset;     /* roleset-name label; NULL = none */
-    char    *role;        /* role-name label; NULL = combined */
+    char *engine;         /* model.aibrix.ai/engine, default "vllm" */
+    char *roleset;        /* roleset-name label; NULL = none */
+    char *role;           /* role-name label; NULL = combined */
     uint32_t n_adapters;
-    char   **adapters;    /* LoRA adapters loaded on this endpoint */
-    bool     ready;       /* routable: has an IP, Ready=True, not terminating */
-    bool     draining;    /* terminating: no new requests, in-flight ones finish */
+    char **adapters; /* LoRA adapters loaded on this endpoint */
+    bool ready;      /* routable: has an IP, Ready=True, not terminating */
+    bool draining;   /* terminating: no new requests, in-flight ones finish */
 } pm_endpoint;
 
 typedef struct pm_settings {
@@ -86,12 +86,12 @@ typedef struct pm_settings {
 } pm_settings;
 
 typedef struct pm_snapshot {
-    pm_envelope  env; /* kind = PM_KIND_SNAPSHOT */
-    uint32_t     n_models;
-    pm_model    *models;
-    uint32_t     n_endpoints;
+    pm_envelope env; /* kind = PM_KIND_SNAPSHOT */
+    uint32_t n_models;
+    pm_model *models;
+    uint32_t n_endpoints;
     pm_endpoint *endpoints;
-    pm_settings  settings;
+    pm_settings settings;
 } pm_snapshot;
 
 /* ---- load (controller -> workers, ~10-20 Hz) --------------------------- */
@@ -100,12 +100,12 @@ typedef struct pm_ep_load {
     uint32_t id;
     uint32_t inflight;        /* fleet-wide in-flight requests (sum of worker reports) */
     uint64_t inflight_tokens; /* fleet-wide in-flight token estimate */
-    double   running;         /* engine num_requests_running; < 0 = unknown */
-    double   waiting;         /* engine num_requests_waiting; < 0 = unknown */
-    double   kv_usage;        /* engine KV cache usage 0..1; < 0 = unknown */
-    double   latency_ms;      /* EWMA end-to-end latency; < 0 = unknown */
-    double   ttft_ms;         /* EWMA time to first token; < 0 = unknown */
-    double   tokens_per_s;    /* recent token throughput; < 0 = unknown */
+    double running;           /* engine num_requests_running; < 0 = unknown */
+    double waiting;           /* engine num_requests_waiting; < 0 = unknown */
+    double kv_usage;          /* engine KV cache usage 0..1; < 0 = unknown */
+    double latency_ms;        /* EWMA end-to-end latency; < 0 = unknown */
+    double ttft_ms;           /* EWMA time to first token; < 0 = unknown */
+    double tokens_per_s;      /* recent token throughput; < 0 = unknown */
 } pm_ep_load;
 
 /* Which report of each worker the fleet-wide numbers include, so a worker can
@@ -116,10 +116,10 @@ typedef struct pm_worker_seq {
 } pm_worker_seq;
 
 typedef struct pm_load {
-    pm_envelope    env; /* kind = PM_KIND_LOAD; gen = current snapshot gen */
-    uint32_t       n_eps;
-    pm_ep_load    *eps;
-    uint32_t       n_workers;
+    pm_envelope env; /* kind = PM_KIND_LOAD; gen = current snapshot gen */
+    uint32_t n_eps;
+    pm_ep_load *eps;
+    uint32_t n_workers;
     pm_worker_seq *workers;
 } pm_load;
 
@@ -138,10 +138,10 @@ typedef struct pm_ep_report {
 } pm_ep_report;
 
 typedef struct pm_report {
-    pm_envelope   env;       /* kind = PM_KIND_REPORT; gen = the worker's snapshot gen */
-    uint64_t      worker_id; /* random per worker process */
-    uint64_t      seq;       /* increments by one per report */
-    uint32_t      n_eps;
+    pm_envelope env;    /* kind = PM_KIND_REPORT; gen = the worker's snapshot gen */
+    uint64_t worker_id; /* random per worker process */
+    uint64_t seq;       /* increments by one per report */
+    uint32_t n_eps;
     pm_ep_report *eps;
 } pm_report;
 

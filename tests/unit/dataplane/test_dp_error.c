@@ -15,8 +15,8 @@ TestSuite(dp_error, .fini = fini, .timeout = 10);
 Test(dp_error, body_is_openai_shaped_and_escaped)
 {
     dp_error e;
-    gw_buf   b;
-    json_t  *root;
+    gw_buf b;
+    json_t *root;
 
     dp_error_set(&e, 404, "x-error-no-model-backends", "m", "model_not_found",
                  "The model `%s` does not exist.", "a\"b\n");
@@ -46,7 +46,7 @@ Test(dp_error, type_follows_the_status)
 Test(dp_error, sse_event_and_cap)
 {
     dp_error e;
-    gw_buf   b;
+    gw_buf b;
 
     dp_error_set(&e, 502, NULL, NULL, "upstream_error", "cut");
     gw_buf_init(&b, 4096);

@@ -5,6 +5,7 @@
 
 #include "dp_fixture.h"
 #include "dp_load.h"
+#include "dp_snap.h"
 #include "gw/gw_mem.h"
 #include "ut_leak.h"
 
@@ -17,11 +18,11 @@ TestSuite(dp_load, .fini = fini, .timeout = 10);
 
 Test(dp_load, state_follows_the_endpoint_not_its_id)
 {
-    dp_load     *l = dp_load_new();
+    dp_load *l = dp_load_new();
     pm_snapshot *a = fx_snapshot("m", 2);
     pm_snapshot *b = fx_snapshot("m", 2);
-    dp_ep      **sa = dp_load_apply_snapshot(l, a);
-    dp_ep      **sb;
+    dp_ep **sa = dp_load_apply_snapshot(l, a);
+    dp_ep **sb;
 
     sa[1]->inflight = 3;
     /* A restarted controller renumbers the endpoints. */
@@ -39,12 +40,12 @@ Test(dp_load, state_follows_the_endpoint_not_its_id)
 
 Test(dp_load, removed_endpoint_state_lives_while_requests_hold_it)
 {
-    dp_load     *l = dp_load_new();
+    dp_load *l = dp_load_new();
     pm_snapshot *a = fx_snapshot("m", 2);
     pm_snapshot *b = fx_snapshot("m", 1);
-    dp_ep      **sa = dp_load_apply_snapshot(l, a);
-    dp_ep       *held = sa[1];
-    dp_ep      **sb;
+    dp_ep **sa = dp_load_apply_snapshot(l, a);
+    dp_ep *held = sa[1];
+    dp_ep **sb;
 
     held->inflight = 1;
     sb = dp_load_apply_snapshot(l, b);
@@ -62,12 +63,12 @@ Test(dp_load, removed_endpoint_state_lives_while_requests_hold_it)
 
 Test(dp_load, view_is_fleet_minus_own_share_at_report_time_plus_own_now)
 {
-    dp_load     *l = dp_load_new();
+    dp_load *l = dp_load_new();
     pm_snapshot *s = fx_snapshot("m", 1);
-    dp_ep      **st = dp_load_apply_snapshot(l, s);
-    pm_report   *r;
-    pm_load      msg = {0};
-    pm_ep_load   el = {.id = 100, .inflight = 10, .latency_ms = -1, .ttft_ms = -1};
+    dp_ep **st = dp_load_apply_snapshot(l, s);
+    pm_report *r;
+    pm_load msg = {0};
+    pm_ep_load el = {.id = 100, .inflight = 10, .latency_ms = -1, .ttft_ms = -1};
     pm_worker_seq ws = {.worker_id = 77, .seq = 5};
 
     st[0]->inflight = 4;
@@ -93,10 +94,10 @@ Test(dp_load, view_is_fleet_minus_own_share_at_report_time_plus_own_now)
 
 Test(dp_load, report_resets_the_since_last_report_counters)
 {
-    dp_load     *l = dp_load_new();
+    dp_load *l = dp_load_new();
     pm_snapshot *s = fx_snapshot("m", 1);
-    dp_ep      **st = dp_load_apply_snapshot(l, s);
-    pm_report   *r;
+    dp_ep **st = dp_load_apply_snapshot(l, s);
+    pm_report *r;
 
     st[0]->completed = 3;
     st[0]->prompt_tokens = 30;
@@ -110,5 +111,24 @@ Test(dp_load, report_resets_the_since_last_report_counters)
     pm_report_free(r);
     free(st);
     pm_snapshot_free(s);
+    dp_load_free(l);
+}
+
+Test(dp_load, state_lives_while_an_old_snapshot_references_it)
+{
+    dp_load *l = dp_load_new();
+    pm_snapshot *a = fx_snapshot("m", 2);
+    pm_snapshot *b = fx_snapshot("m", 1);
+    dp_snap *old = dp_snap_new(a, dp_load_apply_snapshot(l, a));
+    dp_snap *cur;
+
+    /* Endpoint 1 leaves; a request still holding the old generation may
+     * retry and pick from it, so its state must stay valid. */
+    cur = dp_snap_new(b, dp_load_apply_snapshot(l, b));
+    dp_snap_state(old, 1)->inflight++;
+    cr_assert_eq(dp_load_total_inflight(l), 1);
+    dp_snap_state(old, 1)->inflight--;
+    dp_snap_unref(old);
+    dp_snap_unref(cur);
     dp_load_free(l);
 }

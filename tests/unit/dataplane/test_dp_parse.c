@@ -22,9 +22,10 @@ parse(dp_api api, const char *body, dp_reqinfo *info)
 Test(dp_parse, reads_model_stream_usage_and_max_tokens)
 {
     dp_reqinfo info;
-    const char *b = "{\"model\":\"llama\",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
-                    "\"max_tokens\":64,\"messages\":[{\"role\":\"system\",\"content\":\"abcd\"},"
-                    "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"xyz\"}]}]}";
+    const char *b =
+        "{\"model\":\"llama\",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+        "\"max_tokens\":64,\"messages\":[{\"role\":\"system\",\"content\":\"abcd\"},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"xyz\"}]}]}";
 
     cr_assert_eq(parse(DP_API_CHAT, b, &info), DP_PARSE_OK);
     cr_assert_str_eq(info.model, "llama");
@@ -38,10 +39,11 @@ Test(dp_parse, reads_model_stream_usage_and_max_tokens)
 Test(dp_parse, max_completion_tokens_is_used_when_max_tokens_is_absent)
 {
     dp_reqinfo info;
-    cr_assert_eq(parse(DP_API_CHAT,
-                       "{\"model\":\"m\",\"max_completion_tokens\":9,\"messages\":[{\"role\":\"u\"}]}",
-                       &info),
-                 DP_PARSE_OK);
+    cr_assert_eq(
+        parse(DP_API_CHAT,
+              "{\"model\":\"m\",\"max_completion_tokens\":9,\"messages\":[{\"role\":\"u\"}]}",
+              &info),
+        DP_PARSE_OK);
     cr_assert_eq(info.max_tokens, 9);
     cr_assert_not(info.stream);
     dp_reqinfo_fini(&info);
@@ -66,8 +68,9 @@ Test(dp_parse, embeddings_need_input_and_refuse_stream)
                  DP_PARSE_OK);
     dp_reqinfo_fini(&info);
     cr_assert_eq(parse(DP_API_EMBEDDINGS, "{\"model\":\"m\"}", &info), DP_PARSE_BAD_BODY);
-    cr_assert_eq(parse(DP_API_EMBEDDINGS, "{\"model\":\"m\",\"input\":\"a\",\"stream\":true}", &info),
-                 DP_PARSE_BAD_BODY);
+    cr_assert_eq(
+        parse(DP_API_EMBEDDINGS, "{\"model\":\"m\",\"input\":\"a\",\"stream\":true}", &info),
+        DP_PARSE_BAD_BODY);
     cr_assert_null(info.model);
 }
 

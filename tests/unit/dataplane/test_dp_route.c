@@ -7,7 +7,7 @@
 #include "dp_route.h"
 #include "ut_leak.h"
 
-static dp_ctx   ctx;
+static dp_ctx ctx;
 static dp_load *load;
 static dp_snap *snap;
 
@@ -61,8 +61,8 @@ Test(dp_route, unknown_strategy_is_400)
 Test(dp_route, strategy_precedence_locked_header_profile_env_default)
 {
     pm_model *m = &((pm_snapshot *)dp_snap_pm(snap))->models[0];
-    dp_route  r;
-    dp_error  e;
+    dp_route r;
+    dp_error e;
 
     cr_assert(dp_route_resolve(&ctx, snap, "llama", NULL, NULL, &r, &e));
     cr_assert_str_eq(r.strategy->name, "random");
@@ -84,8 +84,8 @@ Test(dp_route, strategy_precedence_locked_header_profile_env_default)
 Test(dp_route, config_profile_header_selects_and_falls_back_to_default)
 {
     pm_snapshot *pm = (pm_snapshot *)dp_snap_pm(snap);
-    dp_route     r;
-    dp_error     e;
+    dp_route r;
+    dp_error e;
 
     fx_add_profile(pm, "default", "random");
     fx_add_profile(pm, "batch", "least-request");
@@ -103,7 +103,7 @@ Test(dp_route, pick_reserves_the_endpoint_in_the_same_step)
 {
     dp_route r;
     dp_error e;
-    int64_t  idx;
+    int64_t idx;
 
     cr_assert(dp_route_resolve(&ctx, snap, "llama", "least-request", NULL, &r, &e));
     for (int i = 0; i < 8; i++) {
@@ -135,9 +135,9 @@ Test(dp_route, least_request_counts_the_rest_of_the_fleet)
 Test(dp_route, skips_not_ready_draining_and_excluded_endpoints)
 {
     pm_snapshot *pm = (pm_snapshot *)dp_snap_pm(snap);
-    dp_route     r;
-    dp_error     e;
-    uint32_t     exclude[] = {3};
+    dp_route r;
+    dp_error e;
+    uint32_t exclude[] = {3};
 
     pm->endpoints[0].ready = false;
     pm->endpoints[1].draining = true;

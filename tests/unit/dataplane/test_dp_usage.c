@@ -52,7 +52,7 @@ Test(dp_usage, sse_byte_by_byte)
 Test(dp_usage, sse_without_usage_finds_nothing)
 {
     const char *s = "data: {\"choices\":[{\"delta\":{\"content\":\"usage\"}}],\"usage\":null}\n\n";
-    dp_usage    u;
+    dp_usage u;
     dp_usage_init(&u, true);
     dp_usage_feed(&u, s, strlen(s));
     dp_usage_finish(&u);
@@ -62,7 +62,7 @@ Test(dp_usage, sse_without_usage_finds_nothing)
 
 Test(dp_usage, over_long_sse_line_is_skipped_and_scanning_resumes)
 {
-    dp_usage    u;
+    dp_usage u;
     static char big[DP_USAGE_MAX_LINE + 100];
     const char *tail = "\ndata: {\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n";
 
@@ -78,9 +78,10 @@ Test(dp_usage, over_long_sse_line_is_skipped_and_scanning_resumes)
 
 Test(dp_usage, json_usage_is_read_from_the_tail)
 {
-    const char *j = "{\"id\":\"x\",\"choices\":[{\"message\":{\"content\":\"\\\"usage\\\" in text\"}}],"
-                    "\"usage\": {\"prompt_tokens\": 5, \"completion_tokens\": 6, \"total_tokens\": 11}}";
-    size_t      n = strlen(j);
+    const char *j =
+        "{\"id\":\"x\",\"choices\":[{\"message\":{\"content\":\"\\\"usage\\\" in text\"}}],"
+        "\"usage\": {\"prompt_tokens\": 5, \"completion_tokens\": 6, \"total_tokens\": 11}}";
+    size_t n = strlen(j);
     for (size_t cut = 0; cut <= n; cut += 7) {
         dp_usage u;
         dp_usage_init(&u, false);
@@ -96,7 +97,7 @@ Test(dp_usage, json_usage_is_read_from_the_tail)
 
 Test(dp_usage, json_body_larger_than_the_window_keeps_only_the_tail)
 {
-    dp_usage    u;
+    dp_usage u;
     static char filler[3 * DP_USAGE_TAIL];
     const char *end = "\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}";
 
