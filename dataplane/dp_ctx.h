@@ -58,6 +58,8 @@ typedef struct dp_ctx {
     gw_timer *drain_timer;
     dp_req *reqs; /* every live proxied request (for drain) */
     uint32_t n_reqs;
+    void **easy_pool; /* idle curl easy handles, reset, ready for reuse */
+    uint32_t n_easy_pool;
     uint32_t *scratch; /* candidate list, reused by every request */
     uint32_t scratch_cap;
 } dp_ctx;

@@ -210,6 +210,7 @@ out:
     gw_httpd_free(ctx.httpd);
     dp_sync_free(ctx.sync);
     gw_timer_free(ctx.drain_timer);
+    dp_proxy_pool_free(&ctx);
     gw_curlm_free(ctx.curlm);
     dp_ctx_set_snapshot(&ctx, NULL);
     dp_metrics_free(ctx.metrics);

@@ -26,6 +26,7 @@
 #include "dp_usage.h"
 
 #define DP_MAX_TRIES 8
+#define DP_EASY_POOL 256
 
 struct dp_req {
     dp_ctx *ctx;
@@ -172,7 +173,17 @@ upstream_cleanup(dp_req *req)
     if (req->timer != NULL)
         gw_timer_stop(req->timer);
     if (req->easy != NULL) {
-        curl_easy_cleanup(req->easy);
+        dp_ctx *ctx = req->ctx;
+        /* Keep reset handles: curl_easy_init allocates and zeroes tens of
+         * KiB of buffers, which showed in profiles at high request rates. */
+        if (ctx->n_easy_pool < DP_EASY_POOL) {
+            curl_easy_reset(req->easy);
+            if (ctx->easy_pool == NULL)
+                ctx->easy_pool = gw_xcalloc(DP_EASY_POOL, sizeof(*ctx->easy_pool));
+            ctx->easy_pool[ctx->n_easy_pool++] = req->easy;
+        } else {
+            curl_easy_cleanup(req->easy);
+        }
         req->easy = NULL;
     }
     curl_slist_free_all(req->up_hdrs);
@@ -282,7 +293,7 @@ respond_relay(dp_req *req)
      * engine sent it; streams are chunked. */
     if (req->content_length >= 0 && !req->sse)
         size = (uint64_t)req->content_length;
-    resp = MHD_create_response_from_callback(size, 32 * 1024, relay_reader, req, NULL);
+    resp = MHD_create_response_from_callback(size, 16 * 1024, relay_reader, req, NULL);
     if (resp == NULL)
         return MHD_NO;
     for (struct curl_slist *h = req->resp_hdrs; h != NULL; h = h->next) {
@@ -461,7 +472,7 @@ upstream_start(dp_req *req)
     const pm_endpoint *ep = &dp_snap_pm(req->snap)->endpoints[req->ep_idx];
     char url[PM_MAX_STR + 64];
 
-    req->easy = curl_easy_init();
+    req->easy = ctx->n_easy_pool > 0 ? ctx->easy_pool[--ctx->n_easy_pool] : curl_easy_init();
     if (req->easy == NULL)
         return false;
     snprintf(url, sizeof(url), strchr(ep->ip, ':') ? "http://[%s]:%u%s" : "http://%s:%u%s", ep->ip,
@@ -822,6 +833,14 @@ dp_proxy_completed(dp_ctx *ctx, void *con_cls, enum MHD_RequestTerminationCode t
         req->next->prev = req->prev;
     ctx->n_reqs--;
     free(req);
+}
+
+void
+dp_proxy_pool_free(dp_ctx *ctx)
+{
+    while (ctx->n_easy_pool > 0)
+        curl_easy_cleanup(ctx->easy_pool[--ctx->n_easy_pool]);
+    GW_FREE(ctx->easy_pool);
 }
 
 void

@@ -36,4 +36,7 @@ void dp_proxy_on_curl_done(CURL *easy, CURLcode result, void *arg);
  * flush. */
 void dp_proxy_abort_all(dp_ctx *ctx);
 
+/* Frees the idle curl handles kept for reuse (at exit). */
+void dp_proxy_pool_free(dp_ctx *ctx);
+
 #endif
