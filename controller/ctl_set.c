@@ -82,6 +82,9 @@ ctl_endpoint_fini(pm_endpoint *ep)
     for (uint32_t i = 0; i < ep->n_adapters; i++)
         free(ep->adapters[i]);
     free(ep->adapters);
+    for (uint32_t i = 0; i < ep->n_labels; i++)
+        free(ep->labels[i]);
+    free(ep->labels);
     memset(ep, 0, sizeof(*ep));
 }
 
@@ -115,6 +118,9 @@ ctl_endpoint_copy(pm_endpoint *dst, const pm_endpoint *src)
     dst->adapters = src->n_adapters ? gw_xcalloc(src->n_adapters, sizeof(char *)) : NULL;
     for (uint32_t i = 0; i < src->n_adapters; i++)
         dst->adapters[i] = ctl_dup_opt(src->adapters[i]);
+    dst->labels = src->n_labels ? gw_xcalloc(src->n_labels, sizeof(char *)) : NULL;
+    for (uint32_t i = 0; i < src->n_labels; i++)
+        dst->labels[i] = ctl_dup_opt(src->labels[i]);
 }
 
 static bool
@@ -146,12 +152,16 @@ ctl_endpoint_equal(const pm_endpoint *a, const pm_endpoint *b)
 {
     if (a->id != b->id || a->port != b->port || a->metric_port != b->metric_port ||
         a->ready != b->ready || a->draining != b->draining || a->n_adapters != b->n_adapters ||
-        !str_eq(a->model, b->model) || !str_eq(a->pod, b->pod) || !str_eq(a->ns, b->ns) ||
-        !str_eq(a->ip, b->ip) || !str_eq(a->engine, b->engine) || !str_eq(a->roleset, b->roleset) ||
-        !str_eq(a->role, b->role))
+        a->n_labels != b->n_labels || !str_eq(a->model, b->model) || !str_eq(a->pod, b->pod) ||
+        !str_eq(a->ns, b->ns) || !str_eq(a->ip, b->ip) || !str_eq(a->engine, b->engine) ||
+        !str_eq(a->roleset, b->roleset) || !str_eq(a->role, b->role))
         return false;
     for (uint32_t i = 0; i < a->n_adapters; i++) {
         if (!str_eq(a->adapters[i], b->adapters[i]))
+            return false;
+    }
+    for (uint32_t i = 0; i < a->n_labels; i++) {
+        if (!str_eq(a->labels[i], b->labels[i]))
             return false;
     }
     return true;

@@ -161,6 +161,7 @@ static const pm_field endpoint_fields[] = {
     F_STR(pm_endpoint, roleset, "roleset", 0, PM_MAX_STR, NULL),
     F_STR(pm_endpoint, role, "role", 0, PM_MAX_STR, NULL),
     F_STRS(pm_endpoint, adapters, n_adapters, "adapters", 0, PM_MAX_ADAPTERS),
+    F_STRS(pm_endpoint, labels, n_labels, "labels", 0, PM_MAX_LABELS),
     F_BOOL(pm_endpoint, ready, "ready"),
     F_BOOL(pm_endpoint, draining, "draining"),
 };
@@ -191,6 +192,9 @@ static const pm_field ep_load_fields[] = {
     F_DBL(pm_ep_load, latency_ms, "lat_ms", -1.0),
     F_DBL(pm_ep_load, ttft_ms, "ttft_ms", -1.0),
     F_DBL(pm_ep_load, tokens_per_s, "tok_s", -1.0),
+    F_DBL(pm_ep_load, gpu_usage, "gpu", -1.0),
+    F_DBL(pm_ep_load, tpot_ms, "tpot_ms", -1.0),
+    F_DBL(pm_ep_load, metrics_age_ms, "m_age_ms", -1.0),
 };
 static const pm_schema ep_load_schema = SCHEMA(pm_ep_load, ep_load_fields, NULL);
 

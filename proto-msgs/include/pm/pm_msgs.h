@@ -29,6 +29,7 @@
 #define PM_MAX_ENDPOINTS 65536u
 #define PM_MAX_PROFILES  64u
 #define PM_MAX_ADAPTERS  256u
+#define PM_MAX_LABELS    64u
 #define PM_MAX_WORKERS   4096u
 
 typedef enum pm_kind {
@@ -77,8 +78,10 @@ typedef struct pm_endpoint {
     char *role;           /* role-name label; NULL = combined */
     uint32_t n_adapters;
     char **adapters; /* LoRA adapters loaded on this endpoint */
-    bool ready;      /* routable: has an IP, Ready=True, not terminating */
-    bool draining;   /* terminating: no new requests, in-flight ones finish */
+    uint32_t n_labels;
+    char **labels; /* pod labels as "key=value" (external-filter selects on them) */
+    bool ready;    /* routable: has an IP, Ready=True, not terminating */
+    bool draining; /* terminating: no new requests, in-flight ones finish */
 } pm_endpoint;
 
 typedef struct pm_settings {
@@ -106,6 +109,9 @@ typedef struct pm_ep_load {
     double latency_ms;        /* EWMA end-to-end latency; < 0 = unknown */
     double ttft_ms;           /* EWMA time to first token; < 0 = unknown */
     double tokens_per_s;      /* recent token throughput; < 0 = unknown */
+    double gpu_usage;         /* engine GPU KV cache usage 0..1 (legacy name); < 0 = unknown */
+    double tpot_ms;           /* engine time per output token; < 0 = unknown */
+    double metrics_age_ms;    /* time since the last good scrape; < 0 = never scraped */
 } pm_ep_load;
 
 /* Which report of each worker the fleet-wide numbers include, so a worker can
