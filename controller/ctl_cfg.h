@@ -39,6 +39,13 @@ typedef struct ctl_cfg {
     uint64_t file_poll_ms;
     uint64_t debounce_ms;
     uint64_t worker_expiry_ms;
+    uint64_t scrape_interval_ms; /* 0 = engine /metrics scraping off */
+    uint64_t scrape_timeout_ms;  /* per /metrics or /v1/models transfer */
+    int64_t scrape_concurrency;  /* transfers in flight at once */
+    int64_t scrape_max_bytes;    /* body cap of one transfer */
+    uint64_t metrics_stale_ms;   /* older engine numbers are published as unknown */
+    uint64_t adapter_refresh_ms; /* 0 = LoRA adapter discovery off */
+    char *engine_api_key;        /* secret: Bearer token for engines' /v1/models */
     char *log_level;
 } ctl_cfg;
 

@@ -108,6 +108,28 @@ has_model(const pm_snapshot *s, const char *name)
     return false;
 }
 
+/* Appends the store's discovered adapters for <ep>'s address (sorted)
+ * after the ones its source declared, skipping names already there and the
+ * endpoint's own model, up to PM_MAX_ADAPTERS. */
+static void
+add_discovered(pm_endpoint *ep, const ctl_store *st)
+{
+    size_t n = 0;
+    const char *const *names = ctl_store_adapters(st, ep->ip, ep->port, &n);
+    uint32_t have = ep->n_adapters;
+
+    if (n == 0)
+        return;
+    ep->adapters = gw_xrealloc(ep->adapters, (have + n) * sizeof(*ep->adapters));
+    for (size_t i = 0; i < n && ep->n_adapters < PM_MAX_ADAPTERS; i++) {
+        bool dup = strcmp(names[i], ep->model) == 0;
+        for (uint32_t j = 0; j < have && !dup; j++)
+            dup = strcmp(ep->adapters[j], names[i]) == 0;
+        if (!dup)
+            ep->adapters[ep->n_adapters++] = gw_xstrdup(names[i]);
+    }
+}
+
 gw_err
 ctl_compile_run(ctl_compile *c, ctl_store *st, uint64_t wall_ms, bool *changed)
 {
@@ -160,6 +182,7 @@ ctl_compile_run(ctl_compile *c, ctl_store *st, uint64_t wall_ms, bool *changed)
             pm_endpoint *ep = ctl_set_add_endpoint(s);
             ctl_endpoint_copy(ep, src);
             ep->id = id;
+            add_discovered(ep, st);
             if (!has_model(s, src->model)) {
                 bool extra = false;
                 for (uint32_t j = n_base; j < s->n_models && !extra; j++)

@@ -4,7 +4,10 @@
  * Merge rules: models are unioned across sources by name (the first source
  * in ctl_src_kind order that lists a model defines its config) and sorted by
  * name; endpoints are unioned by (model, ip, port) (first source wins), get
- * their stable id from the store's id map, and are sorted by id; the gateway
+ * their stable id from the store's id map, and are sorted by id; each
+ * endpoint's adapters are its source's, then the store's discovered ones for
+ * its (ip, port) (sorted; duplicates and the model's own name left out,
+ * capped at PM_MAX_ADAPTERS); the gateway
  * settings come from the first source that sets them. An endpoint whose
  * model no source lists gets a bare model entry (no profiles).
  *

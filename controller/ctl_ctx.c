@@ -98,6 +98,15 @@ ctl_ctx_init(ctl_ctx *ctx, const ctl_cfg *cfg)
         .pull_url = cfg->pull_listen,
         .load_interval_ms = cfg->load_interval_ms,
     };
+    ctl_scrape_opts so = {
+        .interval_ms = cfg->scrape_interval_ms,
+        .timeout_ms = cfg->scrape_timeout_ms,
+        .concurrency = (unsigned)cfg->scrape_concurrency,
+        .stale_after_ms = cfg->metrics_stale_ms,
+        .adapter_refresh_ms = cfg->adapter_refresh_ms,
+        .max_body = (size_t)cfg->scrape_max_bytes,
+        .engine_api_key = cfg->engine_api_key,
+    };
     char q[512];
     char *why = NULL;
     gw_err rc;
@@ -132,6 +141,10 @@ ctl_ctx_init(ctl_ctx *ctx, const ctl_cfg *cfg)
     rc = ctl_http_start(ctx, cfg->http_host, cfg->http_port, &ctx->http);
     if (rc != GW_OK)
         goto fail;
+    rc = ctl_scrape_start(ctx->loop, &so, ctx->compile, ctx->store, ctx->metrics, &ctx->scrape);
+    if (rc != GW_OK)
+        goto fail;
+    ctl_load_set_signals(ctx->load, ctl_scrape_signals, ctx->scrape);
 
     if (ctx->discovery == CTL_DISC_FILE) {
         if (cfg->endpoints != NULL && cfg->endpoints[0] != '\0')
@@ -179,6 +192,11 @@ ctl_ctx_fini(ctl_ctx *ctx)
     ctx->http = NULL;
     ctl_publish_free(ctx->publish);
     ctx->publish = NULL;
+    /* No load tick can run any more: unhook and free the scraper. */
+    if (ctx->load != NULL)
+        ctl_load_set_signals(ctx->load, NULL, NULL);
+    ctl_scrape_free(ctx->scrape);
+    ctx->scrape = NULL;
     gw_timer_free(ctx->debounce);
     ctx->debounce = NULL;
     ctl_load_free(ctx->load);

@@ -3,7 +3,9 @@
  * loop and every module instance and wires sources -> store -> compile ->
  * publish (DESIGN §3): a store change arms the debounce timer, the timer
  * compiles, and a new generation is published, logged (CTL-SNAP-PUBLISH)
- * and reflected in the metrics.
+ * and reflected in the metrics. The scraper (ctl_scrape) reads the ready
+ * endpoints of the current snapshot, feeds engine signals to ctl_load and
+ * discovered LoRA adapters to the store's overlay.
  *
  * The struct is visible so modules wired by it (ctl_http) can reach their
  * siblings; fields are written only by ctl_ctx.c. Loop thread only. */
@@ -15,6 +17,7 @@
 #include "ctl_load.h"
 #include "ctl_metrics.h"
 #include "ctl_publish.h"
+#include "ctl_scrape.h"
 #include "ctl_src_file.h"
 #include "ctl_store.h"
 #include "gw/gw_err.h"
@@ -32,6 +35,7 @@ typedef struct ctl_ctx {
     ctl_load *load;
     ctl_publish *publish;
     ctl_http *http;
+    ctl_scrape *scrape;     /* engine signals and LoRA adapter discovery */
     ctl_src_file *src_file; /* NULL unless discovery is file */
     gw_timer *debounce;
 } ctl_ctx;

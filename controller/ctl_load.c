@@ -9,6 +9,7 @@
  * increasing, so inserts are nearly always appends). */
 #include "ctl_load.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,8 @@ typedef struct ep_stat {
 
 struct ctl_load {
     uint64_t expiry_ms;
+    ctl_load_signals_fn signals; /* NULL = no engine signals */
+    void *signals_arg;
     worker *workers; /* sorted by id */
     size_t n_workers, cap_workers;
     ep_stat *stats; /* sorted by id */
@@ -64,6 +67,13 @@ ctl_load_free(ctl_load *l)
     free(l->workers);
     free(l->stats);
     free(l);
+}
+
+void
+ctl_load_set_signals(ctl_load *l, ctl_load_signals_fn fn, void *arg)
+{
+    l->signals = fn;
+    l->signals_arg = fn != NULL ? arg : NULL;
 }
 
 unsigned
@@ -234,6 +244,33 @@ sat_add64(uint64_t a, uint64_t b)
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
+/* A finite, non-negative value, or -1: the wire refuses NaN and infinity,
+ * and a provider bug must not make the load message unencodable. */
+static double
+known_or_unknown(double v)
+{
+    return isfinite(v) && v >= 0 ? v : -1;
+}
+
+/* Engine signals over report-derived values (see ctl_load.h for the rules). */
+static void
+merge_signals(pm_ep_load *e, const ctl_signals *sig)
+{
+    double ttft = known_or_unknown(sig->ttft_ms);
+    double tps = known_or_unknown(sig->tokens_per_s);
+
+    e->running = known_or_unknown(sig->running);
+    e->waiting = known_or_unknown(sig->waiting);
+    e->kv_usage = known_or_unknown(sig->kv_usage);
+    e->gpu_usage = known_or_unknown(sig->gpu_usage);
+    e->tpot_ms = known_or_unknown(sig->tpot_ms);
+    e->metrics_age_ms = known_or_unknown(sig->age_ms);
+    if (ttft >= 0)
+        e->ttft_ms = ttft;
+    if (tps >= 0)
+        e->tokens_per_s = tps;
+}
+
 void
 ctl_load_build(ctl_load *l, const pm_snapshot *snap, uint64_t now_ms, uint64_t wall_ms,
                pm_load **out)
@@ -265,6 +302,8 @@ ctl_load_build(ctl_load *l, const pm_snapshot *snap, uint64_t now_ms, uint64_t w
         uint32_t id = snap->endpoints[i].id;
         size_t at = stat_pos(l, id);
 
+        ctl_signals sig = CTL_SIGNALS_UNKNOWN;
+
         ix[i] = (id_idx){.id = id, .idx = i};
         *e = (pm_ep_load){.id = id,
                           .running = -1,
@@ -272,12 +311,18 @@ ctl_load_build(ctl_load *l, const pm_snapshot *snap, uint64_t now_ms, uint64_t w
                           .kv_usage = -1,
                           .latency_ms = -1,
                           .ttft_ms = -1,
-                          .tokens_per_s = -1};
+                          .tokens_per_s = -1,
+                          .gpu_usage = -1,
+                          .tpot_ms = -1,
+                          .metrics_age_ms = -1};
         if (at < l->n_stats && l->stats[at].id == id) {
             e->latency_ms = l->stats[at].latency_ms;
             e->ttft_ms = l->stats[at].ttft_ms;
             e->tokens_per_s = l->stats[at].tps;
         }
+        if (l->signals != NULL)
+            l->signals(l->signals_arg, &snap->endpoints[i], now_ms, &sig);
+        merge_signals(e, &sig);
     }
     qsort(ix, n, sizeof(*ix), cmp_id_idx);
     for (size_t w = 0; w < l->n_workers; w++) {

@@ -19,9 +19,19 @@
  *
  * ctl_load_build emits, for every endpoint of the snapshot in its order,
  * inflight = sum over live workers of their latest report's inflight (same
- * for inflight_tokens); running, waiting and kv_usage are -1 (engine
- * scraping comes later); plus workers[] = (worker_id, seq) of every live
+ * for inflight_tokens), plus workers[] = (worker_id, seq) of every live
  * worker, so a worker can subtract its own share (DESIGN §4).
+ *
+ * Engine-side signals come from a provider (ctl_scrape in the binary, a
+ * fake in tests) set with ctl_load_set_signals; per endpoint it answers
+ * running, waiting, kv_usage, gpu_usage, ttft_ms, tpot_ms, tokens_per_s and
+ * metrics_age_ms (< 0 = unknown; stale numbers are already -1). They merge
+ * with the report-derived values as follows:
+ *   running, waiting, kv_usage, gpu_usage, tpot_ms, metrics_age_ms
+ *                 the engine's (-1 without a provider or without data);
+ *   ttft_ms       the engine's when known, else the reports' EWMA;
+ *   tokens_per_s  the engine's counters when known, else the reports';
+ *   latency_ms    the reports' EWMA (the engine has no cheaper source).
  *
  * Time is passed in (monotonic ms) so tests need no clock. At most
  * PM_MAX_WORKERS workers are tracked; reports from more are refused.
@@ -40,8 +50,33 @@
 
 typedef struct ctl_load ctl_load;
 
+/* The engine-side numbers of one endpoint; every field < 0 = unknown. */
+typedef struct ctl_signals {
+    double running;      /* requests the engine is running */
+    double waiting;      /* requests queued in the engine */
+    double kv_usage;     /* KV cache usage 0..1 */
+    double gpu_usage;    /* GPU KV cache usage 0..1 (legacy name) */
+    double ttft_ms;      /* mean time to first token, recent */
+    double tpot_ms;      /* mean time per output token, recent */
+    double tokens_per_s; /* prompt + generation tokens per second, recent */
+    double age_ms;       /* since the last good scrape; < 0 = never */
+} ctl_signals;
+
+/* All fields unknown (-1). */
+#define CTL_SIGNALS_UNKNOWN ((ctl_signals){-1, -1, -1, -1, -1, -1, -1, -1})
+
+/* Fills *out with the signals of <ep> (borrowed for the call) at <now_ms>
+ * (monotonic). Must write every field; unknown ones as -1. Called from
+ * ctl_load_build on the loop thread, once per endpoint. */
+typedef void (*ctl_load_signals_fn)(void *arg, const pm_endpoint *ep, uint64_t now_ms,
+                                    ctl_signals *out);
+
 ctl_load *ctl_load_new(uint64_t expiry_ms);
 void ctl_load_free(ctl_load *l);
+
+/* Sets (or with NULL <fn>, clears) the engine-signal provider; <arg> is
+ * borrowed and must stay valid until cleared or ctl_load_free. */
+void ctl_load_set_signals(ctl_load *l, ctl_load_signals_fn fn, void *arg);
 
 /* Takes in one decoded report (borrowed; copied as needed) received at
  * <now_ms>. GW_OK when applied; GW_EAGAIN when stale (seq not newer);

@@ -3,6 +3,7 @@
  * SIGINT, then frees everything so sanitizer exits are clean. No logic
  * lives here (STYLE §1). Exit status: 0 after a signal or a clean
  * --help/--check-config, 1 on bad options or a failed start. */
+#include <curl/curl.h>
 #include <signal.h>
 #include <stdlib.h>
 
@@ -37,6 +38,9 @@ main(int argc, char **argv)
     (void)gw_log_parse_level(cfg.log_level, &gw_log_level); /* validated */
     /* MHD writes with MSG_NOSIGNAL, but be sure a dead peer never kills us. */
     signal(SIGPIPE, SIG_IGN);
+    /* Before any thread exists (nng's, curl's resolver): the engine scraper
+     * uses libcurl. */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
 
     if (ctl_ctx_init(&ctx, &cfg) == GW_OK) {
         if (ctl_ctx_run(&ctx) == GW_OK)
@@ -44,6 +48,7 @@ main(int argc, char **argv)
         gw_log(GW_LOG_NOTICE, "CTL-EXIT", "status=%d", status);
         ctl_ctx_fini(&ctx);
     }
+    curl_global_cleanup();
     gw_cfg_free(ctl_cfg_opts, &cfg);
     return status;
 }

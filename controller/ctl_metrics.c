@@ -16,7 +16,20 @@ struct ctl_metrics {
     gw_metric_fam *config_errors;
     gw_metric *gen, *published, *models, *ep_ready, *ep_draining, *ep_not_ready;
     gw_metric *reports, *reports_bad, *workers;
+    gw_metric *scrapes[CTL_FETCH_COUNT];
+    gw_metric *refreshes[CTL_FETCH_COUNT];
+    gw_metric *scrape_seconds, *stale;
+    gw_metric_fam *ep_age;
 };
+
+static const char *const fetch_names[CTL_FETCH_COUNT] = {"ok", "http_error", "timeout", "connect",
+                                                         "parse"};
+
+const char *
+ctl_fetch_result_name(ctl_fetch_result r)
+{
+    return r < CTL_FETCH_COUNT ? fetch_names[r] : "unknown";
+}
 
 /* Registers a family; registration only fails on a programming error (a
  * bad or duplicate name), so that is fatal. */
@@ -27,8 +40,16 @@ reg(ctl_metrics *m, gw_metric_type type, const char *name, const char *help,
     gw_metric_fam *f = NULL;
     gw_err rc;
 
+    /* Scrape durations: a loopback engine answers in about a millisecond,
+     * one under load in tens; the top bounds sit around --scrape-timeout. */
+    static const double seconds_b[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                       0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+
     if (type == GW_METRIC_COUNTER)
         rc = gw_metrics_counter(m->reg, name, help, labels, &f);
+    else if (type == GW_METRIC_HISTOGRAM)
+        rc = gw_metrics_histogram(m->reg, name, help, labels, seconds_b, GW_ARRAY_LEN(seconds_b),
+                                  &f);
     else
         rc = gw_metrics_gauge(m->reg, name, help, labels, &f);
     if (rc != GW_OK) {
@@ -38,8 +59,9 @@ reg(ctl_metrics *m, gw_metric_type type, const char *name, const char *help,
     return f;
 }
 
-#define COUNTER GW_METRIC_COUNTER
-#define GAUGE   GW_METRIC_GAUGE
+#define COUNTER   GW_METRIC_COUNTER
+#define GAUGE     GW_METRIC_GAUGE
+#define HISTOGRAM GW_METRIC_HISTOGRAM
 
 ctl_metrics *
 ctl_metrics_new(const char *version)
@@ -47,6 +69,8 @@ ctl_metrics_new(const char *version)
     static const char *const state_l[] = {"state", NULL};
     static const char *const source_l[] = {"source", NULL};
     static const char *const version_l[] = {"version", NULL};
+    static const char *const result_l[] = {"result", NULL};
+    static const char *const endpoint_l[] = {"endpoint", NULL};
     ctl_metrics *m = gw_xcalloc(1, sizeof(*m));
     gw_metric_fam *f;
 
@@ -77,6 +101,26 @@ ctl_metrics_new(const char *version)
     f = reg(m, GAUGE, "llmgw_controller_workers",
             "Workers that sent a report within --worker-expiry", NULL);
     m->workers = gw_metric_child0(f);
+    f = reg(m, COUNTER, "llmgw_controller_scrapes_total",
+            "Engine /metrics scrapes by outcome (ok, http_error, timeout, connect, parse)",
+            result_l);
+    for (int r = 0; r < CTL_FETCH_COUNT; r++)
+        m->scrapes[r] = gw_metric_child(f, fetch_names[r]);
+    f = reg(m, HISTOGRAM, "llmgw_controller_scrape_duration_seconds",
+            "Time from starting an engine /metrics scrape to its end, whatever the outcome", NULL);
+    m->scrape_seconds = gw_metric_child0(f);
+    m->ep_age = reg(m, GAUGE, "llmgw_controller_endpoint_metrics_age_seconds",
+                    "Seconds since the endpoint's last good /metrics scrape", endpoint_l);
+    gw_metric_fam_set_max_children(m->ep_age, PM_MAX_ENDPOINTS);
+    f = reg(m, GAUGE, "llmgw_controller_stale_endpoints",
+            "Scraped endpoints whose engine numbers are unknown or older than "
+            "--metrics-stale-after (published as unknown)",
+            NULL);
+    m->stale = gw_metric_child0(f);
+    f = reg(m, COUNTER, "llmgw_controller_adapter_refreshes_total",
+            "Engine /v1/models fetches (LoRA adapter discovery) by outcome", result_l);
+    for (int r = 0; r < CTL_FETCH_COUNT; r++)
+        m->refreshes[r] = gw_metric_child(f, fetch_names[r]);
     f = reg(m, GAUGE, "llmgw_controller_build_info", "Build information (always 1)", version_l);
     gw_gauge_set(gw_metric_child(f, version), 1);
     return m;
@@ -141,6 +185,43 @@ ctl_metrics_workers(ctl_metrics *m, unsigned n)
 {
     if (m != NULL)
         gw_gauge_set(m->workers, n);
+}
+
+void
+ctl_metrics_scrape(ctl_metrics *m, ctl_fetch_result r, double seconds)
+{
+    if (m == NULL || r >= CTL_FETCH_COUNT)
+        return;
+    gw_counter_inc(m->scrapes[r]);
+    gw_histogram_observe(m->scrape_seconds, seconds);
+}
+
+void
+ctl_metrics_adapter_refresh(ctl_metrics *m, ctl_fetch_result r)
+{
+    if (m != NULL && r < CTL_FETCH_COUNT)
+        gw_counter_inc(m->refreshes[r]);
+}
+
+void
+ctl_metrics_endpoint_age(ctl_metrics *m, const char *pod, double seconds)
+{
+    if (m != NULL)
+        gw_gauge_set(gw_metric_child(m->ep_age, pod), seconds);
+}
+
+void
+ctl_metrics_endpoint_gone(ctl_metrics *m, const char *pod)
+{
+    if (m != NULL)
+        (void)gw_metric_remove_child(m->ep_age, pod);
+}
+
+void
+ctl_metrics_stale_endpoints(ctl_metrics *m, unsigned n)
+{
+    if (m != NULL)
+        gw_gauge_set(m->stale, n);
 }
 
 gw_err

@@ -33,6 +33,35 @@ void ctl_metrics_report_bad(ctl_metrics *m);
 /* Number of live workers (sending reports within --worker-expiry). */
 void ctl_metrics_workers(ctl_metrics *m, unsigned n);
 
+/* How one fetch from an engine ended (scrapes_total{result},
+ * adapter_refreshes_total{result}). */
+typedef enum ctl_fetch_result {
+    CTL_FETCH_OK = 0,     /* 200 and a usable body */
+    CTL_FETCH_HTTP_ERROR, /* the engine answered with a status other than 200 */
+    CTL_FETCH_TIMEOUT,    /* --scrape-timeout passed */
+    CTL_FETCH_CONNECT,    /* no connection, or it broke before the answer was complete */
+    CTL_FETCH_PARSE,      /* the body was over the cap or not a usable page */
+    CTL_FETCH_COUNT,
+} ctl_fetch_result;
+
+/* Static label value of <r> ("ok", "http_error", ...). */
+const char *ctl_fetch_result_name(ctl_fetch_result r);
+
+/* One /metrics scrape ended with <r> after <seconds>. */
+void ctl_metrics_scrape(ctl_metrics *m, ctl_fetch_result r, double seconds);
+
+/* One /v1/models adapter refresh ended with <r>. */
+void ctl_metrics_adapter_refresh(ctl_metrics *m, ctl_fetch_result r);
+
+/* Sets endpoint_metrics_age_seconds{endpoint=<pod>} (creating the child). */
+void ctl_metrics_endpoint_age(ctl_metrics *m, const char *pod, double seconds);
+
+/* Removes the endpoint_metrics_age_seconds child of <pod> (it left). */
+void ctl_metrics_endpoint_gone(ctl_metrics *m, const char *pod);
+
+/* Endpoints whose engine numbers are unknown or stale right now. */
+void ctl_metrics_stale_endpoints(ctl_metrics *m, unsigned n);
+
 /* Appends the Prometheus text exposition to <out>; GW_EFULL past its cap. */
 GW_MUST_CHECK gw_err ctl_metrics_render(ctl_metrics *m, gw_buf *out);
 

@@ -20,8 +20,18 @@ typedef struct id_entry {
     bool seen;
 } id_entry;
 
+/* Discovered adapters of one engine address; names sorted and unique. */
+typedef struct overlay {
+    char *ip; /* owned */
+    uint16_t port;
+    char **names; /* owned, each owned */
+    size_t n;
+} overlay;
+
 struct ctl_store {
     pm_snapshot *sets[CTL_SRC_COUNT];
+    overlay *overlays; /* sorted by (ip, port) */
+    size_t n_overlays, cap_overlays;
     bool dirty;
     ctl_store_change_fn on_change;
     void *on_change_arg;
@@ -42,6 +52,16 @@ ctl_src_kind_name(ctl_src_kind kind)
     return kind < CTL_SRC_COUNT ? kind_names[kind] : "unknown";
 }
 
+/* Frees what one overlay entry owns. */
+static void
+overlay_fini(overlay *o)
+{
+    for (size_t i = 0; i < o->n; i++)
+        free(o->names[i]);
+    free(o->names);
+    free(o->ip);
+}
+
 ctl_store *
 ctl_store_new(void)
 {
@@ -60,6 +80,9 @@ ctl_store_free(ctl_store *st)
         pm_snapshot_free(st->sets[i]);
     for (size_t i = 0; i < st->n_entries; i++)
         free(st->entries[i].key);
+    for (size_t i = 0; i < st->n_overlays; i++)
+        overlay_fini(&st->overlays[i]);
+    free(st->overlays);
     free(st->entries);
     free(st->slots);
     free(st);
@@ -99,6 +122,133 @@ ctl_store_take_dirty(ctl_store *st)
 
     st->dirty = false;
     return d;
+}
+
+/* ---- discovered adapters ---- */
+
+/* Orders overlay entries by ip, then port. */
+static int
+cmp_addr(const char *ip_a, uint16_t port_a, const char *ip_b, uint16_t port_b)
+{
+    int c = strcmp(ip_a, ip_b);
+
+    if (c != 0)
+        return c;
+    return (port_a > port_b) - (port_a < port_b);
+}
+
+/* Lower bound of (ip, port) in the overlay array. */
+static size_t
+overlay_pos(const ctl_store *st, const char *ip, uint16_t port)
+{
+    size_t lo = 0, hi = st->n_overlays;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cmp_addr(st->overlays[mid].ip, st->overlays[mid].port, ip, port) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* qsort comparator over const char * elements. */
+static int
+cmp_str_ptr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+bool
+ctl_store_set_adapters(ctl_store *st, const char *ip, uint16_t port, const char *const *names,
+                       size_t n)
+{
+    size_t at = overlay_pos(st, ip, port);
+    bool exists =
+        at < st->n_overlays && cmp_addr(st->overlays[at].ip, st->overlays[at].port, ip, port) == 0;
+    const char **sorted = gw_xcalloc(n ? n : 1, sizeof(*sorted));
+    size_t m = 0;
+    bool same;
+
+    /* Sort and deduplicate a borrowed copy of the pointers first, so the
+     * comparison with the current set is a plain walk. */
+    for (size_t i = 0; i < n; i++) {
+        if (names[i] != NULL && names[i][0] != '\0')
+            sorted[m++] = names[i];
+    }
+    qsort(sorted, m, sizeof(*sorted), cmp_str_ptr);
+    if (m > 1) {
+        size_t k = 1;
+        for (size_t i = 1; i < m; i++) {
+            if (strcmp(sorted[i], sorted[k - 1]) != 0)
+                sorted[k++] = sorted[i];
+        }
+        m = k;
+    }
+    if (m > PM_MAX_ADAPTERS)
+        m = PM_MAX_ADAPTERS;
+
+    same = exists ? st->overlays[at].n == m : m == 0;
+    for (size_t i = 0; same && i < m; i++)
+        same = strcmp(st->overlays[at].names[i], sorted[i]) == 0;
+    if (same) {
+        free(sorted);
+        return false;
+    }
+    if (m == 0) {
+        overlay_fini(&st->overlays[at]);
+        memmove(&st->overlays[at], &st->overlays[at + 1],
+                (st->n_overlays - at - 1) * sizeof(*st->overlays));
+        st->n_overlays--;
+    } else {
+        overlay *o;
+        if (!exists) {
+            if (st->n_overlays == st->cap_overlays) {
+                st->cap_overlays = st->cap_overlays == 0 ? 16 : st->cap_overlays * 2;
+                st->overlays = gw_xrealloc(st->overlays, st->cap_overlays * sizeof(*st->overlays));
+            }
+            memmove(&st->overlays[at + 1], &st->overlays[at],
+                    (st->n_overlays - at) * sizeof(*st->overlays));
+            st->n_overlays++;
+            st->overlays[at] = (overlay){.ip = gw_xstrdup(ip), .port = port};
+        }
+        /* Copy before freeing: <names> may point into this very entry. */
+        char **copy = gw_xcalloc(m, sizeof(*copy));
+        for (size_t i = 0; i < m; i++)
+            copy[i] = gw_xstrdup(sorted[i]);
+        o = &st->overlays[at];
+        for (size_t i = 0; i < o->n; i++)
+            free(o->names[i]);
+        free(o->names);
+        o->names = copy;
+        o->n = m;
+    }
+    free(sorted);
+    st->dirty = true;
+    if (st->on_change != NULL)
+        st->on_change(st, st->on_change_arg);
+    return true;
+}
+
+const char *const *
+ctl_store_adapters(const ctl_store *st, const char *ip, uint16_t port, size_t *n)
+{
+    size_t at = overlay_pos(st, ip, port);
+
+    if (at < st->n_overlays &&
+        cmp_addr(st->overlays[at].ip, st->overlays[at].port, ip, port) == 0) {
+        *n = st->overlays[at].n;
+        return (const char *const *)st->overlays[at].names;
+    }
+    *n = 0;
+    return NULL;
+}
+
+size_t
+ctl_store_adapter_count(const ctl_store *st)
+{
+    return st->n_overlays;
 }
 
 /* ---- id map ---- */

@@ -12,8 +12,16 @@
  * (a returning endpoint gets a fresh id, so worker state keyed by the old id
  * cannot leak onto it).
  *
+ * Discovered LoRA adapters are an overlay beside the sets, not a source:
+ * per engine address (ip, port) the adapters the controller learned from
+ * the engine itself (/v1/models, vllm:lora_requests_info; ctl_scrape).
+ * ctl_compile adds them to every endpoint at that address, after the
+ * adapters its source declared, so no source's data is ever rewritten and a
+ * source replacing its set keeps what was discovered.
+ *
  * Ownership: the store owns the sets it was given and frees them on
- * replacement and in ctl_store_free. Loop thread only. */
+ * replacement and in ctl_store_free, and keeps its own copies of overlay
+ * adapter names. Loop thread only. */
 #ifndef CTL_STORE_H
 #define CTL_STORE_H
 
@@ -58,6 +66,25 @@ const pm_snapshot *ctl_store_set(const ctl_store *st, ctl_src_kind kind);
 
 /* Returns whether a replace happened since the last call, and clears it. */
 bool ctl_store_take_dirty(ctl_store *st);
+
+/* ---- discovered adapters (overlay, used by ctl_compile) ---- */
+
+/* Sets the discovered adapters of the engine at (<ip>, <port>) to the <n>
+ * names in <names> (borrowed; copied). Order and duplicates do not matter:
+ * the store keeps them sorted and unique; empty names are ignored; at most
+ * PM_MAX_ADAPTERS are kept. n == 0 removes the entry. When the set differs
+ * from the previous one the store is marked dirty and the change callback
+ * runs (as a source replace would); returns whether it changed. */
+bool ctl_store_set_adapters(ctl_store *st, const char *ip, uint16_t port, const char *const *names,
+                            size_t n);
+
+/* The discovered adapters of (<ip>, <port>), sorted, or NULL with *n = 0.
+ * Borrowed until the next ctl_store_set_adapters for that address. */
+const char *const *ctl_store_adapters(const ctl_store *st, const char *ip, uint16_t port,
+                                      size_t *n);
+
+/* Number of addresses with discovered adapters. */
+size_t ctl_store_adapter_count(const ctl_store *st);
 
 /* ---- endpoint ids (used by ctl_compile) ---- */
 

@@ -337,5 +337,88 @@ sleep 0.1
 stop_mock q
 wait || true
 
+# ---- forced histogram and counter feeds --------------------------------------
+start_mock f --port 0 --model fm
+F=${PORTS_f[0]}
+scrape_f() { req "$F" GET /metrics >/dev/null; }
+val() { awk -v m="$1" '$1 == m {print $2}' "$TMP/body"; }
+expect "force_* feeds are accepted" \
+    "$(req "$F" POST /_mock/fault '{"force_ttft_ms":250,"force_tpot_ms":12.5,"force_tokens_per_s":1000}')" 200
+expect "GET /_mock/fault shows them" "$(jqb '[.force_ttft_ms,.force_tpot_ms,.force_tokens_per_s]|join(",")')" "250,12.5,1000"
+scrape_f
+c0=$(val 'vllm:time_to_first_token_seconds_count{model_name="fm"}')
+g0=$(val 'vllm:generation_tokens_total{model_name="fm"}')
+t0=$(date +%s.%N)
+sleep 0.5
+scrape_f
+t1=$(date +%s.%N)
+c1=$(val 'vllm:time_to_first_token_seconds_count{model_name="fm"}')
+s1=$(val 'vllm:time_to_first_token_seconds_sum{model_name="fm"}')
+g1=$(val 'vllm:generation_tokens_total{model_name="fm"}')
+expect "every /metrics render records one forced TTFT observation" "$c0 $c1" "1.0 2.0"
+expect "of the forced value" "$s1" 0.5
+expect "the TPOT histogram gets one per render too" \
+    "$(val 'vllm:time_per_output_token_seconds_count{model_name="fm"}')" 2.0
+expect "generation tokens grow at force_tokens_per_s" \
+    "$(awk -v a="$g0" -v b="$g1" -v t0="$t0" -v t1="$t1" 'BEGIN{d = b - a; w = (t1 - t0) * 1000; print (d >= 0.8 * w && d <= 1.2 * w) ? "yes" : "no (" d " in " w " ms)"}')" yes
+expect "force_* values are range-checked" "$(req "$F" POST /_mock/fault '{"force_tokens_per_s":-1}')" 400
+expect "null clears a forced feed" "$(req "$F" POST /_mock/fault '{"force_ttft_ms":null}' >/dev/null; jqb .force_ttft_ms)" null
+scrape_f
+c2=$(val 'vllm:time_to_first_token_seconds_count{model_name="fm"}')
+scrape_f
+expect "no observation once cleared" "$(val 'vllm:time_to_first_token_seconds_count{model_name="fm"}')" "$c2"
+expect "no vllm:lora_requests_info without --enable-lora or adapters" \
+    "$(req "$F" GET /metrics >/dev/null; grep -c '^vllm:lora_requests_info' "$TMP/body")" 0
+stop_mock f
+
+# ---- LoRA adapters ------------------------------------------------------------
+start_mock l --port 0 --port 0 --model base --model alias --lora sql --lora chat=/loras/chat --max-loras 4 --ttft-ms 0 --itl-ms 0
+L=${PORTS_l[0]}
+L2=${PORTS_l[1]}
+expect "/v1/models lists bases then adapters" "$(req "$L" GET /v1/models >/dev/null; jqb '[.data[].id]|join(",")')" "base,alias,sql,chat"
+expect "adapters have the first base model as parent" "$(jqb '[.data[] | .parent // "null"]|join(",")')" "null,null,base,base"
+expect "an adapter's root is its path" "$(jqb '.data[3].root')" /loras/chat
+expect "an adapter without a path gets a mock one" "$(jqb '.data[2].root')" /mock/loras/sql
+expect "adapters have max_model_len null, like vLLM" "$(jqb '.data[2].max_model_len')" null
+expect "an adapter is served" "$(req "$L" POST /v1/chat/completions '{"model":"sql","messages":[{"role":"user","content":"q"}],"max_tokens":2}')" 200
+expect "the response names the adapter" "$(jqb .model)" sql
+lora_info() { req "$1" GET /metrics >/dev/null; grep '^vllm:lora_requests_info' "$TMP/body" | sort -k2 -g | tail -1; }
+expect_match() { if [[ "$2" =~ $3 ]]; then ok "$1"; else bad "$1" "got '$2', want /$3/"; fi; }
+expect_match "vllm:lora_requests_info lists the loaded adapters" "$(lora_info "$L")" \
+    '^vllm:lora_requests_info\{max_lora="4",running_lora_adapters="sql,chat",waiting_lora_adapters=""\} [0-9.e+]+$'
+expect "the adapter requests count under the base model's label" \
+    "$(awk '$1 == "vllm:prompt_tokens_total{model_name=\"base\"}" {print $2}' "$TMP/body")" 2.0
+expect "load_lora_adapter answers vLLM's text" \
+    "$(req "$L" POST /v1/load_lora_adapter '{"lora_name":"new","lora_path":"/p/new"}' >/dev/null; body)" \
+    "Success: LoRA adapter 'new' added successfully."
+expect "loading it twice is 400" "$(req "$L" POST /v1/load_lora_adapter '{"lora_name":"new","lora_path":"/p/new"}')" 400
+expect "with vLLM's message" "$(jqb .message)" "The lora adapter 'new' has already been loaded."
+expect "load_inplace replaces it" \
+    "$(req "$L" POST /v1/load_lora_adapter '{"lora_name":"new","lora_path":"/p/v2","load_inplace":true}')" 200
+expect "a path is required" "$(req "$L" POST /v1/load_lora_adapter '{"lora_name":"x"}')" 400
+expect "a base model name is refused" "$(req "$L" POST /v1/load_lora_adapter '{"lora_name":"alias","lora_path":"/p"}')" 400
+expect "the loaded adapter is listed" "$(req "$L" GET /v1/models >/dev/null; jqb '[.data[] | select(.parent != null) | "\(.id)=\(.root)"]|join(",")')" \
+    "sql=/mock/loras/sql,chat=/loras/chat,new=/p/v2"
+expect "and served" "$(req "$L" POST /v1/completions '{"model":"new","prompt":"x","max_tokens":1}')" 200
+expect "on its own port only" "$(req "$L2" POST /v1/completions '{"model":"new","prompt":"x","max_tokens":1}')" 404
+expect "unload_lora_adapter answers vLLM's text" \
+    "$(req "$L" POST /v1/unload_lora_adapter '{"lora_name":"sql"}' >/dev/null; body)" \
+    "Success: LoRA adapter 'sql' removed successfully."
+expect "unloading an unknown adapter is 404" "$(req "$L" POST /v1/unload_lora_adapter '{"lora_name":"sql"}')" 404
+expect "with vLLM's message" "$(jqb .message)" "The lora adapter 'sql' cannot be found."
+expect "an unloaded adapter is no longer served" \
+    "$(req "$L" POST /v1/chat/completions '{"model":"sql","messages":[{"role":"user","content":"q"}]}')" 404
+expect_match "the newest lora_requests_info series follows" "$(lora_info "$L")" 'running_lora_adapters="chat,new"'
+expect "older label sets stay, like prometheus_client keeps them" \
+    "$(grep -c '^vllm:lora_requests_info' "$TMP/body")" 2
+expect "GET /v1/models is not recorded (discovery traffic)" \
+    "$(req "$L" DELETE /_mock/requests >/dev/null; req "$L" GET /v1/models >/dev/null; req "$L" GET /_mock/requests >/dev/null; jqb length)" 0
+expect "it has its own counter" "$(req "$L" GET /_mock/stats >/dev/null; jqb '.model_listings > 0')" true
+expect "reset brings the command line's adapters back" \
+    "$(req "$L" POST /_mock/reset >/dev/null; req "$L" GET /v1/models >/dev/null; jqb '[.data[].id]|join(",")')" "base,alias,sql,chat"
+stop_mock l
+expect "--lora naming a served model is refused" \
+    "$("$BIN" --port 0 --model m --lora m >/dev/null 2>&1; echo $?)" 2
+
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

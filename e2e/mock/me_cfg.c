@@ -1,7 +1,8 @@
 /* me_cfg: the option table of llmgw-mock-engine and its getopt_long parser.
  * The table is the only place defaults live: they are applied by feeding the
  * default string through the same setter a flag uses, so a default can never
- * bypass range checks. Repeatable options (ports, models, API keys) collect
+ * bypass range checks. Repeatable options (ports, models, API keys, LoRA
+ * adapters) collect
  * into arrays, and their default applies only when the flag never appeared.
  * Single-threaded: runs in main before any engine starts. */
 #include "me_cfg.h"
@@ -76,6 +77,13 @@ static const opt_def cfg_opts[] = {
             "Cut streaming responses after N SSE events by closing the connection"),
     CFG_OPT("slow-ms", OPT_U32, knobs.slow_ms, "0", 0, 3600000, "MS",
             "Extra delay before the response headers of generation requests"),
+    CFG_LIST("lora", OPT_LIST, loras, nloras, NULL, "NAME[=PATH]",
+             "A LoRA adapter loaded at start on every port (repeatable; vLLM --lora-modules)"),
+    CFG_LIST("lora-modules", OPT_LIST, loras, nloras, NULL, "NAME=PATH", "Alias of --lora"),
+    CFG_OPT("max-loras", OPT_U32, max_loras, "1", 1, 1000000, "N",
+            "vLLM's --max-loras: the max_lora label of vllm:lora_requests_info"),
+    CFG_OPT("enable-lora", OPT_FLAG, enable_lora, NULL, 0, 0, NULL,
+            "Export vllm:lora_requests_info even before an adapter is loaded (implied by --lora)"),
     CFG_LIST("api-key", OPT_LIST, api_keys, napi_keys, NULL, "KEY",
              "Require 'Authorization: Bearer KEY' on /v1/* (repeatable)"),
     CFG_OPT("embedding-dim", OPT_U32, embedding_dim, "8", 1, 65536, "N",
@@ -233,9 +241,36 @@ cfg_validate(me_cfg *cfg, char *why, size_t whyn)
             }
         }
     }
+    /* Adapters: a name (before any '='), unique, not a base model name. */
+    for (size_t i = 0; i < cfg->nloras; i++) {
+        size_t n = strcspn(cfg->loras[i], "=");
+
+        if (n == 0 || n > ME_LORA_NAME_MAX) {
+            snprintf(why, whyn, "--lora: '%.64s' needs a name of 1..%d bytes", cfg->loras[i],
+                     ME_LORA_NAME_MAX);
+            return GW_EINVAL;
+        }
+        for (size_t m = 0; m < cfg->nmodels; m++) {
+            if (strlen(cfg->models[m]) == n && strncmp(cfg->models[m], cfg->loras[i], n) == 0) {
+                snprintf(why, whyn, "--lora: '%.*s' is a served model name", (int)n, cfg->loras[i]);
+                return GW_EINVAL;
+            }
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcspn(cfg->loras[j], "=") == n && strncmp(cfg->loras[j], cfg->loras[i], n) == 0) {
+                snprintf(why, whyn, "--lora: '%.*s' given twice", (int)n, cfg->loras[i]);
+                return GW_EINVAL;
+            }
+        }
+    }
+    if (cfg->nloras > 0)
+        cfg->enable_lora = true;
     cfg->knobs.force_running = -1;
     cfg->knobs.force_waiting = -1;
     cfg->knobs.force_kv_usage = -1;
+    cfg->knobs.force_ttft_ms = -1;
+    cfg->knobs.force_tpot_ms = -1;
+    cfg->knobs.force_tokens_per_s = -1;
     return GW_OK;
 }
 
@@ -314,9 +349,11 @@ me_cfg_fini(me_cfg *cfg)
     GW_FREE(cfg->ports);
     free_list(cfg->models, cfg->nmodels);
     free_list(cfg->api_keys, cfg->napi_keys);
+    free_list(cfg->loras, cfg->nloras);
     cfg->models = NULL;
     cfg->api_keys = NULL;
-    cfg->nports = cfg->nmodels = cfg->napi_keys = 0;
+    cfg->loras = NULL;
+    cfg->nports = cfg->nmodels = cfg->napi_keys = cfg->nloras = 0;
     GW_FREE(cfg->error_format);
     GW_FREE(cfg->port_file);
     GW_FREE(cfg->log_level);

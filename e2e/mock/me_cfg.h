@@ -27,7 +27,16 @@ typedef struct me_knobs {
     int force_running;
     int force_waiting;
     double force_kv_usage;
+    /* Forced histogram/counter feeds for /metrics (scrape tests); < 0 = off.
+     * Each /metrics render first records one TTFT / TPOT observation of
+     * this many ms, and the token counters grow at force_tokens_per_s. */
+    double force_ttft_ms;
+    double force_tpot_ms;
+    double force_tokens_per_s;
 } me_knobs;
+
+/* Longest LoRA adapter name the mock accepts. */
+#define ME_LORA_NAME_MAX 255
 
 typedef struct me_cfg {
     char *host;      /* owned; listen address */
@@ -37,7 +46,11 @@ typedef struct me_cfg {
     size_t nmodels;
     char **api_keys; /* owned; empty = no auth */
     size_t napi_keys;
-    unsigned output_tokens;     /* tokens generated when the request gives no max_tokens */
+    char **loras; /* owned; --lora NAME or NAME=PATH, loaded at start on every port */
+    size_t nloras;
+    unsigned max_loras;     /* vLLM's --max-loras: the max_lora label of vllm:lora_requests_info */
+    bool enable_lora;       /* export vllm:lora_requests_info even without adapters */
+    unsigned output_tokens; /* tokens generated when the request gives no max_tokens */
     unsigned max_output_tokens; /* cap applied to max_tokens */
     unsigned max_model_len;     /* context window checked like vLLM (prompt + max_tokens) */
     unsigned max_running;       /* concurrent generations; excess requests wait */

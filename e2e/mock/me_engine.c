@@ -48,10 +48,14 @@
 #define METRICS_OUT_MAX (8u << 20)
 #define REQ_ID_MAX      128 /* longest X-Request-Id reused as the response id */
 #define KNOB_MS_MAX     3600000
+#define KNOB_RATE_MAX   1e9  /* force_tokens_per_s */
+#define LORA_MAX        1024 /* adapters loaded at once per port */
+#define LORA_HIST_MAX   16   /* vllm:lora_requests_info label sets kept */
 
 #define CT_JSON  "application/json"
 #define CT_SSE   "text/event-stream; charset=utf-8"
 #define CT_PROM  "text/plain; version=0.0.4; charset=utf-8"
+#define CT_TEXT  "text/plain; charset=utf-8"
 #define BODY_401 "{\"error\":\"Unauthorized\"}"
 #define BODY_404 "{\"detail\":\"Not Found\"}"
 #define BODY_405 "{\"detail\":\"Method Not Allowed\"}"
@@ -67,6 +71,8 @@ typedef enum route {
     RT_MOCK_STATS,
     RT_MOCK_FAULT,
     RT_MOCK_RESET,
+    RT_LOAD_LORA,
+    RT_UNLOAD_LORA,
     RT_NOT_FOUND,
     RT_BAD_METHOD,
 } route;
@@ -88,11 +94,15 @@ static const struct {
     {"/_mock/fault", "GET", RT_MOCK_FAULT},
     {"/_mock/fault", "POST", RT_MOCK_FAULT},
     {"/_mock/reset", "POST", RT_MOCK_RESET},
+    {"/v1/load_lora_adapter", "POST", RT_LOAD_LORA},
+    {"/v1/unload_lora_adapter", "POST", RT_UNLOAD_LORA},
 };
 
 /* Counters behind /_mock/stats. received/in_flight/completed/cancelled/
- * aborted cover the "tracked" requests: everything except /_mock/..., /health
- * and /metrics, which have their own counters. */
+ * aborted cover the "tracked" requests: everything except /_mock/..., /health,
+ * /metrics and GET /v1/models, which have their own counters (the gateway's
+ * controller polls the last two, and tests must not see that traffic in the
+ * request log). */
 typedef struct me_stats {
     uint64_t received;
     uint64_t in_flight;
@@ -101,7 +111,22 @@ typedef struct me_stats {
     uint64_t aborted;   /* the mock cut it (close_mid_stream) */
     uint64_t health_checks;
     uint64_t metrics_scrapes;
+    uint64_t model_listings; /* GET /v1/models: discovery traffic, like /metrics */
 } me_stats;
+
+/* One loaded LoRA adapter. */
+typedef struct me_lora {
+    char *name; /* owned */
+    char *path; /* owned */
+    long created;
+} me_lora;
+
+/* One label set vllm:lora_requests_info has shown, and when it was last set. */
+typedef struct lora_hist {
+    char *running; /* owned */
+    char *waiting; /* owned */
+    double ts;
+} lora_hist;
 
 struct me_engine {
     const me_cfg *cfg; /* borrowed */
@@ -124,6 +149,12 @@ struct me_engine {
     unsigned *model_waiting; /* owned, per model */
     me_metrics *met;         /* owned */
     me_reqlog *log;          /* owned; NULL when recording is off */
+    me_lora *loras;          /* owned; loaded adapters in load order */
+    size_t nloras;
+    lora_hist hist[LORA_HIST_MAX];
+    size_t nhist;
+    double token_carry;     /* force_tokens_per_s: fraction of a token not yet counted */
+    uint64_t token_last_ns; /* force_tokens_per_s: when tokens were last added */
 };
 
 typedef struct me_req {
@@ -212,6 +243,119 @@ client_gone(me_req *req)
     struct pollfd p = {.fd = req->fd, .events = POLLRDHUP};
 
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+/* ---- LoRA adapters (all under eng->mu) ---------------------------------- */
+
+/* The loaded adapter named <name>, or NULL. */
+static me_lora *
+lora_find(me_engine *eng, const char *name)
+{
+    for (size_t i = 0; i < eng->nloras; i++) {
+        if (strcmp(eng->loras[i].name, name) == 0)
+            return &eng->loras[i];
+    }
+    return NULL;
+}
+
+/* Loads an adapter: the first <name_len> bytes of <name>, at <path>. */
+static void
+lora_add(me_engine *eng, const char *name, size_t name_len, const char *path)
+{
+    me_lora *l;
+
+    eng->loras = gw_xrealloc(eng->loras, (eng->nloras + 1) * sizeof(*eng->loras));
+    l = &eng->loras[eng->nloras++];
+    l->name = gw_xstrndup(name, name_len);
+    l->path = gw_xstrdup(path);
+    l->created = (long)time(NULL);
+}
+
+/* Unloads every adapter and forgets the lora_requests_info label sets. */
+static void
+lora_clear(me_engine *eng)
+{
+    for (size_t i = 0; i < eng->nloras; i++) {
+        free(eng->loras[i].name);
+        free(eng->loras[i].path);
+    }
+    GW_FREE(eng->loras);
+    eng->nloras = 0;
+    for (size_t i = 0; i < eng->nhist; i++) {
+        free(eng->hist[i].running);
+        free(eng->hist[i].waiting);
+    }
+    eng->nhist = 0;
+}
+
+/* The command line's adapters: "NAME" or "NAME=PATH" (vLLM --lora-modules). */
+static void
+lora_load_startup(me_engine *eng)
+{
+    for (size_t i = 0; i < eng->cfg->nloras; i++) {
+        const char *spec = eng->cfg->loras[i];
+        size_t n = strcspn(spec, "=");
+        char path[ME_LORA_NAME_MAX + 32];
+
+        if (spec[n] == '=') {
+            lora_add(eng, spec, n, spec + n + 1);
+        } else {
+            snprintf(path, sizeof(path), "/mock/loras/%s", spec);
+            lora_add(eng, spec, n, path);
+        }
+    }
+}
+
+/* me_lora_fn for me_gen_plan: is <name> loaded on this port right now? */
+static bool
+is_lora(void *arg, const char *name)
+{
+    me_engine *eng = arg;
+    bool found;
+
+    pthread_mutex_lock(&eng->mu);
+    found = lora_find(eng, name) != NULL;
+    pthread_mutex_unlock(&eng->mu);
+    return found;
+}
+
+/* Sets the vllm:lora_requests_info label set of now (the loaded adapters
+ * run; the mock queues nothing per adapter) to <now_s>, as vLLM does every
+ * engine step; older label sets keep their older times, as
+ * prometheus_client keeps them. The oldest set goes when LORA_HIST_MAX are
+ * kept. */
+static void
+lora_hist_touch(me_engine *eng, double now_s)
+{
+    gw_buf run;
+    lora_hist *h = NULL;
+
+    gw_buf_init(&run, (size_t)(ME_LORA_NAME_MAX + 1) * LORA_MAX);
+    for (size_t i = 0; i < eng->nloras; i++) {
+        if (gw_buf_printf(&run, "%s%s", i ? "," : "", eng->loras[i].name) != GW_OK)
+            break;
+    }
+    for (size_t i = 0; i < eng->nhist && h == NULL; i++) {
+        if (strcmp(eng->hist[i].running, run.data != NULL ? run.data : "") == 0)
+            h = &eng->hist[i];
+    }
+    if (h == NULL) {
+        if (eng->nhist == LORA_HIST_MAX) {
+            size_t oldest = 0;
+            for (size_t i = 1; i < eng->nhist; i++) {
+                if (eng->hist[i].ts < eng->hist[oldest].ts)
+                    oldest = i;
+            }
+            free(eng->hist[oldest].running);
+            free(eng->hist[oldest].waiting);
+            eng->hist[oldest] = eng->hist[--eng->nhist];
+        }
+        h = &eng->hist[eng->nhist++];
+        h->running = gw_xstrdup(run.data != NULL ? run.data : "");
+        h->waiting = gw_xstrdup("");
+    }
+    h->ts = now_s;
+    gw_buf_fini(&run);
 }
 
 /* ---- slots: the max_running batch and its waiting queue ---------------- */
@@ -619,7 +763,7 @@ serve_generate(me_req *req, struct MHD_Connection *conn, me_api api)
         json_decref(body);
         return reply_error(req, conn, 400, msg);
     }
-    status = me_gen_plan(cfg, api, body, &req->plan, msg, sizeof(msg));
+    status = me_gen_plan(cfg, api, body, is_lora, req->eng, &req->plan, msg, sizeof(msg));
     if (status != 0) {
         json_decref(body);
         return reply_error(req, conn, status, msg);
@@ -680,13 +824,16 @@ static json_t *
 knobs_json(const me_knobs *k)
 {
     return json_pack(
-        "{s:f, s:b, s:I, s:I, s:I, s:I, s:o, s:o, s:o}", "error_rate", k->error_rate, "hang",
-        k->hang, "close_mid_stream", (json_int_t)k->close_mid_stream, "slow_ms",
+        "{s:f, s:b, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "error_rate", k->error_rate,
+        "hang", k->hang, "close_mid_stream", (json_int_t)k->close_mid_stream, "slow_ms",
         (json_int_t)k->slow_ms, "ttft_ms", (json_int_t)k->ttft_ms, "itl_ms", (json_int_t)k->itl_ms,
         "force_running", k->force_running >= 0 ? json_integer(k->force_running) : json_null(),
         "force_waiting", k->force_waiting >= 0 ? json_integer(k->force_waiting) : json_null(),
-        "force_kv_cache_usage",
-        k->force_kv_usage >= 0 ? json_real(k->force_kv_usage) : json_null());
+        "force_kv_cache_usage", k->force_kv_usage >= 0 ? json_real(k->force_kv_usage) : json_null(),
+        "force_ttft_ms", k->force_ttft_ms >= 0 ? json_real(k->force_ttft_ms) : json_null(),
+        "force_tpot_ms", k->force_tpot_ms >= 0 ? json_real(k->force_tpot_ms) : json_null(),
+        "force_tokens_per_s",
+        k->force_tokens_per_s >= 0 ? json_real(k->force_tokens_per_s) : json_null());
 }
 
 static bool
@@ -736,6 +883,16 @@ parse_knobs(const me_cfg *cfg, const json_t *j, me_knobs *k, char *msg, size_t m
             ok = json_is_null(v) ||
                  (json_is_number(v) && json_number_value(v) >= 0 && json_number_value(v) <= 1);
             k->force_kv_usage = json_is_null(v) || !ok ? -1 : json_number_value(v);
+        } else if (strcmp(key, "force_ttft_ms") == 0 || strcmp(key, "force_tpot_ms") == 0 ||
+                   strcmp(key, "force_tokens_per_s") == 0) {
+            double *dst = strcmp(key, "force_ttft_ms") == 0   ? &k->force_ttft_ms
+                          : strcmp(key, "force_tpot_ms") == 0 ? &k->force_tpot_ms
+                                                              : &k->force_tokens_per_s;
+            double max = dst == &k->force_tokens_per_s ? KNOB_RATE_MAX : KNOB_MS_MAX;
+
+            ok = json_is_null(v) ||
+                 (json_is_number(v) && json_number_value(v) >= 0 && json_number_value(v) <= max);
+            *dst = json_is_null(v) || !ok ? -1 : json_number_value(v);
         } else {
             snprintf(msg, msgn, "unknown field '%.64s'", key);
             return false;
@@ -769,6 +926,8 @@ serve_fault(me_req *req, struct MHD_Connection *conn, const char *method)
         pthread_mutex_lock(&eng->mu);
         eng->knobs = k;
         eng->fault_seq = 0;
+        eng->token_carry = 0;
+        eng->token_last_ns = mono_ns();
         pthread_mutex_unlock(&eng->mu);
         gw_log(GW_LOG_INFO, "ME-FAULT-SET",
                "port=%u error_rate=%g hang=%d close_mid_stream=%u slow_ms=%u ttft_ms=%u itl_ms=%u",
@@ -815,13 +974,14 @@ serve_stats(me_req *req, struct MHD_Connection *conn)
     waiting = eng->waiting;
     pthread_mutex_unlock(&eng->mu);
     return reply_json(req, conn, MHD_HTTP_OK,
-                      json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "received",
+                      json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "received",
                                 (json_int_t)s.received, "in_flight", (json_int_t)s.in_flight,
                                 "completed", (json_int_t)s.completed, "cancelled",
                                 (json_int_t)s.cancelled, "aborted", (json_int_t)s.aborted,
                                 "running", (json_int_t)running, "waiting", (json_int_t)waiting,
                                 "health_checks", (json_int_t)s.health_checks, "metrics_scrapes",
-                                (json_int_t)s.metrics_scrapes));
+                                (json_int_t)s.metrics_scrapes, "model_listings",
+                                (json_int_t)s.model_listings));
 }
 
 static enum MHD_Result
@@ -836,8 +996,36 @@ serve_reset(me_req *req, struct MHD_Connection *conn)
     eng->stats = (me_stats){.in_flight = eng->stats.in_flight};
     eng->knobs = eng->cfg->knobs;
     eng->fault_seq = 0;
+    lora_clear(eng);
+    lora_load_startup(eng);
     pthread_mutex_unlock(&eng->mu);
     return reply_json(req, conn, MHD_HTTP_OK, json_pack("{s:b}", "reset", 1));
+}
+
+/* The force_ttft_ms / force_tpot_ms / force_tokens_per_s knobs, applied
+ * right before a render (eng->mu held): one observation each, and the
+ * generation counter grown by the rate over the time since the last render,
+ * so a scraper's deltas see exactly the forced values. */
+static void
+feed_forced(me_engine *eng)
+{
+    const me_knobs *k = &eng->knobs;
+    uint64_t now = mono_ns();
+
+    if (k->force_ttft_ms >= 0)
+        me_metrics_ttft(eng->met, 0, k->force_ttft_ms / 1000.0);
+    if (k->force_tpot_ms >= 0)
+        me_metrics_tpot(eng->met, 0, k->force_tpot_ms / 1000.0, 1);
+    if (k->force_tokens_per_s >= 0) {
+        double whole;
+
+        eng->token_carry += k->force_tokens_per_s * (double)(now - eng->token_last_ns) / 1e9;
+        whole = floor(eng->token_carry);
+        eng->token_carry -= whole;
+        if (whole > 0)
+            me_metrics_generation_tokens(eng->met, 0, (unsigned)fmin(whole, 4e9));
+    }
+    eng->token_last_ns = now;
 }
 
 static enum MHD_Result
@@ -848,13 +1036,24 @@ serve_metrics(me_req *req, struct MHD_Connection *conn)
     size_t nm = cfg->nmodels;
     unsigned *running = gw_xcalloc(nm, sizeof(*running));
     unsigned *waiting = gw_xcalloc(nm, sizeof(*waiting));
-    me_gauges g = {running, waiting, 0};
+    me_gauges g = {running, waiting, 0, false, cfg->max_loras, NULL, 0};
+    me_lora_series *lora = NULL;
     gw_buf out;
     gw_err rc;
 
     gw_buf_init(&out, METRICS_OUT_MAX);
     pthread_mutex_lock(&eng->mu);
     eng->stats.metrics_scrapes++;
+    feed_forced(eng);
+    if (cfg->enable_lora || eng->nloras > 0 || eng->nhist > 0) {
+        lora_hist_touch(eng, (double)wall_ms() / 1000.0);
+        lora = gw_xcalloc(eng->nhist, sizeof(*lora));
+        for (size_t i = 0; i < eng->nhist; i++)
+            lora[i] = (me_lora_series){eng->hist[i].running, eng->hist[i].waiting, eng->hist[i].ts};
+        g.lora_on = true;
+        g.lora = lora;
+        g.nlora = eng->nhist;
+    }
     for (size_t i = 0; i < nm; i++) {
         running[i] = eng->knobs.force_running >= 0 ? (unsigned)eng->knobs.force_running
                                                    : eng->model_running[i];
@@ -866,6 +1065,7 @@ serve_metrics(me_req *req, struct MHD_Connection *conn)
                                                 : (double)eng->running / (double)cfg->max_running;
     rc = me_metrics_render(eng->met, (const char *const *)cfg->models, &g, &out);
     pthread_mutex_unlock(&eng->mu);
+    free(lora);
     free(running);
     free(waiting);
     if (rc != GW_OK) {
@@ -874,6 +1074,106 @@ serve_metrics(me_req *req, struct MHD_Connection *conn)
         return reply_error(req, conn, 500, "metrics too large");
     }
     return reply(req, conn, MHD_HTTP_OK, CT_PROM, gw_buf_steal(&out));
+}
+
+/* GET /v1/models: base models, then this port's adapters (vLLM's cards). */
+static enum MHD_Result
+serve_models(me_req *req, struct MHD_Connection *conn)
+{
+    me_engine *eng = req->eng;
+    me_lora_card *cards;
+    size_t n;
+    char *body;
+
+    pthread_mutex_lock(&eng->mu);
+    eng->stats.model_listings++;
+    n = eng->nloras;
+    cards = gw_xcalloc(n ? n : 1, sizeof(*cards));
+    for (size_t i = 0; i < n; i++)
+        cards[i] = (me_lora_card){eng->loras[i].name, eng->loras[i].path, eng->loras[i].created};
+    body = me_gen_models(eng->cfg, eng->started, cards, n);
+    pthread_mutex_unlock(&eng->mu);
+    free(cards);
+    return reply(req, conn, MHD_HTTP_OK, CT_JSON, body);
+}
+
+/* vLLM's /v1/load_lora_adapter {"lora_name","lora_path"[,"load_inplace"]}
+ * and /v1/unload_lora_adapter {"lora_name"}: plain-text success messages,
+ * error bodies and statuses as vLLM answers them. */
+static enum MHD_Result
+serve_lora(me_req *req, struct MHD_Connection *conn, bool load)
+{
+    me_engine *eng = req->eng;
+    json_t *j = json_loadb(req->body.data != NULL ? req->body.data : "", req->body.len, 0, NULL);
+    const char *name = json_string_value(json_object_get(j, "lora_name"));
+    const char *path = json_string_value(json_object_get(j, "lora_path"));
+    bool inplace = json_is_true(json_object_get(j, "load_inplace"));
+    char msg[ME_LORA_NAME_MAX + 200];
+    unsigned status = 200;
+    size_t left;
+    me_lora *l;
+
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return reply_error(req, conn, 400, "Input should be a valid dictionary");
+    }
+    if (load && (name == NULL || name[0] == '\0' || path == NULL || path[0] == '\0')) {
+        json_decref(j);
+        return reply_error(req, conn, 400, "Both 'lora_name' and 'lora_path' must be provided.");
+    }
+    if (!load && (name == NULL || name[0] == '\0')) {
+        json_decref(j);
+        return reply_error(req, conn, 400,
+                           "'lora_name' needs to be provided to unload a LoRA adapter.");
+    }
+    if (strlen(name) > ME_LORA_NAME_MAX) {
+        json_decref(j);
+        return reply_error(req, conn, 400, "'lora_name' is too long");
+    }
+    pthread_mutex_lock(&eng->mu);
+    l = lora_find(eng, name);
+    if (load) {
+        bool base = false;
+        for (size_t i = 0; i < eng->cfg->nmodels; i++)
+            base = base || strcmp(eng->cfg->models[i], name) == 0;
+        if (base) {
+            status = 400;
+            snprintf(msg, sizeof(msg),
+                     "The lora adapter name '%s' conflicts with a served base model.", name);
+        } else if (l != NULL && !inplace) {
+            status = 400;
+            snprintf(msg, sizeof(msg), "The lora adapter '%s' has already been loaded.", name);
+        } else if (l != NULL) {
+            free(l->path);
+            l->path = gw_xstrdup(path);
+        } else if (eng->nloras >= LORA_MAX) {
+            status = 400;
+            snprintf(msg, sizeof(msg), "mock engine: at most %d adapters", LORA_MAX);
+        } else {
+            lora_add(eng, name, strlen(name), path);
+        }
+        if (status == 200)
+            snprintf(msg, sizeof(msg), "Success: LoRA adapter '%s' added successfully.", name);
+    } else if (l == NULL) {
+        status = 404;
+        snprintf(msg, sizeof(msg), "The lora adapter '%s' cannot be found.", name);
+    } else {
+        size_t at = (size_t)(l - eng->loras);
+        free(l->name);
+        free(l->path);
+        memmove(l, l + 1, (eng->nloras - at - 1) * sizeof(*l));
+        eng->nloras--;
+        snprintf(msg, sizeof(msg), "Success: LoRA adapter '%s' removed successfully.", name);
+    }
+    left = eng->nloras;
+    pthread_mutex_unlock(&eng->mu);
+    if (status == 200)
+        gw_log(GW_LOG_INFO, "ME-LORA", "port=%u op=%s adapters=%zu", eng->port,
+               load ? "load" : "unload", left);
+    json_decref(j);
+    if (status != 200)
+        return reply_error(req, conn, status, msg);
+    return reply(req, conn, MHD_HTTP_OK, CT_TEXT, gw_xstrdup(msg));
 }
 
 static enum MHD_Result
@@ -897,7 +1197,11 @@ dispatch(me_req *req, struct MHD_Connection *conn, const char *url, const char *
     case RT_EMBEDDINGS:
         return serve_generate(req, conn, ME_API_EMBEDDINGS);
     case RT_MODELS:
-        return reply(req, conn, MHD_HTTP_OK, CT_JSON, me_gen_models(eng->cfg, eng->started));
+        return serve_models(req, conn);
+    case RT_LOAD_LORA:
+        return serve_lora(req, conn, true);
+    case RT_UNLOAD_LORA:
+        return serve_lora(req, conn, false);
     case RT_HEALTH:
         pthread_mutex_lock(&eng->mu);
         eng->stats.health_checks++;
@@ -947,7 +1251,7 @@ req_new(me_engine *eng, struct MHD_Connection *conn, const char *url, const char
     req->eng = eng;
     req->rt = find_route(url, method);
     req->tracked = strncmp(url, "/_mock/", 7) != 0 && strcmp(url, "/health") != 0 &&
-                   strcmp(url, "/metrics") != 0;
+                   strcmp(url, "/metrics") != 0 && req->rt != RT_MODELS;
     req->t0_ns = mono_ns();
     req->ts_ms = wall_ms();
     ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -1157,6 +1461,8 @@ me_engine_start(const me_cfg *cfg, uint16_t port, me_engine **out)
     eng->met = me_metrics_new(cfg->nmodels);
     if (cfg->record_max > 0)
         eng->log = me_reqlog_new(cfg->record_max);
+    eng->token_last_ns = mono_ns();
+    lora_load_startup(eng);
 
     fd = listen_on(cfg->host, port, &eng->port, &v6);
     if (fd < 0)
@@ -1215,6 +1521,7 @@ me_engine_free(me_engine *eng)
         MHD_stop_daemon(eng->mhd); /* joins every connection thread */
     me_reqlog_free(eng->log);
     me_metrics_free(eng->met);
+    lora_clear(eng);
     free(eng->model_running);
     free(eng->model_waiting);
     pthread_cond_destroy(&eng->slot_cv);

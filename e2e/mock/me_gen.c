@@ -262,9 +262,15 @@ plan_stream(const json_t *body, me_plan *plan, char *msg, size_t msgn)
     return 0;
 }
 
+const char *
+me_gen_model_name(const me_cfg *cfg, const me_plan *plan)
+{
+    return plan->lora[0] != '\0' ? plan->lora : cfg->models[plan->model];
+}
+
 unsigned
-me_gen_plan(const me_cfg *cfg, me_api api, const json_t *body, me_plan *plan, char *msg,
-            size_t msgn)
+me_gen_plan(const me_cfg *cfg, me_api api, const json_t *body, me_lora_fn is_lora, void *lora_arg,
+            me_plan *plan, char *msg, size_t msgn)
 {
     const json_t *model = json_object_get(body, "model");
     bool given = false;
@@ -332,7 +338,14 @@ me_gen_plan(const me_cfg *cfg, me_api api, const json_t *body, me_plan *plan, ch
 
     /* 2. The model (vLLM's _check_model: absent means the default model). */
     if (json_is_string(model)) {
-        plan->model = find_model(cfg, json_string_value(model));
+        const char *name = json_string_value(model);
+
+        plan->model = find_model(cfg, name);
+        if (plan->model == SIZE_MAX && is_lora != NULL && strlen(name) <= ME_LORA_NAME_MAX &&
+            is_lora(lora_arg, name)) {
+            plan->model = 0;
+            snprintf(plan->lora, sizeof(plan->lora), "%s", name);
+        }
         if (plan->model == SIZE_MAX) {
             snprintf(msg, msgn, "The model `%.200s` does not exist.", json_string_value(model));
             return 404;
@@ -385,28 +398,45 @@ me_gen_plan(const me_cfg *cfg, me_api api, const json_t *body, me_plan *plan, ch
     return 0;
 }
 
+/* vLLM's ModelPermission object; <seed> and <i> make a stable id. */
+static json_t *
+permission(long seed, size_t i, long created)
+{
+    char permid[48];
+
+    snprintf(permid, sizeof(permid), "modelperm-%08lx%04zx", (unsigned long)seed, i);
+    return json_pack("{s:s, s:s, s:I, s:b, s:b, s:b, s:b, s:b, s:b, s:s, s:n, s:b}", "id", permid,
+                     "object", "model_permission", "created", (json_int_t)created,
+                     "allow_create_engine", 0, "allow_sampling", 1, "allow_logprobs", 1,
+                     "allow_search_indices", 0, "allow_view", 1, "allow_fine_tuning", 0,
+                     "organization", "*", "group", "is_blocking", 0);
+}
+
 char *
-me_gen_models(const me_cfg *cfg, long created)
+me_gen_models(const me_cfg *cfg, long created, const me_lora_card *loras, size_t n)
 {
     json_t *data = json_array();
 
+    /* A stable permission id per model and process, so repeated listings
+     * compare equal. */
     for (size_t i = 0; i < cfg->nmodels; i++) {
         const char *m = cfg->models[i];
-        char permid[48];
 
-        /* A stable id per model and process, so repeated listings compare equal. */
-        snprintf(permid, sizeof(permid), "modelperm-%08lx%04zx", (unsigned long)created, i);
-        json_t *perm = json_pack(
-            "{s:s, s:s, s:I, s:b, s:b, s:b, s:b, s:b, s:b, s:s, s:n, s:b}", "id", permid, "object",
-            "model_permission", "created", (json_int_t)created, "allow_create_engine", 0,
-            "allow_sampling", 1, "allow_logprobs", 1, "allow_search_indices", 0, "allow_view", 1,
-            "allow_fine_tuning", 0, "organization", "*", "group", "is_blocking", 0);
-        json_array_append_new(data,
-                              json_pack("{s:s, s:s, s:I, s:s, s:s, s:n, s:I, s:[o]}", "id", m,
-                                        "object", "model", "created", (json_int_t)created,
-                                        "owned_by", "vllm", "root", m, "parent", "max_model_len",
-                                        (json_int_t)cfg->max_model_len, "permission", perm));
+        json_array_append_new(data, json_pack("{s:s, s:s, s:I, s:s, s:s, s:n, s:I, s:[o]}", "id", m,
+                                              "object", "model", "created", (json_int_t)created,
+                                              "owned_by", "vllm", "root", m, "parent",
+                                              "max_model_len", (json_int_t)cfg->max_model_len,
+                                              "permission", permission(created, i, created)));
     }
+    /* vLLM's LoRA cards: root is the adapter path, parent the base model,
+     * and max_model_len is left unset (null). */
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(
+            data,
+            json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:n, s:[o]}", "id", loras[i].name, "object",
+                      "model", "created", (json_int_t)loras[i].created, "owned_by", "vllm", "root",
+                      loras[i].path, "parent", cfg->models[0], "max_model_len", "permission",
+                      permission(loras[i].created, cfg->nmodels + i, loras[i].created)));
     return dump(json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
@@ -456,7 +486,7 @@ me_gen_response(const me_cfg *cfg, const me_plan *plan, const char *id, long cre
                            "finish_reason", fr, "stop_reason", "prompt_logprobs");
     return dump(json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", id, "object",
                           plan->api == ME_API_CHAT ? "chat.completion" : "text_completion",
-                          "created", (json_int_t)created, "model", cfg->models[plan->model],
+                          "created", (json_int_t)created, "model", me_gen_model_name(cfg, plan),
                           "choices", choice, "usage", usage_json(plan)));
 }
 
@@ -579,7 +609,7 @@ me_gen_embeddings(const me_cfg *cfg, const me_plan *plan, const json_t *body, co
     /* 9 significant digits round-trip a float32, as the base64 form does. */
     return dump_prec(json_pack("{s:s, s:s, s:I, s:s, s:o, s:{s:I, s:I, s:i}}", "id", id, "object",
                                "list", "created", (json_int_t)created, "model",
-                               cfg->models[plan->model], "data", data, "usage", "prompt_tokens",
+                               me_gen_model_name(cfg, plan), "data", data, "usage", "prompt_tokens",
                                (json_int_t)plan->prompt_tokens, "total_tokens",
                                (json_int_t)plan->prompt_tokens, "completion_tokens", 0),
                      JSON_REAL_PRECISION(9));
@@ -590,7 +620,7 @@ me_stream_init(me_stream *st, const me_cfg *cfg, const me_plan *plan, const char
 {
     json_t *j = json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object",
                           plan->api == ME_API_CHAT ? "chat.completion.chunk" : "text_completion",
-                          "created", (json_int_t)created, "model", cfg->models[plan->model]);
+                          "created", (json_int_t)created, "model", me_gen_model_name(cfg, plan));
     char *s = dump(j);
     size_t n = strlen(s);
 

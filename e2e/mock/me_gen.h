@@ -41,22 +41,44 @@ typedef struct me_plan {
     bool base64;                /* embeddings: encoding_format "base64" */
     unsigned prompt_tokens;     /* by the tokenizer rule above */
     unsigned completion_tokens; /* N; 0 for embeddings */
+    /* The LoRA adapter the request named ("" = a base model). The mock
+     * serves it like its base model: model index 0, whose model_name label
+     * its metrics carry (vLLM labels by the first served name). */
+    char lora[ME_LORA_NAME_MAX + 1];
 } me_plan;
 
+/* Answers whether <name> is a LoRA adapter loaded right now. */
+typedef bool (*me_lora_fn)(void *arg, const char *name);
+
+/* One loaded LoRA adapter, for /v1/models. */
+typedef struct me_lora_card {
+    const char *name;
+    const char *path; /* "root" of the card */
+    long created;     /* Unix time it was loaded */
+} me_lora_card;
+
 /* Validates <body> (a JSON object) for <api> like vLLM: structural checks
- * first (400), then the model (404; absent or null means cfg->models[0]), then
- * the context window (400). Returns 0 and fills <plan> when the request is
- * valid; otherwise returns the HTTP status and writes the error message into
- * <msg> (size <msgn>), leaving <plan> unspecified. */
-unsigned me_gen_plan(const me_cfg *cfg, me_api api, const json_t *body, me_plan *plan, char *msg,
-                     size_t msgn);
+ * first (400), then the model (404; absent or null means cfg->models[0]; a
+ * name <is_lora>(<lora_arg>, name) accepts is a LoRA adapter of the first
+ * model; <is_lora> may be NULL), then the context window (400). Returns 0
+ * and fills <plan> when the request is valid; otherwise returns the HTTP
+ * status and writes the error message into <msg> (size <msgn>), leaving
+ * <plan> unspecified. */
+unsigned me_gen_plan(const me_cfg *cfg, me_api api, const json_t *body, me_lora_fn is_lora,
+                     void *lora_arg, me_plan *plan, char *msg, size_t msgn);
+
+/* The "model" a response names: the adapter for LoRA requests, as vLLM does. */
+const char *me_gen_model_name(const me_cfg *cfg, const me_plan *plan);
 
 /* vLLM error body for <status> (flat or nested per cfg->error_nested), with
  * the type vLLM uses for that status (BadRequestError, NotFoundError, ...). */
 char *me_gen_error(const me_cfg *cfg, unsigned status, const char *msg);
 
-/* GET /v1/models body; <created> is the process start time. */
-char *me_gen_models(const me_cfg *cfg, long created);
+/* GET /v1/models body; <created> is the process start time. After the base
+ * models come the <n> loaded LoRA adapters, shaped as vLLM lists them:
+ * "root" = the adapter's path, "parent" = the first base model,
+ * "max_model_len": null. */
+char *me_gen_models(const me_cfg *cfg, long created, const me_lora_card *loras, size_t n);
 
 /* Non-streaming chat.completion or text_completion body for <plan>. */
 char *me_gen_response(const me_cfg *cfg, const me_plan *plan, const char *id, long created);

@@ -299,6 +299,22 @@ me_metrics_render(const me_metrics *m, const char *const *models, const me_gauge
     if (rc == GW_OK)
         rc = scalar(&c, "vllm:gpu_cache_usage_perc", "gauge",
                     "GPU KV-cache usage. 1 means 100 percent usage (deprecated name).", get_kv);
+    if (rc == GW_OK && g->lora_on)
+        rc = family(out, "vllm:lora_requests_info", "gauge", "Running stats on lora requests.");
+    for (size_t i = 0; g->lora_on && i < g->nlora && rc == GW_OK; i++) {
+        size_t rn = 2 * strlen(g->lora[i].running) + 4, wn = 2 * strlen(g->lora[i].waiting) + 4;
+        char *run = gw_xmalloc(rn), *wait = gw_xmalloc(wn);
+
+        /* Label order as vLLM's output shows it; the value is a Unix time,
+         * printed with enough digits to tell updates apart. */
+        rc = gw_buf_printf(out,
+                           "vllm:lora_requests_info{max_lora=\"%u\",running_lora_adapters=\"%s\","
+                           "waiting_lora_adapters=\"%s\"} %.17g\n",
+                           g->max_lora, esc_label(run, rn, g->lora[i].running),
+                           esc_label(wait, wn, g->lora[i].waiting), g->lora[i].ts);
+        free(run);
+        free(wait);
+    }
     if (rc == GW_OK)
         rc = scalar(&c, "vllm:prompt_tokens_total", "counter",
                     "Number of prefill tokens processed.", get_prompt);

@@ -35,11 +35,24 @@ void me_metrics_ttft(me_metrics *m, size_t model, double s);
 void me_metrics_tpot(me_metrics *m, size_t model, double s, unsigned count);
 void me_metrics_e2e(me_metrics *m, size_t model, double s);
 
+/* One label set of vllm:lora_requests_info and the time it was last set. */
+typedef struct me_lora_series {
+    const char *running; /* comma list of adapter names */
+    const char *waiting;
+    double ts; /* Unix time in seconds: the gauge's value, as vLLM sets it */
+} me_lora_series;
+
 /* The engine's gauges at render time; arrays have one entry per model. */
 typedef struct me_gauges {
     const unsigned *running;
     const unsigned *waiting;
     double kv_usage; /* 0..1, engine-wide */
+    /* vllm:lora_requests_info, rendered when <lora_on>: every label set
+     * seen so far (prometheus_client keeps old ones), newest value = now. */
+    bool lora_on;
+    unsigned max_lora;
+    const me_lora_series *lora;
+    size_t nlora;
 } me_gauges;
 
 /* Appends the Prometheus text exposition (0.0.4) of everything to <out>.

@@ -256,3 +256,81 @@ Test(ctl_compile, compiled_snapshots_encode_and_decode_back)
     ctl_compile_free(c);
     ctl_store_free(st);
 }
+
+Test(ctl_compile, discovered_adapters_join_declared_ones_and_make_a_new_generation)
+{
+    ctl_compile *c = ctl_compile_new(100, 1);
+    ctl_store *st = ctl_store_new();
+    const pm_snapshot *s;
+    const pm_endpoint *ep;
+    uint64_t gen;
+
+    ctl_store_replace(st, CTL_SRC_FILE,
+                      yaml_set("models:\n"
+                               "  - name: base\n"
+                               "    endpoints:\n"
+                               "      - address: 10.0.0.1\n"
+                               "        port: 8000\n"
+                               "        adapters: [declared, shared]\n"
+                               "      - 10.0.0.2:8000\n"
+                               "  - name: other\n"
+                               "    endpoints: [10.0.0.1:8000]\n"));
+    cr_assert(compile(c, st));
+    gen = ctl_compile_gen(c);
+
+    cr_assert(ctl_store_set_adapters(st, "10.0.0.1", 8000,
+                                     (const char *[]){"shared", "zeta", "found", "base"}, 4));
+    cr_assert(compile(c, st), "a discovered adapter is new content");
+    cr_assert_eq(ctl_compile_gen(c), gen + 1);
+    s = ctl_compile_current(c);
+    ep = find_ep(s, "10.0.0.1", 8000);
+    /* Both endpoints at that address get them; the source's own list
+     * comes first, then the discovered names sorted, minus duplicates and
+     * the endpoint's model. */
+    for (uint32_t i = 0; i < s->n_endpoints; i++) {
+        const pm_endpoint *e = &s->endpoints[i];
+        if (strcmp(e->ip, "10.0.0.1") != 0)
+            continue;
+        if (strcmp(e->model, "base") == 0) {
+            cr_assert_eq(e->n_adapters, 4);
+            cr_assert_str_eq(e->adapters[0], "declared");
+            cr_assert_str_eq(e->adapters[1], "shared");
+            cr_assert_str_eq(e->adapters[2], "found");
+            cr_assert_str_eq(e->adapters[3], "zeta");
+        } else {
+            cr_assert_eq(e->n_adapters, 4, "model 'other' also lists 'base' as an adapter");
+            cr_assert_str_eq(e->adapters[0], "base");
+        }
+    }
+    cr_assert_not_null(ep);
+    cr_assert_eq(find_ep(s, "10.0.0.2", 8000)->n_adapters, 0);
+
+    /* The source's own set is untouched by the overlay. */
+    const pm_snapshot *src = ctl_store_set(st, CTL_SRC_FILE);
+    cr_assert_eq(src->endpoints[0].n_adapters, 2);
+
+    /* The same overlay again: same content, same generation. */
+    cr_assert(!ctl_store_set_adapters(st, "10.0.0.1", 8000,
+                                      (const char *[]){"zeta", "found", "shared", "base"}, 4));
+    ctl_store_replace(st, CTL_SRC_FILE,
+                      yaml_set("models:\n"
+                               "  - name: base\n"
+                               "    endpoints:\n"
+                               "      - address: 10.0.0.1\n"
+                               "        port: 8000\n"
+                               "        adapters: [declared, shared]\n"
+                               "      - 10.0.0.2:8000\n"
+                               "  - name: other\n"
+                               "    endpoints: [10.0.0.1:8000]\n"));
+    cr_assert(!compile(c, st), "a source replacing its set keeps what was discovered");
+    cr_assert_eq(ctl_compile_gen(c), gen + 1);
+
+    /* The engine dropped them: back to the declared list, gen + 1. */
+    cr_assert(ctl_store_set_adapters(st, "10.0.0.1", 8000, NULL, 0));
+    cr_assert(compile(c, st));
+    cr_assert_eq(ctl_compile_gen(c), gen + 2);
+    ep = find_ep(ctl_compile_current(c), "10.0.0.1", 8000);
+    cr_assert_eq(ep->n_adapters, ep->model[0] == 'b' ? 2 : 0);
+    ctl_compile_free(c);
+    ctl_store_free(st);
+}

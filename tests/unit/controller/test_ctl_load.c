@@ -91,7 +91,9 @@ Test(ctl_load, inflight_is_summed_across_workers_latest_report_only)
     cr_assert_eq(ep_of(ld, 2)->inflight, 1);
     cr_assert_eq(ep_of(ld, 3)->inflight, 0);
     cr_assert(ep_of(ld, 3)->running < 0 && ep_of(ld, 3)->waiting < 0 && ep_of(ld, 3)->kv_usage < 0,
-              "engine numbers are unknown for now");
+              "without a signal provider engine numbers are unknown");
+    cr_assert(ep_of(ld, 3)->gpu_usage < 0 && ep_of(ld, 3)->tpot_ms < 0 &&
+              ep_of(ld, 3)->metrics_age_ms < 0);
     cr_assert_eq(ld->n_workers, 2);
     cr_assert_eq(ld->workers[0].worker_id, 100);
     cr_assert_eq(ld->workers[0].seq, 2);
@@ -251,6 +253,113 @@ Test(ctl_load, sums_saturate_instead_of_wrapping)
     cr_assert_eq(report(l, 2, 1, (rep_ep[]){{.id = 1, .inflight = 5}}, 1, 0), GW_OK);
     ctl_load_build(l, s, 0, 0, &ld);
     cr_assert_eq(ld->eps[0].inflight, UINT32_MAX);
+    pm_load_free(ld);
+    ctl_load_free(l);
+    pm_snapshot_free(s);
+}
+
+/* A fake signal provider: endpoint id 1 has full engine numbers, id 2 has
+ * only some (the rest unknown), others none; it also records the calls. */
+typedef struct fake_sig {
+    int calls;
+    uint64_t now;
+} fake_sig;
+
+static void
+fake_signals(void *arg, const pm_endpoint *ep, uint64_t now_ms, ctl_signals *out)
+{
+    fake_sig *f = arg;
+
+    f->calls++;
+    f->now = now_ms;
+    *out = CTL_SIGNALS_UNKNOWN;
+    if (ep->id == 1)
+        *out = (ctl_signals){.running = 3,
+                             .waiting = 2,
+                             .kv_usage = 0.5,
+                             .gpu_usage = 0.25,
+                             .ttft_ms = 80,
+                             .tpot_ms = 9,
+                             .tokens_per_s = 1234,
+                             .age_ms = 40};
+    else if (ep->id == 2) {
+        out->running = 1;
+        out->age_ms = 5000;
+        out->kv_usage = NAN; /* a provider bug must not leak onto the wire */
+    }
+}
+
+Test(ctl_load, engine_signals_merge_over_report_values)
+{
+    uint32_t ids[] = {1, 2, 3};
+    pm_snapshot *s = snap_with(ids, 3);
+    ctl_load *l = ctl_load_new(3000);
+    pm_load *ld = NULL;
+    fake_sig f = {0};
+
+    /* Reports give every endpoint a latency, a TTFT and a token rate. */
+    for (uint32_t id = 1; id <= 3; id++)
+        cr_assert_eq(report(l, 7, id,
+                            (rep_ep[]){{.id = id,
+                                        .completed = 2,
+                                        .lat_sum = 400,
+                                        .ttft_sum = 100,
+                                        .prompt = 500,
+                                        .compl = 500}},
+                            1, 0),
+                     GW_OK);
+    ctl_load_set_signals(l, fake_signals, &f);
+    ctl_load_build(l, s, 2000, 0, &ld);
+    cr_assert_eq(f.calls, 3, "one query per endpoint");
+    cr_assert_eq(f.now, 2000);
+
+    const pm_ep_load *e1 = ep_of(ld, 1), *e2 = ep_of(ld, 2), *e3 = ep_of(ld, 3);
+    cr_assert_float_eq(e1->running, 3, 1e-9);
+    cr_assert_float_eq(e1->waiting, 2, 1e-9);
+    cr_assert_float_eq(e1->kv_usage, 0.5, 1e-9);
+    cr_assert_float_eq(e1->gpu_usage, 0.25, 1e-9);
+    cr_assert_float_eq(e1->tpot_ms, 9, 1e-9);
+    cr_assert_float_eq(e1->metrics_age_ms, 40, 1e-9);
+    cr_assert_float_eq(e1->ttft_ms, 80, 1e-9, "the engine's TTFT wins over the reports'");
+    cr_assert_float_eq(e1->tokens_per_s, 1234, 1e-9, "the engine's counters win");
+    cr_assert_float_eq(e1->latency_ms, 200, 1e-9, "latency stays the reports' EWMA");
+
+    cr_assert_float_eq(e2->running, 1, 1e-9);
+    cr_assert(e2->waiting < 0 && e2->gpu_usage < 0 && e2->tpot_ms < 0);
+    cr_assert(e2->kv_usage < 0, "NaN from a provider is published as unknown");
+    cr_assert_float_eq(e2->metrics_age_ms, 5000, 1e-9);
+    cr_assert_float_eq(e2->ttft_ms, 50, 1e-9, "unknown engine TTFT falls back to the reports'");
+    cr_assert_float_eq(e2->tokens_per_s, 500, 1e-9, "and so does the token rate");
+
+    cr_assert(e3->running < 0 && e3->metrics_age_ms < 0);
+    cr_assert_float_eq(e3->ttft_ms, 50, 1e-9);
+
+    /* Unhooked: engine numbers are unknown again. */
+    pm_load_free(ld);
+    ctl_load_set_signals(l, NULL, &f);
+    ctl_load_build(l, s, 2100, 0, &ld);
+    cr_assert_eq(f.calls, 3);
+    cr_assert(ep_of(ld, 1)->running < 0);
+    cr_assert_float_eq(ep_of(ld, 1)->ttft_ms, 50, 1e-9);
+    pm_load_free(ld);
+    ctl_load_free(l);
+    pm_snapshot_free(s);
+}
+
+Test(ctl_load, merged_load_always_encodes)
+{
+    uint32_t ids[] = {1, 2};
+    pm_snapshot *s = snap_with(ids, 2);
+    ctl_load *l = ctl_load_new(3000);
+    pm_load *ld = NULL;
+    fake_sig f = {0};
+    gw_buf b;
+
+    ctl_load_set_signals(l, fake_signals, &f);
+    ctl_load_build(l, s, 0, 0, &ld);
+    gw_buf_init(&b, PM_MAX_MSG_BYTES);
+    cr_assert_eq(pm_load_encode(ld, &b), GW_OK);
+    gw_buf_fini(&b);
     pm_load_free(ld);
     ctl_load_free(l);
     pm_snapshot_free(s);

@@ -112,3 +112,62 @@ Test(ctl_store, many_ids_survive_table_growth_and_pruning)
     }
     ctl_store_free(st);
 }
+
+Test(ctl_store, adapter_overlay_is_sorted_unique_and_notifies_on_change_only)
+{
+    ctl_store *st = ctl_store_new();
+    unsigned n = 0;
+    size_t k = 9;
+    const char *const *got;
+
+    ctl_store_on_change(st, count_change, &n);
+    cr_assert_null(ctl_store_adapters(st, "10.0.0.1", 8000, &k));
+    cr_assert_eq(k, 0);
+    cr_assert(ctl_store_set_adapters(st, "10.0.0.1", 8000, (const char *[]){"b", "a", "b", ""}, 4));
+    cr_assert_eq(n, 1);
+    cr_assert(ctl_store_take_dirty(st));
+    got = ctl_store_adapters(st, "10.0.0.1", 8000, &k);
+    cr_assert_eq(k, 2);
+    cr_assert_str_eq(got[0], "a");
+    cr_assert_str_eq(got[1], "b");
+    cr_assert_null(ctl_store_adapters(st, "10.0.0.1", 8001, &k), "another port, another engine");
+
+    /* The same set in another order changes nothing. */
+    cr_assert(!ctl_store_set_adapters(st, "10.0.0.1", 8000, (const char *[]){"a", "b"}, 2));
+    cr_assert_eq(n, 1);
+    cr_assert(!ctl_store_take_dirty(st));
+    /* Passing the store's own array back is safe. */
+    got = ctl_store_adapters(st, "10.0.0.1", 8000, &k);
+    cr_assert(!ctl_store_set_adapters(st, "10.0.0.1", 8000, got, k));
+    cr_assert(ctl_store_set_adapters(st, "10.0.0.1", 8000, got, 1));
+    got = ctl_store_adapters(st, "10.0.0.1", 8000, &k);
+    cr_assert_eq(k, 1);
+    cr_assert_str_eq(got[0], "a");
+
+    cr_assert(ctl_store_set_adapters(st, "10.0.0.0", 9, (const char *[]){"z"}, 1));
+    cr_assert_eq(ctl_store_adapter_count(st), 2);
+    cr_assert(ctl_store_set_adapters(st, "10.0.0.1", 8000, NULL, 0), "clearing is a change");
+    cr_assert(!ctl_store_set_adapters(st, "10.0.0.1", 8000, NULL, 0));
+    cr_assert_eq(ctl_store_adapter_count(st), 1);
+    cr_assert_eq(n, 4);
+    ctl_store_free(st); /* frees the remaining overlay */
+}
+
+Test(ctl_store, adapter_overlay_is_capped)
+{
+    ctl_store *st = ctl_store_new();
+    const char **names = calloc(PM_MAX_ADAPTERS + 10, sizeof(*names));
+    char(*buf)[16] = calloc(PM_MAX_ADAPTERS + 10, 16);
+    size_t k = 0;
+
+    for (size_t i = 0; i < PM_MAX_ADAPTERS + 10; i++) {
+        snprintf(buf[i], 16, "a%05zu", i);
+        names[i] = buf[i];
+    }
+    cr_assert(ctl_store_set_adapters(st, "h", 1, names, PM_MAX_ADAPTERS + 10));
+    cr_assert_not_null(ctl_store_adapters(st, "h", 1, &k));
+    cr_assert_eq(k, PM_MAX_ADAPTERS);
+    free(names);
+    free(buf);
+    ctl_store_free(st);
+}
