@@ -82,8 +82,17 @@ endpoint_json(const pm_endpoint *ep, const pm_ep_load *el)
     json_t *adapters = json_array();
     json_t *load = json_null();
 
+    json_t *labels = json_object();
+
     for (uint32_t i = 0; i < ep->n_adapters; i++)
         json_array_append_new(adapters, json_string(ep->adapters[i]));
+    for (uint32_t i = 0; i < ep->n_labels; i++) {
+        const char *eq = strchr(ep->labels[i], '=');
+        char *k = eq ? gw_xstrndup(ep->labels[i], (size_t)(eq - ep->labels[i])) : NULL;
+        if (k != NULL)
+            json_object_set_new(labels, k, json_string(eq + 1));
+        free(k);
+    }
     if (el != NULL)
         load = json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "inflight",
                          (json_int_t)el->inflight, "inflightTokens",
@@ -93,13 +102,13 @@ endpoint_json(const pm_endpoint *ep, const pm_ep_load *el)
                          num_or_null(el->latency_ms), "ttftMs", num_or_null(el->ttft_ms), "tpotMs",
                          num_or_null(el->tpot_ms), "tokensPerSecond", num_or_null(el->tokens_per_s),
                          "metricsAgeMs", num_or_null(el->metrics_age_ms));
-    return json_pack("{s:I, s:s, s:s, s:o, s:s, s:i, s:i, s:o, s:o, s:o, s:o, s:b, s:b, s:o}", "id",
-                     (json_int_t)ep->id, "model", ep->model, "pod", ep->pod, "namespace",
+    return json_pack("{s:I, s:s, s:s, s:o, s:s, s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:o}",
+                     "id", (json_int_t)ep->id, "model", ep->model, "pod", ep->pod, "namespace",
                      str_or_null(ep->ns), "ip", ep->ip, "port", (int)ep->port, "metricPort",
                      (int)(ep->metric_port != 0 ? ep->metric_port : ep->port), "engine",
                      str_or_null(ep->engine), "roleset", str_or_null(ep->roleset), "role",
-                     str_or_null(ep->role), "adapters", adapters, "ready", (int)ep->ready,
-                     "draining", (int)ep->draining, "load", load);
+                     str_or_null(ep->role), "adapters", adapters, "labels", labels, "ready",
+                     (int)ep->ready, "draining", (int)ep->draining, "load", load);
 }
 
 char *

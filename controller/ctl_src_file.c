@@ -324,7 +324,38 @@ cmp_ep_pos(const void *a, const void *b)
 
 static const char *const ep_keys[] = {"address",   "port",  "metricPort", "name",
                                       "namespace", "ready", "draining",   "adapters",
-                                      "roleset",   "role",  NULL};
+                                      "roleset",   "role",  "labels",     NULL};
+
+/* Pod labels as a mapping of string to scalar, stored as "key=value" (what
+ * the external-filter header selects on). */
+static bool
+parse_labels(fparse *fp, const ctl_ynode *a, const char *field, pm_endpoint *ep)
+{
+    char *f = ctl_strf("%s.labels", field);
+    bool ok = true;
+
+    if (a->kind != CTL_Y_MAP) {
+        err_at(fp, a, f, "must be a mapping of label names to values");
+        ok = false;
+    } else if (a->n > PM_MAX_LABELS) {
+        err_at(fp, a, f, "more than %u labels", PM_MAX_LABELS);
+        ok = false;
+    } else {
+        ep->labels = gw_xcalloc(a->n ? a->n : 1, sizeof(*ep->labels));
+        for (size_t i = 0; i < a->n && ok; i++) {
+            const ctl_ynode *k = a->items[2 * i], *v = a->items[2 * i + 1];
+            if (k->kind != CTL_Y_SCALAR || v->kind != CTL_Y_SCALAR || k->len == 0 ||
+                memchr(k->str, '=', k->len) != NULL || k->len + v->len + 1 > PM_MAX_STR) {
+                err_at(fp, k, f, "labels need a non-empty name without '=' and a scalar value");
+                ok = false;
+                break;
+            }
+            ep->labels[ep->n_labels++] = ctl_strf("%s=%s", k->str, v->str);
+        }
+    }
+    free(f);
+    return ok;
+}
 
 /* Parses endpoint node <n> of model <m> into a new set entry. Returns false
  * (errors recorded, nothing added) on any problem. */
@@ -347,7 +378,7 @@ parse_endpoint(fparse *fp, const ctl_ynode *n, const char *field, const pm_model
     } else if (n->kind == CTL_Y_MAP) {
         check_keys(fp, n, field, ep_keys,
                    "address, port, metricPort, name, namespace, ready, draining, adapters, "
-                   "roleset, role");
+                   "roleset, role, labels");
         a = ctl_yaml_get(n, "address");
         if (a == NULL || ctl_yaml_is_null(a)) {
             err_at(fp, n, field, "address is required");
@@ -368,6 +399,9 @@ parse_endpoint(fparse *fp, const ctl_ynode *n, const char *field, const pm_model
         ok &= opt_bool(fp, n, "draining", field, &ep.draining);
         ok &= opt_str(fp, n, "roleset", field, &ep.roleset);
         ok &= opt_str(fp, n, "role", field, &ep.role);
+        a = ctl_yaml_get(n, "labels");
+        if (a != NULL && !ctl_yaml_is_null(a))
+            ok &= parse_labels(fp, a, field, &ep);
         a = ctl_yaml_get(n, "adapters");
         if (a != NULL && !ctl_yaml_is_null(a)) {
             char *f = ctl_strf("%s.adapters", field);

@@ -35,11 +35,14 @@ typedef struct dp_cfg {
     int64_t conn_limit;
     int64_t max_host_conns;
     char *log_level;
+    char *access_log; /* "-" stdout, "off", or a file path */
 } dp_cfg;
 
 typedef struct dp_sync dp_sync;
 typedef struct dp_metrics dp_metrics;
 typedef struct dp_req dp_req;
+typedef struct dp_plan_cache dp_plan_cache;
+typedef struct dp_vtc dp_vtc;
 
 typedef struct dp_ctx {
     dp_cfg cfg;
@@ -60,8 +63,15 @@ typedef struct dp_ctx {
     uint32_t n_reqs;
     void **easy_pool; /* idle curl easy handles, reset, ready for reuse */
     uint32_t n_easy_pool;
-    uint32_t *scratch; /* candidate list, reused by every request */
+    /* Routing (dp_route; freed by dp_route_fini). The scratch arrays only
+     * grow, to the largest model's endpoint count, and are reused by every
+     * request: nothing is allocated per pick. */
+    uint32_t *scratch; /* candidate list */
+    double *scores;    /* 2 * scratch_cap strategy scores */
     uint32_t scratch_cap;
+    dp_plan_cache *plans; /* compiled strategy strings (headers, ROUTING_ALGORITHM) */
+    dp_vtc *vtc;          /* per-user token windows (vtc-basic); NULL until a `user` */
+    int access_fd;        /* access log stream; -1 = off */
 } dp_ctx;
 
 /* Installs <snap> as the current snapshot (takes the caller's ref). */

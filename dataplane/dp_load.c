@@ -72,8 +72,15 @@ find_or_add(dp_load *l, const char *key)
     }
     dp_ep *ep = gw_xcalloc(1, sizeof(*ep));
     ep->key = gw_xstrdup(key);
+    ep->running = -1;
+    ep->waiting = -1;
+    ep->kv_usage = -1;
+    ep->gpu_usage = -1;
     ep->latency_ms = -1;
     ep->ttft_ms = -1;
+    ep->tpot_ms = -1;
+    ep->tokens_per_s = -1;
+    ep->metrics_age_ms = -1;
     ep->next = l->buckets[b];
     l->buckets[b] = ep;
     l->n_states++;
@@ -143,16 +150,27 @@ dp_load_apply_fleet(dp_load *l, const pm_load *msg, const pm_snapshot *pm, dp_ep
         if (ep == NULL)
             continue;
         ep->fleet_inflight = el->inflight;
+        ep->fleet_tokens = el->inflight_tokens;
+        ep->running = el->running;
+        ep->waiting = el->waiting;
+        ep->kv_usage = el->kv_usage;
+        ep->gpu_usage = el->gpu_usage;
         ep->latency_ms = el->latency_ms;
         ep->ttft_ms = el->ttft_ms;
+        ep->tpot_ms = el->tpot_ms;
+        ep->tokens_per_s = el->tokens_per_s;
+        ep->metrics_age_ms = el->metrics_age_ms;
         ep->own_in_fleet = 0;
+        ep->own_tokens_in_fleet = 0;
         if (included) {
             /* Our share is what we said in report <my_seq>; if that report is
              * no longer in the ring, assume it equals what we hold now. */
             ep->own_in_fleet = ep->inflight;
+            ep->own_tokens_in_fleet = ep->inflight_tokens;
             for (unsigned r = 0; r < DP_LOAD_RING; r++) {
                 if (ep->ring_seq[r] == my_seq) {
                     ep->own_in_fleet = ep->ring_inflight[r];
+                    ep->own_tokens_in_fleet = ep->ring_tokens[r];
                     break;
                 }
             }
@@ -190,6 +208,7 @@ dp_load_report(dp_load *l, const pm_snapshot *pm, dp_ep **states, uint64_t worke
         er->ttft_ms_sum = ep->ttft_ms_sum;
         ep->ring_seq[slot] = seq;
         ep->ring_inflight[slot] = ep->inflight;
+        ep->ring_tokens[slot] = ep->inflight_tokens;
         ep->completed = 0;
         ep->errors = 0;
         ep->prompt_tokens = 0;

@@ -13,7 +13,12 @@
  *
  * The worker's view of an endpoint's load is
  *   fleet-wide value - this worker's share in it + this worker's exact value now,
- * which is fresh locally and consistent fleet-wide. Loop thread only. */
+ * which is fresh locally and consistent fleet-wide; this holds for in-flight
+ * requests (dp_ep_load) and in-flight tokens (dp_ep_tokens). The engine's
+ * own signals (running, waiting, KV usage, latencies, throughput) come from
+ * the controller's scrape as they are: a double < 0 means unknown (never
+ * scraped, or stale: the controller sends -1 for data it no longer trusts).
+ * Loop thread only. */
 #ifndef DP_LOAD_H
 #define DP_LOAD_H
 
@@ -29,13 +34,23 @@ typedef struct dp_load dp_load;
 
 /* Visible because the hot path reads and bumps these fields directly. */
 typedef struct dp_ep {
-    char *key;                /* "model|address:port", owned */
-    uint32_t inflight;        /* this worker's requests in flight now */
-    uint64_t inflight_tokens; /* this worker's token estimate in flight now */
-    uint32_t fleet_inflight;  /* fleet-wide value from the last load message */
-    uint32_t own_in_fleet;    /* this worker's share inside fleet_inflight */
-    double latency_ms;        /* fleet EWMA from the controller; < 0 unknown */
-    double ttft_ms;           /* fleet EWMA from the controller; < 0 unknown */
+    char *key;                    /* "model|address:port", owned */
+    uint32_t inflight;            /* this worker's requests in flight now */
+    uint64_t inflight_tokens;     /* this worker's token estimate in flight now */
+    uint32_t fleet_inflight;      /* fleet-wide value from the last load message */
+    uint32_t own_in_fleet;        /* this worker's share inside fleet_inflight */
+    uint64_t fleet_tokens;        /* fleet-wide in-flight tokens, last load message */
+    uint64_t own_tokens_in_fleet; /* this worker's share inside fleet_tokens */
+    /* From the last load message; every double < 0 = unknown. */
+    double running;        /* engine num_requests_running */
+    double waiting;        /* engine num_requests_waiting */
+    double kv_usage;       /* engine KV cache usage, 0..1 */
+    double gpu_usage;      /* engine GPU KV cache usage, 0..1 (legacy vLLM / SGLang name) */
+    double latency_ms;     /* EWMA end-to-end latency */
+    double ttft_ms;        /* EWMA time to first token */
+    double tpot_ms;        /* engine mean time per output token */
+    double tokens_per_s;   /* recent token throughput (prompt + generation) */
+    double metrics_age_ms; /* since the last good scrape */
     /* counters since the previous report */
     uint32_t completed;
     uint32_t errors;
@@ -46,6 +61,7 @@ typedef struct dp_ep {
     /* what the last DP_LOAD_RING reports said about inflight, by seq */
     uint64_t ring_seq[DP_LOAD_RING];
     uint32_t ring_inflight[DP_LOAD_RING];
+    uint64_t ring_tokens[DP_LOAD_RING];
     bool live;          /* listed in the current snapshot */
     uint32_t snaps;     /* snapshots (dp_snap) whose states array holds it */
     struct dp_ep *next; /* hash chain */
@@ -77,6 +93,15 @@ dp_ep_load(const dp_ep *ep)
     uint32_t others =
         ep->fleet_inflight > ep->own_in_fleet ? ep->fleet_inflight - ep->own_in_fleet : 0;
     return others + ep->inflight;
+}
+
+/* The in-flight token estimate routing decisions use, built like dp_ep_load. */
+static inline uint64_t
+dp_ep_tokens(const dp_ep *ep)
+{
+    uint64_t others =
+        ep->fleet_tokens > ep->own_tokens_in_fleet ? ep->fleet_tokens - ep->own_tokens_in_fleet : 0;
+    return others + ep->inflight_tokens;
 }
 
 /* Sum of this worker's in-flight requests over every endpoint. */

@@ -13,10 +13,12 @@
 #include "gw/gw_log.h"
 #include "gw/gw_mem.h"
 
+#include "dp_access.h"
 #include "dp_ctx.h"
 #include "dp_front.h"
 #include "dp_metrics.h"
 #include "dp_proxy.h"
+#include "dp_route.h"
 #include "dp_strategy.h"
 #include "dp_sync.h"
 
@@ -35,8 +37,12 @@ static const gw_cfg_opt dp_opts[] = {
     GW_CFG_STR("controller-pull", "LLMGW_CONTROLLER_PULL", dp_cfg, controller_pull,
                "tcp://127.0.0.1:7703", "Controller's PULL URL (this worker's load reports)"),
     GW_CFG_STR("routing-algorithm", "ROUTING_ALGORITHM", dp_cfg, routing_algorithm, "",
-               "Default strategy when neither the routing-strategy header nor the model's "
-               "profile sets one (empty: the gateway config's default, else random)"),
+               "Default strategy (a name or a weighted list name[:weight],...) when neither "
+               "the routing-strategy header nor the model's profile sets one (empty: the "
+               "gateway config's default, else random)"),
+    GW_CFG_STR("access-log", "LLMGW_ACCESS_LOG", dp_cfg, access_log, "-",
+               "Access log, one logfmt line per proxied request: '-' stdout, 'off', or a file "
+               "path (opened with O_APPEND)"),
     GW_CFG_INT("max-body-bytes", "LLMGW_MAX_BODY_BYTES", dp_cfg, max_body_bytes, 4 << 20, 1024,
                (int64_t)1 << 30, "Largest request body accepted; larger ones get 413"),
     GW_CFG_INT("max-relay-bytes", "LLMGW_MAX_RELAY_BYTES", dp_cfg, max_relay_bytes, 1 << 20,
@@ -72,12 +78,16 @@ validate(const void *p, gw_cfg_errs *errs)
 {
     const dp_cfg *cfg = p;
     gw_lvl lvl;
+    dp_plan plan;
+    char why[200];
 
     if (!gw_log_parse_level(cfg->log_level, &lvl))
         gw_cfg_errorf(errs, "--log-level: unknown level '%s'", cfg->log_level);
-    if (cfg->routing_algorithm[0] != '\0' && dp_strategy_find(cfg->routing_algorithm) == NULL)
-        gw_cfg_errorf(errs, "ROUTING_ALGORITHM / --routing-algorithm: unknown strategy '%s'",
-                      cfg->routing_algorithm);
+    if (cfg->routing_algorithm[0] != '\0' &&
+        !dp_plan_parse(cfg->routing_algorithm, &plan, why, sizeof(why)))
+        gw_cfg_errorf(errs, "ROUTING_ALGORITHM / --routing-algorithm: %s", why);
+    if (cfg->access_log[0] == '\0')
+        gw_cfg_errorf(errs, "--access-log: '-' (stdout), 'off' or a file path");
 }
 
 void
@@ -172,6 +182,9 @@ main(int argc, char **argv)
     ctx.rng = random_u64();
     ctx.worker_id = random_u64();
     ctx.load = dp_load_new();
+    ctx.access_fd = -1;
+    if (dp_access_open(ctx.cfg.access_log, &ctx.access_fd) != GW_OK)
+        goto out;
     if (gw_loop_new(&ctx.loop) != GW_OK)
         goto out;
     /* Before any library starts a thread: a thread that does not block
@@ -216,7 +229,9 @@ out:
     dp_metrics_free(ctx.metrics);
     gw_loop_free(ctx.loop);
     dp_load_free(ctx.load);
-    free(ctx.scratch);
+    dp_route_fini(&ctx);
+    if (ctx.access_fd > STDERR_FILENO)
+        close(ctx.access_fd);
     gw_cfg_free(dp_opts, &ctx.cfg);
     curl_global_cleanup();
     return rc;

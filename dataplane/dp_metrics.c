@@ -76,6 +76,14 @@ dp_metrics_new(dp_ctx *ctx)
         m->reg, "llmgw_worker_routing_latency_seconds",
         "Time spent resolving the model and picking an endpoint", NULL, routing_buckets,
         sizeof(routing_buckets) / sizeof(routing_buckets[0]), &m->routing_time);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_routing_fallbacks_total",
+                             "Picks where the strategy had no input for any candidate and "
+                             "least-request decided, by strategy and reason (no_metrics, no_user, "
+                             "no_session)",
+                             (const char *const[]){"strategy", "reason", NULL}, &m->fallbacks);
+    rc |=
+        gw_metrics_counter(m->reg, "llmgw_worker_access_log_dropped_total",
+                           "Access log lines that could not be written", NULL, &m->access_dropped);
     rc |= gw_metrics_counter(m->reg, "llmgw_worker_upstream_errors_total",
                              "Upstream failures, by reason (connect, timeout, reset, ...)",
                              (const char *const[]){"reason", NULL}, &m->upstream_errors);
@@ -110,6 +118,12 @@ dp_metrics_new(dp_ctx *ctx)
     rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_draining",
                               "1 while the worker drains after SIGTERM", gauge_draining, ctx,
                               &unused);
+    if (rc == GW_OK) {
+        /* The strategy label can be a weighted list from a client header:
+         * bound the series it can create. */
+        gw_metric_fam_set_max_children(m->routing, 1000);
+        gw_metric_fam_set_max_children(m->fallbacks, 1000);
+    }
     if (rc != GW_OK) {
         gw_log(GW_LOG_ALERT, "DP-METRICS-REGISTER", "msg=\"metric registration failed\"");
         abort();

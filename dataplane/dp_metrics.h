@@ -14,6 +14,8 @@ struct dp_metrics {
     gw_metric_fam *ttft;            /* llmgw_worker_time_to_first_byte_seconds{model} */
     gw_metric_fam *routing;         /* llmgw_worker_routing_decisions_total{model,strategy} */
     gw_metric_fam *routing_time;    /* llmgw_worker_routing_latency_seconds */
+    gw_metric_fam *fallbacks;       /* llmgw_worker_routing_fallbacks_total{strategy,reason} */
+    gw_metric_fam *access_dropped;  /* llmgw_worker_access_log_dropped_total */
     gw_metric_fam *upstream_errors; /* llmgw_worker_upstream_errors_total{reason} */
     gw_metric_fam *retries;         /* llmgw_worker_upstream_retries_total */
     gw_metric_fam *rejected;        /* llmgw_worker_rejected_requests_total{reason} */

@@ -20,6 +20,7 @@
 #include "gw/gw_log.h"
 #include "gw/gw_mem.h"
 
+#include "dp_access.h"
 #include "dp_error.h"
 #include "dp_metrics.h"
 #include "dp_route.h"
@@ -43,7 +44,8 @@ struct dp_req {
     dp_snap *snap; /* ref held while routed */
     dp_route route;
     bool routed;
-    dp_ep *ep; /* reservation held; see file comment */
+    uint64_t resolve_us; /* time dp_route_resolve took (added to the first pick's) */
+    dp_ep *ep;           /* reservation held; see file comment */
     int64_t ep_idx;
     uint64_t tokens;
     uint32_t tried[DP_MAX_TRIES];
@@ -213,15 +215,24 @@ static void
 add_route_headers(dp_req *req, struct MHD_Response *resp)
 {
     const pm_endpoint *ep;
-    char addr[300];
+    const char *addr;
 
     if (!req->routed || req->ep_idx < 0)
         return;
     ep = &dp_snap_pm(req->snap)->endpoints[req->ep_idx];
-    snprintf(addr, sizeof(addr), strchr(ep->ip, ':') ? "[%s]:%u" : "%s:%u", ep->ip, ep->port);
-    MHD_add_response_header(resp, "routing-strategy", req->route.strategy->name);
+    addr = dp_snap_addr(req->snap, (uint32_t)req->ep_idx);
+    MHD_add_response_header(resp, "routing-strategy", req->route.plan.label);
     MHD_add_response_header(resp, "target-pod", ep->pod ? ep->pod : addr);
     MHD_add_response_header(resp, "target-pod-ip", addr);
+    if (req->route.profile_auto)
+        MHD_add_response_header(resp, "x-aibrix-config-profile", req->route.profile->name);
+    if (req->route.affinity) {
+        /* The id of the endpoint that served this request, whichever way
+         * it was chosen, so the client's next request can stick to it. */
+        char sid[(PM_MAX_STR + 16) / 3 * 4 + 8];
+        dp_session_id_encode(addr, sid, sizeof(sid));
+        MHD_add_response_header(resp, "x-session-id", sid);
+    }
 }
 
 static enum MHD_Result
@@ -519,7 +530,8 @@ route_and_start(dp_req *req)
                                 &req->err);
 
     gw_histogram_observe(gw_metric_child0(ctx->metrics->routing_time),
-                         (double)(gw_now_us() - t0) / 1e6);
+                         (double)(gw_now_us() - t0 + req->resolve_us) / 1e6);
+    req->resolve_us = 0; /* a retry's pick is timed alone */
     if (idx < 0) {
         if (req->n_tried > 0) {
             dp_error_set(&req->err, 503, "x-error-routing", "true", "service_unavailable",
@@ -530,8 +542,11 @@ route_and_start(dp_req *req)
     req->ep_idx = idx;
     req->ep = dp_snap_state(req->snap, (uint32_t)idx);
     req->tried[req->n_tried++] = (uint32_t)idx;
-    gw_counter_inc(gw_metric_child(ctx->metrics->routing, req->route.model->model->name,
-                                   req->route.strategy->name));
+    gw_counter_inc(
+        gw_metric_child(ctx->metrics->routing, req->route.model->name, req->route.plan.label));
+    if (req->route.fallback != NULL)
+        gw_counter_inc(
+            gw_metric_child(ctx->metrics->fallbacks, req->route.plan.label, req->route.fallback));
     if (!upstream_start(req)) {
         dp_error_set(&req->err, 502, "x-error-routing", "true", "upstream_error",
                      "cannot start the upstream request");
@@ -633,7 +648,8 @@ start(dp_req *req)
 {
     dp_ctx *ctx = req->ctx;
     dp_parse_status st;
-    const char *strategy_hdr, *profile_hdr;
+    dp_route_in in;
+    uint64_t t0;
 
     if (req->too_large) {
         dp_error_set(&req->err, 413, "x-error-request-body-processing", "true", "request_too_large",
@@ -661,17 +677,29 @@ start(dp_req *req)
         return;
     }
     req->snap = dp_snap_ref(ctx->snap);
-    strategy_hdr = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "routing-strategy");
-    profile_hdr = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "config-profile");
-    if (!dp_route_resolve(ctx, req->snap, req->info.model, strategy_hdr, profile_hdr, &req->route,
-                          &req->err)) {
+    /* Header values stay valid until the request completes (MHD). */
+    in = (dp_route_in){
+        .model = req->info.model,
+        .strategy = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "routing-strategy"),
+        .profile = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "config-profile"),
+        .filter = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "external-filter"),
+        .user = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "user"),
+        .session_id = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "x-session-id"),
+        .session_key =
+            MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "x-aibrix-session-key"),
+        .max_tokens = req->info.max_tokens,
+        .prompt_bytes = req->info.prompt_bytes,
+    };
+    t0 = gw_now_us();
+    if (!dp_route_resolve(ctx, req->snap, &in, &req->route, &req->err)) {
         req->has_err = true;
         return;
     }
+    req->resolve_us = gw_now_us() - t0;
     req->routed = true;
     /* In-flight token estimate: ~4 bytes of text per token, plus the output
      * budget. Good enough for load balancing; quotas settle on real usage. */
-    req->tokens = req->info.prompt_bytes / 4 +
+    req->tokens = dp_route_prompt_tokens(req->info.prompt_bytes) +
                   (uint64_t)(req->info.max_tokens > 0 ? req->info.max_tokens : 0);
     if (req->tokens > (1u << 24))
         req->tokens = 1u << 24; /* an absurd max_tokens must not skew the fleet view */
@@ -767,10 +795,45 @@ dp_proxy_handle(dp_ctx *ctx, struct MHD_Connection *conn, dp_api api, const char
 /* ---- completion --------------------------------------------------------- */
 
 static void
+access_log(dp_req *req, unsigned status, uint64_t now)
+{
+    dp_ctx *ctx = req->ctx;
+    char line[DP_ACCESS_LINE_MAX];
+    const pm_endpoint *ep = NULL;
+    dp_access_rec r;
+    size_t n;
+
+    if (ctx->access_fd < 0)
+        return;
+    if (req->routed && req->ep_idx >= 0)
+        ep = &dp_snap_pm(req->snap)->endpoints[req->ep_idx];
+    r = (dp_access_rec){
+        .wall_ms = gw_wall_ms(),
+        .id = req->id,
+        .path = req->path,
+        .model = req->parsed ? req->info.model : NULL,
+        .strategy = req->routed ? req->route.plan.label : NULL,
+        .profile = req->routed && req->route.profile ? req->route.profile->name : NULL,
+        .pod = ep != NULL ? ep->pod : NULL,
+        .ep = ep != NULL ? dp_snap_addr(req->snap, (uint32_t)req->ep_idx) : NULL,
+        .status = status,
+        .dur_ms = (double)(now - req->start_us) / 1000.0,
+        .ttfb_ms = req->headers_done ? (double)(req->headers_us - req->start_us) / 1000.0 : -1,
+        .prompt_tokens = req->usage.found ? req->usage.prompt_tokens : -1,
+        .completion_tokens = req->usage.found ? req->usage.completion_tokens : -1,
+        .tries = req->n_tried,
+        .fallback = req->routed ? req->route.fallback : NULL,
+    };
+    n = dp_access_format(&r, line, sizeof(line));
+    if (!dp_access_write(ctx->access_fd, line, n))
+        gw_counter_inc(gw_metric_child0(ctx->metrics->access_dropped));
+}
+
+static void
 account(dp_req *req, bool client_gone)
 {
     dp_metrics *m = req->ctx->metrics;
-    const char *model = req->routed ? req->route.model->model->name : "";
+    const char *model = req->routed ? req->route.model->name : "";
     char code[8];
     uint64_t now = gw_now_us();
 
@@ -804,6 +867,14 @@ account(dp_req *req, bool client_gone)
         if (req->headers_done)
             ep->ttft_ms_sum += (req->headers_us - req->start_us) / 1000;
     }
+    /* vtc: settle the user's estimate on the engine's usage; a request no
+     * engine answered used nothing and is refunded. */
+    if (req->routed && req->usage.found)
+        dp_route_settle(req->ctx, &req->route, req->usage.prompt_tokens,
+                        req->usage.completion_tokens);
+    else if (req->routed && !req->headers_done)
+        dp_route_settle(req->ctx, &req->route, 0, 0);
+    access_log(req, client_gone ? 499u : req->final_status, now);
 }
 
 void

@@ -2,38 +2,16 @@
  * (see dp_route.h). */
 #include "dp_route.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "gw/gw_log.h"
 #include "gw/gw_mem.h"
 
-static const pm_profile *
-find_profile(const pm_model *m, const char *name)
-{
-    for (uint32_t i = 0; name != NULL && i < m->n_profiles; i++) {
-        if (strcmp(m->profiles[i].name, name) == 0)
-            return &m->profiles[i];
-    }
-    return NULL;
-}
+#include "dp_vtc.h"
 
-/* A `config-profile` header naming an unknown profile falls back to the
- * model's defaultProfile, then to "default" (aibrix.md §5). "auto" picks by
- * request hints in a later milestone; until then it resolves like a missing
- * header. */
-static const pm_profile *
-resolve_profile(const pm_model *m, const char *hdr)
-{
-    const pm_profile *p = NULL;
-
-    if (hdr != NULL && strcmp(hdr, "auto") != 0)
-        p = find_profile(m, hdr);
-    if (p == NULL)
-        p = find_profile(m, m->default_profile ? m->default_profile : "default");
-    if (p == NULL)
-        p = find_profile(m, "default");
-    return p;
-}
+/* An absent upper bound, for comparing how tight hints are. */
+#define HINT_INF ((uint64_t)1 << 53)
 
 static bool
 nonempty(const char *s)
@@ -41,86 +19,264 @@ nonempty(const char *s)
     return s != NULL && s[0] != '\0';
 }
 
-bool
-dp_route_resolve(const dp_ctx *ctx, const dp_snap *snap, const char *model_name,
-                 const char *strategy_hdr, const char *profile_hdr, dp_route *out, dp_error *err)
+static const dp_prof *
+find_profile(const dp_model *m, const char *name)
 {
-    const dp_model *m = dp_snap_model(snap, model_name);
-    const char *name;
+    for (uint32_t i = 0; name != NULL && i < m->model->n_profiles; i++) {
+        if (strcmp(m->profs[i].p->name, name) == 0)
+            return &m->profs[i];
+    }
+    return NULL;
+}
+
+static bool
+hints_match(const dp_prof *p, uint64_t prompt, int64_t max_tokens)
+{
+    if (p->prompt_gte != DP_HINT_NONE && prompt < (uint64_t)p->prompt_gte)
+        return false;
+    if (p->prompt_lt != DP_HINT_NONE && prompt >= (uint64_t)p->prompt_lt)
+        return false;
+    if (p->max_gte == DP_HINT_NONE && p->max_lt == DP_HINT_NONE)
+        return true;
+    /* Without max_tokens the output length is unknown: no output hint holds. */
+    if (max_tokens < 0)
+        return false;
+    if (p->max_gte != DP_HINT_NONE && max_tokens < p->max_gte)
+        return false;
+    if (p->max_lt != DP_HINT_NONE && max_tokens >= p->max_lt)
+        return false;
+    return true;
+}
+
+static uint64_t
+width(int64_t gte, int64_t lt)
+{
+    uint64_t lo = gte == DP_HINT_NONE ? 0 : (uint64_t)gte;
+    uint64_t hi = lt == DP_HINT_NONE ? HINT_INF : (uint64_t)lt;
+
+    lo = lo < HINT_INF ? lo : HINT_INF;
+    hi = hi < HINT_INF ? hi : HINT_INF;
+    return hi > lo ? hi - lo : 0;
+}
+
+/* `config-profile: auto`: among the profiles with hints (scanned in name
+ * order), those whose every hint holds; the most specific wins: more hints,
+ * then the smallest total width of its ranges (absent bounds are 0 and
+ * 2^53), then the first by name. */
+static const dp_prof *
+auto_profile(const dp_model *m, uint64_t prompt, int64_t max_tokens)
+{
+    const dp_prof *best = NULL;
+    uint64_t best_w = 0;
+
+    for (uint32_t k = 0; k < m->n_auto; k++) {
+        const dp_prof *p = &m->profs[m->auto_order[k]];
+        uint64_t w;
+        if (!hints_match(p, prompt, max_tokens))
+            continue;
+        w = width(p->prompt_gte, p->prompt_lt) + width(p->max_gte, p->max_lt);
+        if (best == NULL || p->n_hints > best->n_hints ||
+            (p->n_hints == best->n_hints && w < best_w)) {
+            best = p;
+            best_w = w;
+        }
+    }
+    return best;
+}
+
+/* A `config-profile` header naming an unknown profile falls back to the
+ * model's defaultProfile, then to "default" (aibrix.md §5); `auto` with no
+ * matching profile does the same. */
+static const dp_prof *
+resolve_profile(const dp_model *m, const char *hdr, uint64_t prompt, int64_t max_tokens,
+                bool *is_auto)
+{
+    const dp_prof *p = NULL;
+
+    *is_auto = hdr != NULL && strcmp(hdr, "auto") == 0;
+    if (*is_auto)
+        p = auto_profile(m, prompt, max_tokens);
+    else if (hdr != NULL)
+        p = find_profile(m, hdr);
+    if (p == NULL)
+        p = find_profile(m, m->model->default_profile ? m->model->default_profile : "default");
+    if (p == NULL)
+        p = find_profile(m, "default");
+    return p;
+}
+
+uint64_t
+dp_route_prompt_tokens(size_t prompt_bytes)
+{
+    return ((uint64_t)prompt_bytes + 3) / 4;
+}
+
+/* What a request counts for its user's vtc window: prompt tokens plus
+ * twice the output tokens (VTC's weights: output costs the engine more),
+ * with the output estimated as in least-latency until usage settles it. */
+static int64_t
+vtc_cost(uint64_t prompt, int64_t max_tokens)
+{
+    uint64_t out = max_tokens >= 0 ? (uint64_t)max_tokens : DP_DEFAULT_OUTPUT_TOKENS;
+    uint64_t c = prompt + 2 * (out < (1u << 24) ? out : (1u << 24));
+
+    return (int64_t)(c < (1u << 26) ? c : (1u << 26));
+}
+
+static void
+setup_vtc(dp_ctx *ctx, const dp_route_in *in, dp_route *out)
+{
+    uint64_t now = gw_now_ms();
+
+    out->vtc_user = 0;
+    out->vtc_charged = 0;
+    if (!nonempty(in->user))
+        return;
+    if (ctx->vtc == NULL)
+        ctx->vtc = dp_vtc_new();
+    out->preq.has_user = true;
+    out->vtc_user = dp_vtc_user(in->user);
+    dp_vtc_lookup(ctx->vtc, out->vtc_user, now, &out->preq.user_tokens,
+                  &out->preq.mean_user_tokens);
+    /* Charged now, so the user's next request (maybe in the same burst)
+     * sees this one; settled on the real usage at completion. */
+    out->vtc_charged = vtc_cost(out->preq.prompt_tokens, in->max_tokens);
+    dp_vtc_charge(ctx->vtc, out->vtc_user, out->vtc_charged, now);
+}
+
+bool
+dp_route_resolve(dp_ctx *ctx, const dp_snap *snap, const dp_route_in *in, dp_route *out,
+                 dp_error *err)
+{
+    const dp_model *m = dp_snap_model(snap, in->model);
+    const dp_prof *prof;
+    const dp_plan *cfg = NULL;
+    bool have = false;
+    char why[200];
 
     if (m == NULL) {
-        dp_error_set(err, 404, "x-error-no-model-backends", model_name, "model_not_found",
-                     "The model `%.128s` does not exist.", model_name);
+        dp_error_set(err, 404, "x-error-no-model-backends", in->model, "model_not_found",
+                     "The model `%.128s` does not exist.", in->model);
         return false;
     }
     out->model = m;
-    out->profile = resolve_profile(m->model, profile_hdr);
-    /* A bad name in the client's header is the client's error (400). A bad
-     * name in operator config (locked, profile, gateway default) must not
-     * fail every request of the model: it is logged and the next source in
-     * precedence order decides. */
-    if (nonempty(strategy_hdr) && dp_strategy_find(strategy_hdr) == NULL) {
-        dp_error_set(err, 400, "x-error-invalid-routing-strategy", "true",
-                     "invalid_routing_strategy", "incorrect routing strategy %.64s", strategy_hdr);
+    out->fallback = NULL;
+    out->preq = (dp_pick_req){.max_tokens = in->max_tokens,
+                              .prompt_tokens = dp_route_prompt_tokens(in->prompt_bytes),
+                              .session_id = in->session_id};
+    if (nonempty(in->session_key) && strlen(in->session_key) <= DP_SESSION_KEY_MAX)
+        out->preq.session_key = in->session_key;
+    prof = resolve_profile(m, in->profile, out->preq.prompt_tokens, in->max_tokens,
+                           &out->profile_auto);
+    out->profile = prof != NULL ? prof->p : NULL;
+    out->profile_auto = out->profile_auto && prof != NULL;
+    /* A bad name in the client's header is the client's error (400), even
+     * when a locked strategy would win. A bad name in operator config
+     * (locked, profile, gateway default) must not fail every request of the
+     * model: it was logged when the snapshot arrived and counts as unset, so
+     * the next source in precedence order decides. */
+    if (ctx->plans == NULL)
+        ctx->plans = dp_plan_cache_new();
+    if (nonempty(in->strategy)) {
+        if (!dp_plan_get(ctx->plans, in->strategy, &out->plan, why, sizeof(why))) {
+            dp_error_set(err, 400, "x-error-invalid-routing-strategy", "true",
+                         "invalid_routing_strategy", "incorrect routing strategy: %.160s", why);
+            return false;
+        }
+        have = true;
+    }
+    out->filter.n = 0;
+    out->filter.src = NULL;
+    if (in->filter != NULL &&
+        !dp_selector_parse(in->filter, strlen(in->filter), &out->filter, why, sizeof(why))) {
+        dp_error_set(err, 400, "x-error-invalid-external-filter", "true", "invalid_external_filter",
+                     "%s", why);
         return false;
     }
-    const char *const order[] = {
-        m->model->locked_strategy,
-        strategy_hdr,
-        out->profile != NULL ? out->profile->routing_strategy : NULL,
-        ctx->cfg.routing_algorithm,
-        dp_snap_pm(snap)->settings.routing_strategy,
-    };
-    out->strategy = NULL;
-    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]) && out->strategy == NULL; i++) {
-        name = order[i];
-        if (!nonempty(name))
-            continue;
-        out->strategy = dp_strategy_find(name);
-        if (out->strategy == NULL)
-            gw_log_ratelimited(
-                GW_LOG_WARN, 1, "DP-ROUTE-BAD-STRATEGY",
-                "model=%s strategy=%.64s msg=\"unknown strategy in config; ignored\"",
-                m->model->name, name);
+    if (m->locked != NULL) {
+        cfg = m->locked;
+    } else if (have) {
+        /* the header's plan, already in out->plan */
+    } else if (prof != NULL && prof->plan != NULL) {
+        cfg = prof->plan;
+    } else if (nonempty(ctx->cfg.routing_algorithm) &&
+               dp_plan_get(ctx->plans, ctx->cfg.routing_algorithm, &out->plan, why, sizeof(why))) {
+        /* ROUTING_ALGORITHM, in out->plan (main validated it at start) */
+    } else {
+        if (nonempty(ctx->cfg.routing_algorithm))
+            gw_log_ratelimited(GW_LOG_WARN, 1, "DP-ROUTE-BAD-STRATEGY",
+                               "strategy=%.64s msg=\"ROUTING_ALGORITHM invalid; ignored\"",
+                               ctx->cfg.routing_algorithm);
+        cfg = dp_snap_default_plan(snap);
+        if (cfg == NULL)
+            dp_plan_single(dp_strategy_find("random"), &out->plan);
     }
-    if (out->strategy == NULL)
-        out->strategy = dp_strategy_find("random");
+    if (cfg != NULL)
+        out->plan = *cfg;
+    out->affinity = dp_plan_has(&out->plan, "session-affinity");
+    setup_vtc(ctx, in, out);
     return true;
 }
 
 int64_t
-dp_route_pick(dp_ctx *ctx, const dp_snap *snap, const dp_route *route, const uint32_t *exclude,
+dp_route_pick(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const uint32_t *exclude,
               uint32_t n_exclude, uint64_t tokens, dp_error *err)
 {
     const pm_snapshot *pm = dp_snap_pm(snap);
     const dp_model *m = route->model;
-    uint32_t n = 0;
+    uint32_t n = 0, filtered = 0, pos = 0;
     dp_pick pick;
     uint32_t idx;
     dp_ep *ep;
 
+    route->fallback = NULL;
     if (ctx->scratch_cap < m->n_eps) {
         ctx->scratch_cap = m->n_eps;
         ctx->scratch = gw_xrealloc(ctx->scratch, ctx->scratch_cap * sizeof(*ctx->scratch));
+        ctx->scores = gw_xrealloc(ctx->scores, 2 * ctx->scratch_cap * sizeof(*ctx->scores));
     }
     for (uint32_t i = 0; i < m->n_eps; i++) {
         const pm_endpoint *e = &pm->endpoints[m->eps[i]];
         bool skip = !e->ready || e->draining;
         for (uint32_t x = 0; !skip && x < n_exclude; x++)
             skip = exclude[x] == m->eps[i];
+        if (!skip && route->filter.n > 0 &&
+            !dp_selector_matches(&route->filter, e->labels, e->n_labels)) {
+            skip = true;
+            filtered++;
+        }
         if (!skip)
             ctx->scratch[n++] = m->eps[i];
     }
     if (n == 0) {
         dp_error_set(err, 503, "x-error-no-model-backends", "true", "service_unavailable",
-                     n_exclude > 0 ? "no reachable endpoint for model %.128s"
-                                   : "model %.128s has no ready endpoint",
-                     m->model->name);
+                     filtered > 0    ? "no ready endpoint of model %.128s matches external-filter"
+                     : n_exclude > 0 ? "no reachable endpoint for model %.128s"
+                                     : "model %.128s has no ready endpoint",
+                     m->name);
         return -1;
     }
-    pick =
-        (dp_pick){.snap = snap, .model = m, .cands = ctx->scratch, .n_cands = n, .rng = &ctx->rng};
-    idx = ctx->scratch[n == 1 ? 0 : route->strategy->pick(&pick)];
+    pick = (dp_pick){.snap = snap,
+                     .states = dp_snap_states(snap),
+                     .cands = ctx->scratch,
+                     .n_cands = n,
+                     .rng = &ctx->rng,
+                     .req = &route->preq};
+    if (n > 1)
+        pos = dp_plan_pick(&route->plan, &pick, ctx->scores, &route->fallback);
+    /* Missing engine signals are the operator's business (a scrape
+     * problem): warn. A request without a user or session is the client's
+     * choice: info. */
+    if (route->fallback != NULL && strcmp(route->fallback, DP_WHY_NO_METRICS) == 0)
+        gw_log_ratelimited(GW_LOG_WARN, 1, "DP-ROUTE-FALLBACK",
+                           "model=%s strategy=%s reason=%s msg=\"no candidate has the "
+                           "strategy's input; least-request decided\"",
+                           m->name, route->plan.label, route->fallback);
+    else if (route->fallback != NULL)
+        gw_log_ratelimited(GW_LOG_INFO, 1, "DP-ROUTE-FALLBACK",
+                           "model=%s strategy=%s reason=%s msg=\"least-request decided\"", m->name,
+                           route->plan.label, route->fallback);
+    idx = ctx->scratch[pos];
     /* Reserve now, before the loop can run anything else. */
     ep = dp_snap_state(snap, idx);
     ep->inflight++;
@@ -134,4 +290,28 @@ dp_route_release(dp_ep *ep, uint64_t tokens)
     if (ep->inflight > 0)
         ep->inflight--;
     ep->inflight_tokens = ep->inflight_tokens > tokens ? ep->inflight_tokens - tokens : 0;
+}
+
+void
+dp_route_settle(dp_ctx *ctx, const dp_route *route, int64_t prompt_tokens,
+                int64_t completion_tokens)
+{
+    int64_t actual;
+
+    if (route->vtc_user == 0 || ctx->vtc == NULL || prompt_tokens < 0 || completion_tokens < 0)
+        return;
+    actual = prompt_tokens + 2 * completion_tokens;
+    dp_vtc_charge(ctx->vtc, route->vtc_user, actual - route->vtc_charged, gw_now_ms());
+}
+
+void
+dp_route_fini(dp_ctx *ctx)
+{
+    GW_FREE(ctx->scratch);
+    GW_FREE(ctx->scores);
+    ctx->scratch_cap = 0;
+    dp_plan_cache_free(ctx->plans);
+    ctx->plans = NULL;
+    dp_vtc_free(ctx->vtc);
+    ctx->vtc = NULL;
 }

@@ -1,8 +1,13 @@
 /* dp_route: from a parsed request to a reserved endpoint (DESIGN §5):
- * resolve the model and its config profile, derive the strategy (locked >
+ * resolve the model (or LoRA adapter) and its config profile (by name, or
+ * `auto` by the request's size), derive the strategy plan (locked >
  * `routing-strategy` header > profile > ROUTING_ALGORITHM > the snapshot's
- * fleet default > random), list the routable candidates, pick, and reserve
- * the endpoint's in-flight slot in the same step. Loop thread only. */
+ * gateway default > random), parse the `external-filter` selector, list
+ * the routable candidates, pick, and reserve the endpoint's in-flight slot
+ * in the same step. Everything the snapshot holds was compiled when it
+ * arrived (dp_snap); nothing here parses JSON or allocates per request
+ * (the candidate and score scratch arrays in dp_ctx only grow).
+ * Loop thread only. */
 #ifndef DP_ROUTE_H
 #define DP_ROUTE_H
 
@@ -11,29 +16,69 @@
 
 #include "dp_ctx.h"
 #include "dp_error.h"
+#include "dp_selector.h"
 #include "dp_strategy.h"
+
+/* What the request says (strings borrowed: the body's model and the
+ * request's headers, which must outlive the dp_route; any may be NULL). */
+typedef struct dp_route_in {
+    const char *model;
+    const char *strategy;    /* `routing-strategy` */
+    const char *profile;     /* `config-profile` */
+    const char *filter;      /* `external-filter` */
+    const char *user;        /* `user` */
+    const char *session_id;  /* `x-session-id` */
+    const char *session_key; /* `x-aibrix-session-key` */
+    int64_t max_tokens;      /* -1 = absent */
+    size_t prompt_bytes;
+} dp_route_in;
 
 typedef struct dp_route {
     const dp_model *model;     /* borrowed from the request's snapshot ref */
     const pm_profile *profile; /* resolved profile; NULL if the model has none */
-    const dp_strategy *strategy;
+    bool profile_auto;         /* resolved by `config-profile: auto` (echoed to the client) */
+    dp_plan plan;              /* the strategy; plan.label names it */
+    bool affinity;             /* the plan uses session-affinity: answer x-session-id */
+    dp_selector filter;        /* external-filter; n = 0 when absent */
+    dp_pick_req preq;          /* what strategies read about the request */
+    const char *fallback;      /* after dp_route_pick: why least-request decided, or NULL */
+    uint64_t vtc_user;         /* hash of the `user` header; 0 = none */
+    int64_t vtc_charged;       /* tokens charged to that user when routed */
 } dp_route;
 
-/* Resolves <model_name> with the request headers <strategy_hdr> and
- * <profile_hdr> (either may be NULL) against <snap>. On false <err> holds the
- * client answer: 404 unknown model, 400 unknown strategy. */
-bool dp_route_resolve(const dp_ctx *ctx, const dp_snap *snap, const char *model_name,
-                      const char *strategy_hdr, const char *profile_hdr, dp_route *out,
+/* Resolves <in> against <snap> into <out>. On false <err> holds the client
+ * answer: 404 unknown model, 400 `x-error-invalid-routing-strategy` for a
+ * bad `routing-strategy` header, 400 `x-error-invalid-external-filter` for
+ * a malformed selector. Charges the `user`'s vtc window (dp_vtc) with this
+ * request's estimate. Bad strategies in operator config are skipped (logged
+ * when the snapshot arrives, or rate-limited for ROUTING_ALGORITHM). */
+bool dp_route_resolve(dp_ctx *ctx, const dp_snap *snap, const dp_route_in *in, dp_route *out,
                       dp_error *err);
 
-/* Picks an endpoint for <route> among the ready, non-draining endpoints not in
- * <exclude> (<n_exclude> endpoint indexes), and reserves it: its in-flight
- * count is raised by one and <tokens> before this returns. Returns the
- * endpoint index, or -1 with <err> = 503 when nothing is routable. */
-int64_t dp_route_pick(dp_ctx *ctx, const dp_snap *snap, const dp_route *route,
-                      const uint32_t *exclude, uint32_t n_exclude, uint64_t tokens, dp_error *err);
+/* Picks an endpoint for <route> among the ready, non-draining endpoints that
+ * match its filter and are not in <exclude> (<n_exclude> endpoint indexes),
+ * and reserves it: its in-flight count is raised by one and <tokens> before
+ * this returns. Sets route->fallback (logged, rate-limited). Returns the
+ * endpoint index, or -1 with <err> = 503 `x-error-no-model-backends` when
+ * nothing is routable. O(candidates). */
+int64_t dp_route_pick(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const uint32_t *exclude,
+                      uint32_t n_exclude, uint64_t tokens, dp_error *err);
 
 /* Releases a reservation made by dp_route_pick. */
 void dp_route_release(dp_ep *ep, uint64_t tokens);
+
+/* Settles the vtc charge of <route> with the engine's usage (prompt +
+ * 2 * completion tokens) when the request completes (0, 0 refunds it).
+ * No-op without a `user` or with a negative count. */
+void dp_route_settle(dp_ctx *ctx, const dp_route *route, int64_t prompt_tokens,
+                     int64_t completion_tokens);
+
+/* Prompt tokens estimated from <prompt_bytes> of message text: bytes / 4,
+ * rounded up (about right for English with BPE tokenizers; no tokenizer
+ * runs in the gateway). Used by `auto` profiles, least-latency and vtc. */
+uint64_t dp_route_prompt_tokens(size_t prompt_bytes);
+
+/* Frees what routing keeps in <ctx> (scratch arrays, plan cache, vtc). */
+void dp_route_fini(dp_ctx *ctx);
 
 #endif

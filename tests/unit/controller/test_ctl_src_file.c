@@ -474,3 +474,30 @@ Test(ctl_src_file, a_bad_file_at_start_refuses_start)
                  "a missing file is an I/O error");
     fixture_fini(&fx);
 }
+
+Test(ctl_src_file, endpoint_labels_become_key_value_strings)
+{
+    pm_snapshot *s = parse_ok("models:\n"
+                              "  - name: m\n"
+                              "    endpoints:\n"
+                              "      - address: 10.0.0.1\n"
+                              "        port: 8000\n"
+                              "        labels: {zone: us-east-1a, gpu: a100, tier: 2}\n");
+
+    cr_assert_eq(s->n_endpoints, 1);
+    cr_assert_eq(s->endpoints[0].n_labels, 3);
+    cr_assert_str_eq(s->endpoints[0].labels[0], "zone=us-east-1a");
+    cr_assert_str_eq(s->endpoints[0].labels[1], "gpu=a100");
+    cr_assert_str_eq(s->endpoints[0].labels[2], "tier=2");
+    pm_snapshot_free(s);
+}
+
+Test(ctl_src_file, labels_must_be_a_mapping_of_scalars)
+{
+    expect_refused("models:\n  - name: m\n    endpoints:\n"
+                   "      - {address: h, port: 1, labels: [a, b]}\n",
+                   "labels: must be a mapping");
+    expect_refused("models:\n  - name: m\n    endpoints:\n"
+                   "      - {address: h, port: 1, labels: {a: [x]}}\n",
+                   "labels need a non-empty name");
+}

@@ -132,3 +132,56 @@ Test(dp_load, state_lives_while_an_old_snapshot_references_it)
     dp_snap_unref(cur);
     dp_load_free(l);
 }
+
+Test(dp_load, fleet_message_carries_every_engine_signal_and_token_share)
+{
+    dp_load *l = dp_load_new();
+    pm_snapshot *s = fx_snapshot("m", 1);
+    dp_ep **st = dp_load_apply_snapshot(l, s);
+    pm_report *r;
+    pm_load msg = {0};
+    pm_ep_load el = {.id = 100,
+                     .inflight = 3,
+                     .inflight_tokens = 5000,
+                     .running = 7,
+                     .waiting = 2,
+                     .kv_usage = 0.5,
+                     .gpu_usage = 0.25,
+                     .latency_ms = 900,
+                     .ttft_ms = 80,
+                     .tpot_ms = 12,
+                     .tokens_per_s = 3000,
+                     .metrics_age_ms = 150};
+    pm_worker_seq ws = {.worker_id = 9, .seq = 1};
+
+    /* Unknown until the first load message. */
+    cr_assert_lt(st[0]->kv_usage, 0);
+    cr_assert_lt(st[0]->tokens_per_s, 0);
+    cr_assert_lt(st[0]->tpot_ms, 0);
+    st[0]->inflight_tokens = 1200;
+    r = dp_load_report(l, s, st, 9, 1); /* we said 1200 tokens in report 1 */
+    pm_report_free(r);
+    st[0]->inflight_tokens = 200; /* one request finished since */
+    msg.n_eps = 1;
+    msg.eps = &el;
+    msg.n_workers = 1;
+    msg.workers = &ws;
+    dp_load_apply_fleet(l, &msg, s, st, 9);
+    cr_assert_eq(dp_ep_tokens(st[0]), 5000 - 1200 + 200);
+    cr_assert_eq(st[0]->running, 7);
+    cr_assert_eq(st[0]->waiting, 2);
+    cr_assert_eq(st[0]->kv_usage, 0.5);
+    cr_assert_eq(st[0]->gpu_usage, 0.25);
+    cr_assert_eq(st[0]->latency_ms, 900);
+    cr_assert_eq(st[0]->ttft_ms, 80);
+    cr_assert_eq(st[0]->tpot_ms, 12);
+    cr_assert_eq(st[0]->tokens_per_s, 3000);
+    cr_assert_eq(st[0]->metrics_age_ms, 150);
+    /* Stale data arrives as -1 and replaces what was there. */
+    el.kv_usage = -1;
+    dp_load_apply_fleet(l, &msg, s, st, 9);
+    cr_assert_lt(st[0]->kv_usage, 0);
+    free(st);
+    pm_snapshot_free(s);
+    dp_load_free(l);
+}
