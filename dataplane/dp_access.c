@@ -106,3 +106,48 @@ dp_access_write(int fd, const char *line, size_t len)
     while (w < 0 && errno == EINTR);
     return w == (ssize_t)len;
 }
+
+static unsigned
+count_lines(const char *p, size_t n)
+{
+    unsigned k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += p[i] == '\n';
+    return k;
+}
+
+unsigned
+dp_access_flush(int fd, gw_buf *pending)
+{
+    unsigned dropped = 0;
+    size_t off = 0;
+
+    while (off < pending->len) {
+        size_t n = pending->len - off;
+        if (n > DP_ACCESS_BATCH) {
+            /* Cut after the last whole line that fits. */
+            n = DP_ACCESS_BATCH;
+            while (n > 0 && pending->data[off + n - 1] != '\n')
+                n--;
+            if (n == 0)
+                n = DP_ACCESS_BATCH; /* cannot happen: lines are shorter */
+        }
+        if (!dp_access_write(fd, pending->data + off, n))
+            dropped += count_lines(pending->data + off, n);
+        off += n;
+    }
+    gw_buf_reset(pending);
+    return dropped;
+}
+
+unsigned
+dp_access_append(int fd, gw_buf *pending, const char *line, size_t len)
+{
+    unsigned dropped = 0;
+
+    if (pending->len + len > pending->max)
+        dropped = dp_access_flush(fd, pending);
+    if (gw_buf_append(pending, line, len) != GW_OK)
+        dropped++;
+    return dropped;
+}

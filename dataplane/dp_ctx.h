@@ -69,9 +69,10 @@ typedef struct dp_ctx {
     uint32_t *scratch; /* candidate list */
     double *scores;    /* 2 * scratch_cap strategy scores */
     uint32_t scratch_cap;
-    dp_plan_cache *plans; /* compiled strategy strings (headers, ROUTING_ALGORITHM) */
-    dp_vtc *vtc;          /* per-user token windows (vtc-basic); NULL until a `user` */
-    int access_fd;        /* access log stream; -1 = off */
+    dp_plan_cache *plans;  /* compiled strategy strings (headers, ROUTING_ALGORITHM) */
+    dp_vtc *vtc;           /* per-user token windows (vtc-basic); NULL until a `user` */
+    int access_fd;         /* access log stream; -1 = off */
+    gw_buf access_pending; /* access log lines not yet written (dp_access) */
 } dp_ctx;
 
 /* Installs <snap> as the current snapshot (takes the caller's ref). */

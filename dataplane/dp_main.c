@@ -143,6 +143,22 @@ on_signal(gw_loop *loop, int signo, void *arg)
     gw_timer_start(ctx->drain_timer, 0);
 }
 
+/* Once per loop iteration: the access-log lines of every request that ended
+ * in it go out in a few writes (see dp_access.h). */
+static void
+flush_access_log(gw_loop *loop, void *arg)
+{
+    dp_ctx *ctx = arg;
+    unsigned dropped;
+    (void)loop;
+
+    if (ctx->access_pending.len == 0)
+        return;
+    dropped = dp_access_flush(ctx->access_fd, &ctx->access_pending);
+    if (dropped > 0)
+        gw_counter_add(gw_metric_child0(ctx->metrics->access_dropped), dropped);
+}
+
 static uint64_t
 random_u64(void)
 {
@@ -187,6 +203,9 @@ main(int argc, char **argv)
         goto out;
     if (gw_loop_new(&ctx.loop) != GW_OK)
         goto out;
+    gw_buf_init(&ctx.access_pending, 64u << 10);
+    if (gw_loop_add_prepare(ctx.loop, flush_access_log, &ctx) != GW_OK)
+        goto out;
     /* Before any library starts a thread: a thread that does not block
      * SIGTERM would take it and die of the default action. */
     if (gw_loop_on_signal(ctx.loop, SIGTERM, on_signal, &ctx) != GW_OK ||
@@ -226,6 +245,9 @@ out:
     dp_proxy_pool_free(&ctx);
     gw_curlm_free(ctx.curlm);
     dp_ctx_set_snapshot(&ctx, NULL);
+    if (ctx.metrics != NULL)
+        flush_access_log(ctx.loop, &ctx); /* the last lines, from the teardown above */
+    gw_buf_fini(&ctx.access_pending);
     dp_metrics_free(ctx.metrics);
     gw_loop_free(ctx.loop);
     dp_load_free(ctx.load);

@@ -802,6 +802,7 @@ access_log(dp_req *req, unsigned status, uint64_t now)
     const pm_endpoint *ep = NULL;
     dp_access_rec r;
     size_t n;
+    unsigned dropped;
 
     if (ctx->access_fd < 0)
         return;
@@ -825,8 +826,9 @@ access_log(dp_req *req, unsigned status, uint64_t now)
         .fallback = req->routed ? req->route.fallback : NULL,
     };
     n = dp_access_format(&r, line, sizeof(line));
-    if (!dp_access_write(ctx->access_fd, line, n))
-        gw_counter_inc(gw_metric_child0(ctx->metrics->access_dropped));
+    dropped = dp_access_append(ctx->access_fd, &ctx->access_pending, line, n);
+    if (dropped > 0)
+        gw_counter_add(gw_metric_child0(ctx->metrics->access_dropped), dropped);
 }
 
 static void

@@ -100,3 +100,45 @@ Test(dp_access, opens_stdout_off_and_files_in_append_mode)
     unlink(path);
     cr_assert_eq(dp_access_open("/nonexistent-dir/x.log", &fd), GW_ESYS);
 }
+
+Test(dp_access, batches_are_whole_lines_of_at_most_pipe_buf)
+{
+    int p[2];
+    gw_buf pending;
+    char line[300], back[65536];
+    size_t total = 0, got = 0;
+    ssize_t r;
+
+    cr_assert_eq(pipe(p), 0);
+    gw_buf_init(&pending, 16384);
+    for (int i = 0; i < 100; i++) {
+        int n = snprintf(line, sizeof(line), "req=%03d %0200d\n", i, 0);
+        total += (size_t)n;
+        cr_assert_eq(dp_access_append(p[1], &pending, line, (size_t)n), 0);
+    }
+    cr_assert_eq(dp_access_flush(p[1], &pending), 0);
+    cr_assert_eq(pending.len, 0);
+    close(p[1]);
+    while ((r = read(p[0], back + got, sizeof(back) - got)) > 0)
+        got += (size_t)r;
+    close(p[0]);
+    cr_assert_eq(got, total, "every line arrives exactly once");
+    cr_assert_eq(strncmp(back, "req=000 ", 8), 0);
+    cr_assert_eq(back[got - 1], '\n');
+    cr_assert_not_null(strstr(back, "req=099 "));
+    gw_buf_fini(&pending);
+}
+
+Test(dp_access, a_failed_write_counts_its_lines_as_dropped)
+{
+    gw_buf pending;
+
+    gw_buf_init(&pending, 4096);
+    cr_assert_eq(dp_access_append(-2, &pending, "a=1\n", 4), 0);
+    cr_assert_eq(dp_access_append(-2, &pending, "b=2\n", 4), 0);
+    /* fd -2 is "off" for dp_access_write (fd < 0): nothing fails. */
+    cr_assert_eq(dp_access_flush(-2, &pending), 0);
+    cr_assert_eq(dp_access_append(1000, &pending, "c=3\n", 4), 0);
+    cr_assert_eq(dp_access_flush(1000, &pending), 1, "EBADF drops the one pending line");
+    gw_buf_fini(&pending);
+}
