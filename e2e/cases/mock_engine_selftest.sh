@@ -224,13 +224,18 @@ expect "GET /metrics is 200" "$(req "$A" GET /metrics)" 200
 missing=""
 for m in vllm:num_requests_running vllm:num_requests_waiting vllm:kv_cache_usage_perc \
     vllm:gpu_cache_usage_perc vllm:prompt_tokens_total vllm:generation_tokens_total \
-    vllm:request_success_total vllm:time_to_first_token_seconds vllm:e2e_request_latency_seconds; do
+    vllm:request_success_total vllm:time_to_first_token_seconds vllm:e2e_request_latency_seconds \
+    vllm:prefix_cache_queries_total vllm:prefix_cache_hits_total vllm:num_preemptions_total; do
     grep -q "^# TYPE $m " "$TMP/body" || missing="$missing $m"
     grep -q "^$m[{_].*model_name=\"m1\"" "$TMP/body" || missing="$missing $m{m1}"
 done
 expect "every vLLM metric has TYPE and a model_name series" "$missing" ""
 expect "histograms have _bucket/_sum/_count" \
     "$(grep -cE '^vllm:time_to_first_token_seconds_(bucket\{model_name="m1",le="\+Inf"\}|sum\{model_name="m1"\}|count\{model_name="m1"\})' "$TMP/body")" 3
+expect "without --kv-sim, cache_config_info says prefix caching is off" \
+    "$(grep -c '^vllm:cache_config_info{block_size="16",.*enable_prefix_caching="False",.*num_gpu_blocks="2048",.*} 1.0$' "$TMP/body")" 1
+expect "and the prefix counters stay 0" \
+    "$(awk '/^vllm:prefix_cache_(queries|hits)_total\{model_name="m1"\}/ {printf "%s ", $2}' "$TMP/body")" "0.0 0.0 "
 # m2 generated 3 (chat stream) + 4 (completion) tokens so far.
 expect "generation tokens are counted" \
     "$(awk '/^vllm:generation_tokens_total\{model_name="m2"\}/ {print $2}' "$TMP/body")" "7.0"
@@ -419,6 +424,152 @@ expect "reset brings the command line's adapters back" \
 stop_mock l
 expect "--lora naming a served model is refused" \
     "$("$BIN" --port 0 --model m --lora m >/dev/null 2>&1; echo $?)" 2
+
+# ---- KV-cache simulator (--kv-sim) --------------------------------------------
+# words PREFIX N: N distinct words "PREFIX0 PREFIX1 ...", i.e. N prompt tokens
+# (plus BOS for a completion prompt, plus the role token for a chat message).
+words() { awk -v p="$1" -v n="$2" 'BEGIN {for (i = 0; i < n; i++) printf "%s%s%d", (i ? " " : ""), p, i}'; }
+mval() { awk -v m="$1" '$1 == m {print $2}' "$TMP/body"; }
+# near GOT WANT [TOL]: "yes" when |GOT - WANT| <= TOL (default 1e-6).
+near() { awk -v a="$1" -v b="$2" -v t="${3:-0.000001}" 'BEGIN {d = a - b; if (d < 0) d = -d; print (a != "" && d <= t) ? "yes" : "no (" a " vs " b ")"}'; }
+kvstat() { req "$1" GET /_mock/stats >/dev/null; jqb "$2"; }
+ttft_sum() { req "$1" GET /metrics >/dev/null; mval "vllm:time_to_first_token_seconds_sum{model_name=\"$2\"}"; }
+
+LONG=$(words w 2000)
+LONG2=$(words v 2000)
+expect "--kv-sim refuses a cache smaller than --max-model-len" \
+    "$("$BIN" --port 0 --kv-sim --kv-blocks 4 >/dev/null 2>&1; echo $?)" 2
+
+# Two engines at 10x real time, and one at real time for the time-scale check.
+start_mock s --port 0 --port 0 --model sm --kv-sim --time-scale 0.1
+S=${PORTS_s[0]}
+S2=${PORTS_s[1]}
+expect "kv-sim: stats start empty" \
+    "$(kvstat "$S" '[.kv_sim,.prefix_query_tokens,.prefix_hit_tokens,.kv_blocks_used,.kv_blocks_total,.evictions]|join(",")')" \
+    "true,0,0,0,2048,0"
+req "$S" GET /metrics >/dev/null
+expect "cache_config_info: block size, capacity, prefix caching on" \
+    "$(grep -c '^vllm:cache_config_info{block_size="16",.*enable_prefix_caching="True",.*num_gpu_blocks="2048",.*} 1.0$' "$TMP/body")" 1
+
+expect "kv-sim: a long completion is 200" \
+    "$(req "$S" POST /v1/completions "{\"prompt\":\"$LONG\",\"max_tokens\":1}")" 200
+expect "its usage follows the tokenizer (BOS + 2000 words)" "$(jqb .usage.prompt_tokens)" 2001
+t1=$(ttft_sum "$S" sm)
+expect "cold: every prompt token queried, none hit" \
+    "$(kvstat "$S" '[.prefix_query_tokens,.prefix_hit_tokens]|join(",")')" "2001,0"
+# 8 ms step + 0.35 ms for one sequence + 2001 tokens x 63 us, in simulated time.
+expect "cold TTFT is the step model (8 + 0.35 + 2001 x 0.063 ms)" "$(near "$t1" 0.134413)" yes
+req "$S" POST /v1/completions "{\"prompt\":\"$LONG\",\"max_tokens\":1}" >/dev/null
+t2=$(ttft_sum "$S" sm)
+expect "repeated: every full block below the last token hits (125 x 16)" \
+    "$(kvstat "$S" '[.prefix_query_tokens,.prefix_hit_tokens]|join(",")')" "4002,2000"
+expect "and its TTFT drops to one token's prefill" "$(near "$(awk -v a="$t2" -v b="$t1" 'BEGIN {print a - b}')" 0.008413)" yes
+req "$S" GET /metrics >/dev/null
+expect "vllm:prefix_cache_queries_total / hits_total count tokens" \
+    "$(mval 'vllm:prefix_cache_queries_total{model_name="sm"}') $(mval 'vllm:prefix_cache_hits_total{model_name="sm"}')" \
+    "4002.0 2000.0"
+expect "the other port has its own cache" \
+    "$(req "$S2" POST /v1/completions "{\"prompt\":\"$LONG\",\"max_tokens\":1}" >/dev/null; kvstat "$S2" .prefix_hit_tokens)" 0
+expect "POST /reset_prefix_cache is 200" "$(req "$S" POST /reset_prefix_cache)" 200
+req "$S" POST /v1/completions "{\"prompt\":\"$LONG\",\"max_tokens\":1}" >/dev/null
+expect "after it the same prompt misses" "$(kvstat "$S" .prefix_hit_tokens)" 2000
+
+# Multi-turn chat: the shared system prompt plus the user role token form
+# 302 leading tokens, i.e. 18 full blocks.
+SYS=$(words s 300)
+req "$S2" POST /v1/chat/completions "{\"messages\":[{\"role\":\"system\",\"content\":\"$SYS\"},{\"role\":\"user\",\"content\":\"first question\"}],\"max_tokens\":3}" >/dev/null
+expect "chat usage: role token + words per message" "$(jqb .usage.prompt_tokens)" 304
+h0=$(kvstat "$S2" .prefix_hit_tokens)
+req "$S2" POST /v1/chat/completions "{\"messages\":[{\"role\":\"system\",\"content\":\"$SYS\"},{\"role\":\"user\",\"content\":\"another question here\"}],\"max_tokens\":3,\"stream\":true,\"stream_options\":{\"include_usage\":true}}" -N >/dev/null
+expect "kv-sim streams: the filler text, paced by steps" \
+    "$(sse_json | jq -j '.choices[0].delta.content // empty')" "tok0 tok1 tok2"
+expect "kv-sim stream usage" "$(sse_json | tail -1 | jq -c '[.usage.prompt_tokens,.usage.completion_tokens]')" "[305,3]"
+expect "a second conversation hits the shared system prompt's blocks" \
+    "$(( $(kvstat "$S2" .prefix_hit_tokens) - h0 ))" 288
+expect "kv-sim embeddings are 200" "$(req "$S2" POST /v1/embeddings '{"input":["a b","c"]}')" 200
+expect "and are prefill-only sequences" "$(jqb .usage.prompt_tokens)" 5
+expect "no block stays referenced once everything finished" "$(kvstat "$S2" .kv_blocks_used)" 0
+
+# Time scaling: the same cold prefill at real time and at 10x.
+start_mock t --port 0 --model sm --kv-sim
+T=${PORTS_t[0]}
+w1=$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$T/v1/completions" -d "{\"prompt\":\"$LONG2\",\"max_tokens\":1}" || true)
+w2=$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$S/v1/completions" -d "{\"prompt\":\"$LONG2\",\"max_tokens\":1}" || true)
+expect "real time: a cold 2001-token prefill takes its 134 ms" "$(awk -v t="$w1" 'BEGIN {print (t >= 0.134) ? "yes" : "no (" t ")"}')" yes
+expect "--time-scale 0.1 runs it 10x faster" "$(awk -v t="$w2" 'BEGIN {print (t < 0.09) ? "yes" : "no (" t ")"}')" yes
+expect "while both report the same simulated TTFT" "$(near "$(ttft_sum "$T" sm)" 0.134413)" yes
+stop_mock t
+stop_mock s
+
+# Capacity: 16 blocks of 16 tokens, 2 running at most.
+start_mock e --port 0 --kv-sim --kv-blocks 16 --max-model-len 256 --max-running 2
+E=${PORTS_e[0]}
+kvgauges() {
+    req "$E" GET /metrics >/dev/null
+    awk '/^vllm:(num_requests_running|num_requests_waiting)\{/ {printf "%s ", $2}' "$TMP/body"
+    awk '/^vllm:kv_cache_usage_perc\{/ {print ($2 >= 0.8125) ? "full" : "room"}' "$TMP/body"
+}
+# 200-token prompts need 13 blocks each: the second waits for the first.
+curl -s -o "$TMP/x1" "http://127.0.0.1:$E/v1/completions" -d "{\"prompt\":\"$(words x 199)\",\"max_tokens\":50}" &
+c1=$!
+sleep 0.05
+curl -s -o "$TMP/x2" "http://127.0.0.1:$E/v1/completions" -d "{\"prompt\":\"$(words y 199)\",\"max_tokens\":50}" &
+c2=$!
+eventually "a request that cannot get blocks waits" "1.0 1.0 full" kvgauges
+wait "$c1" "$c2" || true
+expect "both complete" "$(jq -c .usage.completion_tokens "$TMP/x1" "$TMP/x2" | tr '\n' ' ')" "50 50 "
+eventually "then nothing runs, waits or holds blocks" "0,0,0" kvstat "$E" '[.running,.waiting,.kv_blocks_used]|join(",")'
+
+# Eviction, exactly: A (160 tokens = 10 blocks) is cached; A again hits 9
+# blocks (the last token is always computed); B needs 10 blocks: the 6
+# never-used ones, then the 4 least recently freed cached ones (A's last
+# four, freed last-first); A then hits its first 6 blocks and evicts 4 of
+# B's, which were freed after A's.
+req "$E" POST /_mock/reset >/dev/null
+A_P=$(words a 159)
+B_P=$(words b 159)
+hits=""
+for p in "$A_P" "$A_P" "$B_P" "$A_P"; do
+    before=$(kvstat "$E" .prefix_hit_tokens)
+    req "$E" POST /v1/completions "{\"prompt\":\"$p\",\"max_tokens\":1}" >/dev/null
+    hits="$hits $(( $(kvstat "$E" .prefix_hit_tokens) - before ))"
+done
+expect "LRU eviction of unreferenced blocks: hits per request" "$hits" " 0 144 0 96"
+expect "evictions counted" "$(kvstat "$E" .evictions)" 8
+
+# Preemption: two 100 + 100 token sequences need 26 blocks together.
+req "$E" POST /_mock/reset >/dev/null
+curl -s -o "$TMP/p1" "http://127.0.0.1:$E/v1/completions" -d "{\"prompt\":\"$(words c 99)\",\"max_tokens\":100}" &
+c1=$!
+curl -s -o "$TMP/p2" "http://127.0.0.1:$E/v1/completions" -d "{\"prompt\":\"$(words d 99)\",\"max_tokens\":100}" &
+c2=$!
+wait "$c1" "$c2" || true
+expect "decode growth past capacity preempts, and both still finish" \
+    "$(jq -r .choices[0].text "$TMP/p1" "$TMP/p2" | awk '{print NF}' | tr '\n' ' ')$(kvstat "$E" '.preemptions > 0')" "100 100 true"
+req "$E" GET /metrics >/dev/null
+expect "vllm:num_preemptions_total follows" "$(mval 'vllm:num_preemptions_total{model_name="mock-model"}' | awk '{print ($1 >= 1) ? "yes" : "no"}')" yes
+
+# A client that leaves mid-stream frees its blocks.
+curl -s -N -o /dev/null -m 0.3 "http://127.0.0.1:$E/v1/completions" -d '{"prompt":"x","max_tokens":200,"stream":true}' || true
+eventually "a cancelled stream releases its sequence and blocks" "0,0,0" kvstat "$E" '[.running,.waiting,.kv_blocks_used]|join(",")'
+# Many at once: all answered with their own token counts.
+cpids=()
+for i in 1 2 3 4 5 6; do
+    curl -s -o "$TMP/m$i" "http://127.0.0.1:$E/v1/completions" -d "{\"prompt\":\"$(words "m$i" 30)\",\"max_tokens\":$((i * 3))}" &
+    cpids+=($!)
+done
+wait "${cpids[@]}" || true
+expect "concurrent requests all complete" \
+    "$(for i in 1 2 3 4 5 6; do jq -r .usage.completion_tokens "$TMP/m$i"; done | tr '\n' ' ')" "3 6 9 12 15 18 "
+# SIGTERM with simulated requests queued and running must still exit 0.
+cpids=()
+for i in 1 2 3; do
+    curl -s -N -o /dev/null -m 5 "http://127.0.0.1:$E/v1/completions" -d "{\"prompt\":\"$(words z$i 150)\",\"max_tokens\":100,\"stream\":true}" &
+    cpids+=($!)
+done
+sleep 0.2
+stop_mock e
+wait "${cpids[@]}" || true
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

@@ -102,6 +102,24 @@ static const opt_def cfg_opts[] = {
             "Write the bound ports here, one per line, once all ports listen"),
     CFG_OPT("log-level", OPT_STR, log_level, "notice", 0, 0, "LVL",
             "alert|err|warn|notice|info|debug"),
+    CFG_OPT("kv-sim", OPT_FLAG, kv_sim, NULL, 0, 0, NULL,
+            "Simulate a paged KV cache with prefix caching and continuous batching; timing "
+            "then comes from the step model below instead of --ttft-ms/--itl-ms"),
+    CFG_OPT("kv-block-size", OPT_U32, kv_block_size, "16", 1, 4096, "N",
+            "Tokens per KV block (vLLM's --block-size)"),
+    CFG_OPT("kv-blocks", OPT_U32, kv_blocks, "2048", 1, 16777216, "N",
+            "KV-cache capacity per port, in blocks (vLLM's num_gpu_blocks)"),
+    CFG_OPT("max-batched-tokens", OPT_U32, max_batched_tokens, "8192", 1, 100000000, "N",
+            "Tokens one step may process (chunked prefill budget, vLLM's "
+            "--max-num-batched-tokens)"),
+    CFG_OPT("decode-step-ms", OPT_F64, decode_step_ms, "8", 0, 60000, "MS",
+            "Fixed simulated cost of every step"),
+    CFG_OPT("prefill-us-per-token", OPT_F64, prefill_us_per_token, "63", 0, 1000000, "US",
+            "Simulated cost of each uncached prompt token computed in a step"),
+    CFG_OPT("decode-us-per-seq", OPT_F64, decode_us_per_seq, "350", 0, 1000000, "US",
+            "Simulated cost of each sequence served in a step"),
+    CFG_OPT("time-scale", OPT_F64, time_scale, "1", 0.0001, 1000, "F",
+            "Wall seconds per simulated second (0.1 = ten times faster than real time)"),
     CFG_OPT("help", OPT_HELP, help, NULL, 0, 0, NULL, "Print this help and exit"),
 };
 
@@ -265,6 +283,15 @@ cfg_validate(me_cfg *cfg, char *why, size_t whyn)
     }
     if (cfg->nloras > 0)
         cfg->enable_lora = true;
+    /* As vLLM refuses to start when one max-length sequence cannot fit in
+     * the KV cache: the simulator relies on it to never deadlock. */
+    if (cfg->kv_sim &&
+        (unsigned long long)cfg->kv_blocks * cfg->kv_block_size < cfg->max_model_len) {
+        snprintf(why, whyn,
+                 "--kv-blocks: %u blocks of %u tokens hold fewer than --max-model-len %u tokens",
+                 cfg->kv_blocks, cfg->kv_block_size, cfg->max_model_len);
+        return GW_EINVAL;
+    }
     cfg->knobs.force_running = -1;
     cfg->knobs.force_waiting = -1;
     cfg->knobs.force_kv_usage = -1;

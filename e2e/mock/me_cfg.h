@@ -64,7 +64,17 @@ typedef struct me_cfg {
     char *port_file;     /* owned, may be NULL: bound ports written here */
     char *log_level;     /* owned */
     bool help;           /* --help was given: print usage and exit 0 */
-    me_knobs knobs;      /* startup values of the run-time knobs */
+    /* KV-cache simulator (me_sim; README "KV-cache simulator"). Off: the
+     * fixed ttft/itl timing above. */
+    bool kv_sim;
+    unsigned kv_block_size;      /* tokens per KV block */
+    unsigned kv_blocks;          /* KV capacity in blocks, per port */
+    unsigned max_batched_tokens; /* token budget of one step (chunked prefill) */
+    double decode_step_ms;       /* fixed cost of every step */
+    double prefill_us_per_token; /* cost of each prompt token computed in a step */
+    double decode_us_per_seq;    /* cost of each sequence served in a step */
+    double time_scale;           /* wall seconds per simulated second */
+    me_knobs knobs;              /* startup values of the run-time knobs */
 } me_cfg;
 
 /* Fills <cfg> (zeroed by the caller) from argv: defaults first, then flags,

@@ -13,7 +13,12 @@
  *
  * Sleeping in MHD's connection thread hides a client disconnect from MHD, so
  * every wait polls the socket for POLLRDHUP itself (wait_client). A client
- * that half-closes after sending its request therefore counts as gone. */
+ * that half-closes after sending its request therefore counts as gone.
+ *
+ * With --kv-sim the slot and the fixed ttft/itl sleeps are replaced by the
+ * simulator (me_sim): the request's prompt is hashed, submitted as a
+ * sequence, and each token is waited for (sim_wait); the sequence is
+ * released in the request-completed callback like a slot. */
 #include "me_engine.h"
 
 #include <errno.h>
@@ -40,13 +45,15 @@
 #include "me_gen.h"
 #include "me_metrics.h"
 #include "me_reqlog.h"
+#include "me_sim.h"
 
 #define WAIT_FOREVER    UINT64_MAX
 #define WAIT_SLICE_NS   50000000ULL /* shutdown is noticed within this */
 #define STREAM_BLOCK    16384
 #define STREAM_OUT_MAX  (1u << 20)
 #define METRICS_OUT_MAX (8u << 20)
-#define REQ_ID_MAX      128 /* longest X-Request-Id reused as the response id */
+#define REQ_ID_MAX      128        /* longest X-Request-Id reused as the response id */
+#define SIM_ALL         UINT32_MAX /* sim_wait: until the sequence finished */
 #define KNOB_MS_MAX     3600000
 #define KNOB_RATE_MAX   1e9  /* force_tokens_per_s */
 #define LORA_MAX        1024 /* adapters loaded at once per port */
@@ -73,6 +80,7 @@ typedef enum route {
     RT_MOCK_RESET,
     RT_LOAD_LORA,
     RT_UNLOAD_LORA,
+    RT_RESET_PREFIX,
     RT_NOT_FOUND,
     RT_BAD_METHOD,
 } route;
@@ -96,6 +104,7 @@ static const struct {
     {"/_mock/reset", "POST", RT_MOCK_RESET},
     {"/v1/load_lora_adapter", "POST", RT_LOAD_LORA},
     {"/v1/unload_lora_adapter", "POST", RT_UNLOAD_LORA},
+    {"/reset_prefix_cache", "POST", RT_RESET_PREFIX},
 };
 
 /* Counters behind /_mock/stats. received/in_flight/completed/cancelled/
@@ -149,6 +158,7 @@ struct me_engine {
     unsigned *model_waiting; /* owned, per model */
     me_metrics *met;         /* owned */
     me_reqlog *log;          /* owned; NULL when recording is off */
+    me_sim *sim;             /* owned; NULL without --kv-sim */
     me_lora *loras;          /* owned; loaded adapters in load order */
     size_t nloras;
     lora_hist hist[LORA_HIST_MAX];
@@ -169,6 +179,9 @@ typedef struct me_req {
     me_knobs knobs; /* snapshot taken when a generation request starts */
     me_plan plan;
     bool holds_slot;
+    uint64_t *hashes; /* owned until submitted: the prompt's block hashes */
+    size_t nhashes;
+    me_seq *seq;        /* --kv-sim: the simulator's sequence (eng->mu) */
     bool gen_done;      /* the whole output was produced */
     bool server_cut;    /* close_mid_stream fired */
     uint64_t t_last_ns; /* when the last token was produced */
@@ -433,6 +446,55 @@ more_tokens(me_req *req, unsigned n)
     req->t_last_ns = now;
 }
 
+/* ---- the KV-cache simulator (--kv-sim) ---------------------------------- */
+
+/* Hands the request's prompt to the simulator. False when it could never fit
+ * in the KV cache (only a batch of embeddings inputs can be that long). */
+static bool
+sim_submit(me_req *req)
+{
+    me_engine *eng = req->eng;
+    unsigned out = req->plan.api == ME_API_EMBEDDINGS ? 0 : req->plan.completion_tokens;
+
+    pthread_mutex_lock(&eng->mu);
+    req->seq = me_sim_submit(eng->sim, req->plan.model, req->plan.prompt_tokens, out, req->hashes,
+                             req->nhashes);
+    pthread_mutex_unlock(&eng->mu);
+    req->hashes = NULL; /* the simulator took it either way */
+    req->nhashes = 0;
+    return req->seq != NULL;
+}
+
+/* Waits until the simulator has generated <ntok> tokens of the request
+ * (SIM_ALL: until it finished). False when the client went away or the
+ * engine is stopping. The socket is polled once per WAIT_SLICE_NS, not at
+ * every step, to keep syscalls off the mutex at high step rates. */
+static bool
+sim_wait(me_req *req, unsigned ntok)
+{
+    me_engine *eng = req->eng;
+    uint64_t next_check = mono_ns() + WAIT_SLICE_NS;
+    bool ok = true;
+
+    pthread_mutex_lock(&eng->mu);
+    while (!me_seq_finished(req->seq) && me_seq_produced(req->seq) < ntok) {
+        me_sim_wait(eng->sim, req->seq, ntok, WAIT_SLICE_NS);
+        if (atomic_load(&eng->stopping)) {
+            ok = false;
+            break;
+        }
+        if (mono_ns() >= next_check) {
+            if (client_gone(req)) {
+                ok = false;
+                break;
+            }
+            next_check = mono_ns() + WAIT_SLICE_NS;
+        }
+    }
+    pthread_mutex_unlock(&eng->mu);
+    return ok;
+}
+
 /* ---- replies ----------------------------------------------------------- */
 
 /* Debug trace of one dispatched request; never the body or the headers. */
@@ -658,7 +720,7 @@ stream_next(me_req *req)
     me_ev ev;
     unsigned tok;
 
-    if (req->ev == 0 && !slot_acquire(req))
+    if (req->ev == 0 && req->seq == NULL && !slot_acquire(req))
         return false;
     if (me_stream_event(&req->st, req->ev, &req->out, &ev, &tok) != GW_OK)
         return false;
@@ -673,11 +735,15 @@ stream_next(me_req *req)
     switch (ev) {
     case ME_EV_ROLE:
         /* vLLM sends the role chunk when the first token exists. */
-        if (!wait_client(req, req->knobs.ttft_ms))
+        if (req->seq != NULL ? !sim_wait(req, 1) : !wait_client(req, req->knobs.ttft_ms))
             return false;
         break;
     case ME_EV_TOKEN:
-        if (tok == 0) {
+        if (req->seq != NULL) {
+            /* The simulator records the token metrics itself. */
+            if (!sim_wait(req, tok + 1))
+                return false;
+        } else if (tok == 0) {
             if (req->plan.api != ME_API_CHAT && !wait_client(req, req->knobs.ttft_ms))
                 return false;
             first_token(req);
@@ -785,13 +851,27 @@ serve_generate(me_req *req, struct MHD_Connection *conn, me_api api)
         return reply_error(req, conn, 500, "mock engine: injected failure (error_rate)");
     }
     make_id(req, conn);
+    if (req->eng->sim != NULL) {
+        req->nhashes = me_gen_block_hashes(&req->plan, body, cfg->kv_block_size, &req->hashes);
+        if (!sim_submit(req)) {
+            json_decref(body);
+            return reply_error(req, conn, 400,
+                               "mock engine: the input is larger than the whole KV cache");
+        }
+    }
 
     if (api == ME_API_EMBEDDINGS) {
-        if (!slot_acquire(req) || !wait_client(req, req->knobs.ttft_ms)) {
+        if (req->seq != NULL) {
+            if (!sim_wait(req, SIM_ALL)) {
+                json_decref(body);
+                return MHD_NO;
+            }
+        } else if (!slot_acquire(req) || !wait_client(req, req->knobs.ttft_ms)) {
             json_decref(body);
             return MHD_NO;
+        } else {
+            first_token(req);
         }
-        first_token(req);
         out = me_gen_embeddings(cfg, &req->plan, body, req->id, (long)time(NULL));
         json_decref(body);
         req->gen_done = true;
@@ -802,7 +882,15 @@ serve_generate(me_req *req, struct MHD_Connection *conn, me_api api)
         return start_stream(req, conn);
 
     /* Non-streaming: answer when the last token exists, i.e. after
-     * ttft + (N-1) * itl, like the end of the equivalent stream. */
+     * ttft + (N-1) * itl (or the simulated steps), like the end of the
+     * equivalent stream. */
+    if (req->seq != NULL) {
+        if (!sim_wait(req, SIM_ALL))
+            return MHD_NO;
+        req->gen_done = true;
+        out = me_gen_response(cfg, &req->plan, req->id, (long)time(NULL));
+        return reply(req, conn, MHD_HTTP_OK, CT_JSON, out);
+    }
     if (!slot_acquire(req) || !wait_client(req, req->knobs.ttft_ms))
         return MHD_NO;
     first_token(req);
@@ -965,23 +1053,37 @@ serve_stats(me_req *req, struct MHD_Connection *conn)
 {
     me_engine *eng = req->eng;
     me_stats s;
+    me_sim_stats k = {.blocks_total = eng->cfg->kv_blocks};
     unsigned running;
     unsigned waiting;
+    json_t *j;
 
     pthread_mutex_lock(&eng->mu);
     s = eng->stats;
     running = eng->running;
     waiting = eng->waiting;
+    if (eng->sim != NULL) {
+        me_sim_get_stats(eng->sim, &k);
+        running = k.running;
+        waiting = k.waiting;
+    }
     pthread_mutex_unlock(&eng->mu);
-    return reply_json(req, conn, MHD_HTTP_OK,
-                      json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "received",
-                                (json_int_t)s.received, "in_flight", (json_int_t)s.in_flight,
-                                "completed", (json_int_t)s.completed, "cancelled",
-                                (json_int_t)s.cancelled, "aborted", (json_int_t)s.aborted,
-                                "running", (json_int_t)running, "waiting", (json_int_t)waiting,
-                                "health_checks", (json_int_t)s.health_checks, "metrics_scrapes",
-                                (json_int_t)s.metrics_scrapes, "model_listings",
-                                (json_int_t)s.model_listings));
+    j = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "received",
+                  (json_int_t)s.received, "in_flight", (json_int_t)s.in_flight, "completed",
+                  (json_int_t)s.completed, "cancelled", (json_int_t)s.cancelled, "aborted",
+                  (json_int_t)s.aborted, "running", (json_int_t)running, "waiting",
+                  (json_int_t)waiting, "health_checks", (json_int_t)s.health_checks,
+                  "metrics_scrapes", (json_int_t)s.metrics_scrapes, "model_listings",
+                  (json_int_t)s.model_listings);
+    /* The KV-cache simulator's view; zeros without --kv-sim. */
+    json_object_update_new(
+        j, json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "kv_sim", eng->sim != NULL,
+                     "prefix_hit_tokens", (json_int_t)k.hit_tokens, "prefix_query_tokens",
+                     (json_int_t)k.query_tokens, "kv_blocks_used", (json_int_t)k.blocks_used,
+                     "kv_blocks_total", (json_int_t)k.blocks_total, "evictions",
+                     (json_int_t)k.evictions, "preemptions", (json_int_t)k.preemptions, "steps",
+                     (json_int_t)k.steps));
+    return reply_json(req, conn, MHD_HTTP_OK, j);
 }
 
 static enum MHD_Result
@@ -993,6 +1095,8 @@ serve_reset(me_req *req, struct MHD_Connection *conn)
     if (eng->log != NULL)
         me_reqlog_clear(eng->log);
     me_metrics_reset(eng->met);
+    if (eng->sim != NULL)
+        me_sim_reset_cache(eng->sim, true);
     eng->stats = (me_stats){.in_flight = eng->stats.in_flight};
     eng->knobs = eng->cfg->knobs;
     eng->fault_seq = 0;
@@ -1036,7 +1140,13 @@ serve_metrics(me_req *req, struct MHD_Connection *conn)
     size_t nm = cfg->nmodels;
     unsigned *running = gw_xcalloc(nm, sizeof(*running));
     unsigned *waiting = gw_xcalloc(nm, sizeof(*waiting));
-    me_gauges g = {running, waiting, 0, false, cfg->max_loras, NULL, 0};
+    me_gauges g = {.running = running,
+                   .waiting = waiting,
+                   .block_size = cfg->kv_block_size,
+                   .num_gpu_blocks = cfg->kv_blocks,
+                   .prefix_caching = eng->sim != NULL,
+                   .max_lora = cfg->max_loras};
+    me_sim_stats k = {0};
     me_lora_series *lora = NULL;
     gw_buf out;
     gw_err rc;
@@ -1054,15 +1164,26 @@ serve_metrics(me_req *req, struct MHD_Connection *conn)
         g.lora = lora;
         g.nlora = eng->nhist;
     }
+    if (eng->sim != NULL)
+        me_sim_get_stats(eng->sim, &k);
     for (size_t i = 0; i < nm; i++) {
-        running[i] = eng->knobs.force_running >= 0 ? (unsigned)eng->knobs.force_running
-                                                   : eng->model_running[i];
-        waiting[i] = eng->knobs.force_waiting >= 0 ? (unsigned)eng->knobs.force_waiting
-                                                   : eng->model_waiting[i];
+        unsigned r = eng->model_running[i];
+        unsigned w = eng->model_waiting[i];
+
+        if (eng->sim != NULL)
+            me_sim_model_counts(eng->sim, i, &r, &w);
+        running[i] = eng->knobs.force_running >= 0 ? (unsigned)eng->knobs.force_running : r;
+        waiting[i] = eng->knobs.force_waiting >= 0 ? (unsigned)eng->knobs.force_waiting : w;
     }
-    /* The simulated KV cache fills with the running batch. */
-    g.kv_usage = eng->knobs.force_kv_usage >= 0 ? eng->knobs.force_kv_usage
-                                                : (double)eng->running / (double)cfg->max_running;
+    /* With --kv-sim: blocks referenced by running sequences over capacity,
+     * as vLLM computes it. Without: the KV cache "fills" with the running
+     * batch. A forced value wins either way. */
+    if (eng->knobs.force_kv_usage >= 0)
+        g.kv_usage = eng->knobs.force_kv_usage;
+    else if (eng->sim != NULL)
+        g.kv_usage = (double)k.blocks_used / (double)k.blocks_total;
+    else
+        g.kv_usage = (double)eng->running / (double)cfg->max_running;
     rc = me_metrics_render(eng->met, (const char *const *)cfg->models, &g, &out);
     pthread_mutex_unlock(&eng->mu);
     free(lora);
@@ -1217,6 +1338,14 @@ dispatch(me_req *req, struct MHD_Connection *conn, const char *url, const char *
         return serve_fault(req, conn, method);
     case RT_MOCK_RESET:
         return serve_reset(req, conn);
+    case RT_RESET_PREFIX:
+        /* vLLM's dev-mode endpoint: empty 200. Without --kv-sim there is
+         * no cache to reset. */
+        pthread_mutex_lock(&eng->mu);
+        if (eng->sim != NULL)
+            me_sim_reset_cache(eng->sim, false);
+        pthread_mutex_unlock(&eng->mu);
+        return reply(req, conn, MHD_HTTP_OK, NULL, NULL);
     case RT_BAD_METHOD:
         return reply_const(req, conn, MHD_HTTP_METHOD_NOT_ALLOWED, BODY_405);
     case RT_NOT_FOUND:
@@ -1251,7 +1380,8 @@ req_new(me_engine *eng, struct MHD_Connection *conn, const char *url, const char
     req->eng = eng;
     req->rt = find_route(url, method);
     req->tracked = strncmp(url, "/_mock/", 7) != 0 && strcmp(url, "/health") != 0 &&
-                   strcmp(url, "/metrics") != 0 && req->rt != RT_MODELS;
+                   strcmp(url, "/metrics") != 0 && req->rt != RT_MODELS &&
+                   req->rt != RT_RESET_PREFIX;
     req->t0_ns = mono_ns();
     req->ts_ms = wall_ms();
     ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -1273,6 +1403,7 @@ req_free(me_req *req)
     gw_buf_fini(&req->body);
     gw_buf_fini(&req->out);
     me_stream_fini(&req->st);
+    free(req->hashes);
     free(req);
 }
 
@@ -1316,6 +1447,19 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     pthread_mutex_lock(&eng->mu);
+    if (req->seq != NULL) {
+        size_t m = req->plan.model;
+
+        /* Latency in simulated time, like the simulator's other metrics. */
+        if (ok && req->gen_done) {
+            me_metrics_e2e(eng->met, m, me_seq_latency_s(req->seq));
+            me_metrics_finished(eng->met, m, req->plan.length ? ME_FINISH_LENGTH : ME_FINISH_STOP);
+        } else {
+            me_metrics_finished(eng->met, m, ME_FINISH_ABORT);
+        }
+        me_sim_release(eng->sim, req->seq);
+        req->seq = NULL;
+    }
     if (req->holds_slot) {
         size_t m = req->plan.model;
 
@@ -1463,6 +1607,11 @@ me_engine_start(const me_cfg *cfg, uint16_t port, me_engine **out)
         eng->log = me_reqlog_new(cfg->record_max);
     eng->token_last_ns = mono_ns();
     lora_load_startup(eng);
+    if (cfg->kv_sim) {
+        eng->sim = me_sim_new(cfg, cfg->nmodels, &eng->mu, eng->met);
+        if (me_sim_start(eng->sim) != GW_OK)
+            goto fail;
+    }
 
     fd = listen_on(cfg->host, port, &eng->port, &v6);
     if (fd < 0)
@@ -1519,6 +1668,8 @@ me_engine_free(me_engine *eng)
     me_engine_shutdown(eng);
     if (eng->mhd != NULL)
         MHD_stop_daemon(eng->mhd); /* joins every connection thread */
+    /* After the daemon: every request has released its sequence. */
+    me_sim_free(eng->sim);
     me_reqlog_free(eng->log);
     me_metrics_free(eng->met);
     lora_clear(eng);

@@ -6,7 +6,10 @@
  * Thread model: libmicrohttpd runs one thread per connection, so a request
  * may simply sleep in its own thread (time to first token, inter-token delay,
  * the waiting queue, a hang) while it watches its socket for the client going
- * away. All state shared between connections sits behind the engine's mutex. */
+ * away. With --kv-sim, one more thread per engine runs the KV-cache
+ * simulator's steps (me_sim) and requests wait for their tokens on condition
+ * variables. All state shared between threads sits behind the engine's
+ * mutex. */
 #ifndef ME_ENGINE_H
 #define ME_ENGINE_H
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gw/gw_log.h"
 #include "gw/gw_mem.h"
 
 /* OpenAI caps an embeddings batch at 2048 inputs; so do we. */
@@ -491,7 +492,7 @@ me_gen_response(const me_cfg *cfg, const me_plan *plan, const char *id, long cre
 }
 
 static uint64_t
-fnv1a(uint64_t h, const void *p, size_t n)
+fnv1a64(uint64_t h, const void *p, size_t n)
 {
     const unsigned char *b = p;
 
@@ -521,15 +522,15 @@ input_seed(const json_t *in)
     json_t *t;
 
     if (json_is_string(in))
-        return fnv1a(h, json_string_value(in), json_string_length(in));
+        return fnv1a64(h, json_string_value(in), json_string_length(in));
     if (json_is_integer(in)) {
         json_int_t v = json_integer_value(in);
-        return fnv1a(h, &v, sizeof(v));
+        return fnv1a64(h, &v, sizeof(v));
     }
     json_array_foreach(in, i, t)
     {
         json_int_t v = json_integer_value(t);
-        h = fnv1a(h, &v, sizeof(v));
+        h = fnv1a64(h, &v, sizeof(v));
     }
     return h;
 }
@@ -613,6 +614,165 @@ me_gen_embeddings(const me_cfg *cfg, const me_plan *plan, const json_t *body, co
                                (json_int_t)plan->prompt_tokens, "total_tokens",
                                (json_int_t)plan->prompt_tokens, "completion_tokens", 0),
                      JSON_REAL_PRECISION(9));
+}
+
+/* ---- token ids and block hashes (the KV-cache simulator's view) ----- */
+
+#define TOK_BOS      1u
+#define FNV32_OFFSET 0x811c9dc5u
+#define FNV32_PRIME  0x01000193u
+#define FNV64_OFFSET 0xcbf29ce484222325ULL
+#define FNV64_PRIME  0x100000001b3ULL
+
+/* Turns a token stream into chained block hashes without keeping the ids:
+ * block k's hash folds its ids into hash k-1 (the root for k = 0). */
+typedef struct tok_sink {
+    unsigned bs;
+    unsigned fill;   /* ids in the current block */
+    unsigned count;  /* ids so far */
+    uint64_t parent; /* hash of the previous full block, or the root */
+    uint64_t acc;    /* the current block's hash so far */
+    uint64_t *out;   /* cap entries */
+    size_t n;
+    size_t cap;
+} tok_sink;
+
+/* splitmix64's finaliser: every input bit reaches every output bit. */
+static uint64_t
+fmix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint32_t
+fnv1a32(uint32_t h, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= FNV32_PRIME;
+    }
+    return h;
+}
+
+static void
+sink_id(tok_sink *s, uint32_t id)
+{
+    if (s->fill == 0)
+        s->acc = s->parent;
+    s->acc = (s->acc ^ id) * FNV64_PRIME;
+    s->count++;
+    if (++s->fill < s->bs)
+        return;
+    s->fill = 0;
+    s->parent = fmix64(s->acc);
+    if (s->n < s->cap)
+        s->out[s->n++] = s->parent;
+}
+
+/* One id per word, as count_words counts them: FNV-1a-32 of its bytes. */
+static void
+sink_words(tok_sink *s, const char *text)
+{
+    const char *p = text;
+
+    while (*p != '\0') {
+        const char *w;
+
+        while (*p != '\0' && is_space((unsigned char)*p))
+            p++;
+        if (*p == '\0')
+            break;
+        w = p;
+        while (*p != '\0' && !is_space((unsigned char)*p))
+            p++;
+        sink_id(s, fnv1a32(FNV32_OFFSET, w, (size_t)(p - w)));
+    }
+}
+
+/* A prompt or embeddings input, in the shapes input_tokens accepts. */
+static void
+sink_input(tok_sink *s, const json_t *in)
+{
+    size_t i;
+    size_t j;
+    json_t *e;
+    json_t *t;
+
+    if (json_is_string(in)) {
+        sink_id(s, TOK_BOS);
+        sink_words(s, json_string_value(in));
+        return;
+    }
+    json_array_foreach(in, i, e)
+    {
+        if (json_is_string(e)) {
+            sink_id(s, TOK_BOS);
+            sink_words(s, json_string_value(e));
+        } else if (json_is_integer(e)) {
+            sink_id(s, (uint32_t)json_integer_value(e));
+        } else {
+            json_array_foreach(e, j, t) sink_id(s, (uint32_t)json_integer_value(t));
+        }
+    }
+}
+
+/* The chat template: per message, a role id (FNV-1a-32 of "<|" role "|>")
+ * and then the content's words; array content contributes the words of each
+ * part's "text". */
+static void
+sink_chat(tok_sink *s, const json_t *messages)
+{
+    size_t i;
+    size_t j;
+    json_t *m;
+    json_t *part;
+
+    json_array_foreach(messages, i, m)
+    {
+        const char *role = json_string_value(json_object_get(m, "role"));
+        const json_t *content = json_object_get(m, "content");
+        uint32_t h = fnv1a32(FNV32_OFFSET, "<|", 2);
+
+        h = fnv1a32(h, role, strlen(role));
+        sink_id(s, fnv1a32(h, "|>", 2));
+        if (json_is_string(content)) {
+            sink_words(s, json_string_value(content));
+        } else if (json_is_array(content)) {
+            json_array_foreach(content, j, part)
+            {
+                const json_t *text = json_object_get(part, "text");
+
+                if (json_is_string(text))
+                    sink_words(s, json_string_value(text));
+            }
+        }
+    }
+}
+
+size_t
+me_gen_block_hashes(const me_plan *plan, const json_t *body, unsigned block_size, uint64_t **out)
+{
+    tok_sink s = {.bs = block_size};
+
+    /* The root depends on the LoRA adapter, as vLLM's block hashes carry
+     * the adapter in their extra keys: adapters never share blocks. */
+    s.parent = fmix64(fnv1a64(FNV64_OFFSET, plan->lora, strlen(plan->lora)));
+    s.cap = plan->prompt_tokens / block_size;
+    s.out = s.cap > 0 ? gw_xcalloc(s.cap, sizeof(*s.out)) : NULL;
+    if (plan->api == ME_API_CHAT)
+        sink_chat(&s, json_object_get(body, "messages"));
+    else
+        sink_input(&s, json_object_get(body, plan->api == ME_API_EMBEDDINGS ? "input" : "prompt"));
+    if (s.count != plan->prompt_tokens || s.n != s.cap) {
+        /* The two walks over the prompt disagree: a bug, not bad input. */
+        gw_log(GW_LOG_ALERT, "ME-GEN-TOKENS", "ids=%u prompt_tokens=%u blocks=%zu/%zu", s.count,
+               plan->prompt_tokens, s.n, s.cap);
+        abort();
+    }
+    *out = s.out;
+    return s.n;
 }
 
 void

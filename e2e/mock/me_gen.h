@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -66,6 +67,16 @@ typedef struct me_lora_card {
  * <plan> unspecified. */
 unsigned me_gen_plan(const me_cfg *cfg, me_api api, const json_t *body, me_lora_fn is_lora,
                      void *lora_arg, me_plan *plan, char *msg, size_t msgn);
+
+/* The KV-cache identity of a prompt, for the simulator (README "Token ids
+ * and block hashes"): tokenizes the prompt of <body> (chat messages or the
+ * prompt / input, which me_gen_plan accepted into <plan>) into 32-bit token
+ * ids - one per token counted in plan->prompt_tokens - and returns the
+ * chained 64-bit hashes of its full <block_size>-token blocks in *out
+ * (malloc'd, caller frees; NULL when there is no full block). Returns the
+ * number of hashes, plan->prompt_tokens / block_size. Pure. */
+size_t me_gen_block_hashes(const me_plan *plan, const json_t *body, unsigned block_size,
+                           uint64_t **out);
 
 /* The "model" a response names: the adapter for LoRA requests, as vLLM does. */
 const char *me_gen_model_name(const me_cfg *cfg, const me_plan *plan);

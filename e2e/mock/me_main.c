@@ -80,8 +80,10 @@ main(int argc, char **argv)
     }
     if (cfg.port_file != NULL && write_port_file(cfg.port_file, engs, cfg.nports) != 0)
         goto out;
-    gw_log(GW_LOG_NOTICE, "ME-START", "ports=%zu models=%zu ttft_ms=%u itl_ms=%u pid=%ld",
-           cfg.nports, cfg.nmodels, cfg.knobs.ttft_ms, cfg.knobs.itl_ms, (long)getpid());
+    gw_log(GW_LOG_NOTICE, "ME-START",
+           "ports=%zu models=%zu ttft_ms=%u itl_ms=%u kv_sim=%d time_scale=%g pid=%ld", cfg.nports,
+           cfg.nmodels, cfg.knobs.ttft_ms, cfg.knobs.itl_ms, cfg.kv_sim, cfg.time_scale,
+           (long)getpid());
 
     while (sigwait(&set, &sig) != 0)
         ;

@@ -33,6 +33,9 @@ typedef struct hist {
 typedef struct model_series {
     double prompt_tokens;
     double generation_tokens;
+    double prefix_queries; /* tokens */
+    double prefix_hits;    /* tokens */
+    double preemptions;
     uint64_t finished[3]; /* by me_finish */
     hist ttft;
     hist tpot;
@@ -113,6 +116,9 @@ me_metrics_reset(me_metrics *m)
 
         s->prompt_tokens = 0;
         s->generation_tokens = 0;
+        s->prefix_queries = 0;
+        s->prefix_hits = 0;
+        s->preemptions = 0;
         memset(s->finished, 0, sizeof(s->finished));
         hist_reset(&s->ttft);
         hist_reset(&s->tpot);
@@ -136,6 +142,19 @@ void
 me_metrics_finished(me_metrics *m, size_t model, me_finish why)
 {
     m->per_model[model].finished[why]++;
+}
+
+void
+me_metrics_prefix_cache(me_metrics *m, size_t model, unsigned queried, unsigned hit)
+{
+    m->per_model[model].prefix_queries += queried;
+    m->per_model[model].prefix_hits += hit;
+}
+
+void
+me_metrics_preemption(me_metrics *m, size_t model)
+{
+    m->per_model[model].preemptions++;
 }
 
 void
@@ -250,6 +269,46 @@ get_generation(const render_ctx *c, size_t i)
     return c->m->per_model[i].generation_tokens;
 }
 
+static double
+get_prefix_queries(const render_ctx *c, size_t i)
+{
+    return c->m->per_model[i].prefix_queries;
+}
+
+static double
+get_prefix_hits(const render_ctx *c, size_t i)
+{
+    return c->m->per_model[i].prefix_hits;
+}
+
+static double
+get_preemptions(const render_ctx *c, size_t i)
+{
+    return c->m->per_model[i].preemptions;
+}
+
+/* vllm:cache_config_info: vLLM's CacheConfig as labels (sorted, as
+ * prometheus_client prints them), value 1, no model_name label. The fields
+ * the mock has no notion of carry vLLM's defaults. */
+static gw_err
+cache_config(const render_ctx *c)
+{
+    gw_err rc = family(c->out, "vllm:cache_config_info", "gauge",
+                       "Information of the LLMEngine CacheConfig");
+
+    if (rc == GW_OK)
+        rc = gw_buf_printf(c->out,
+                           "vllm:cache_config_info{block_size=\"%u\",cache_dtype=\"auto\","
+                           "calculate_kv_scales=\"False\",cpu_offload_gb=\"0\","
+                           "enable_prefix_caching=\"%s\",gpu_memory_utilization=\"0.9\","
+                           "is_attention_free=\"False\",num_cpu_blocks=\"None\","
+                           "num_gpu_blocks=\"%u\",num_gpu_blocks_override=\"None\","
+                           "sliding_window=\"None\",swap_space_bytes=\"4294967296\"} 1.0\n",
+                           c->g->block_size, c->g->prefix_caching ? "True" : "False",
+                           c->g->num_gpu_blocks);
+    return rc;
+}
+
 static gw_err
 histogram(const render_ctx *c, const char *name, const char *help, size_t off)
 {
@@ -299,6 +358,18 @@ me_metrics_render(const me_metrics *m, const char *const *models, const me_gauge
     if (rc == GW_OK)
         rc = scalar(&c, "vllm:gpu_cache_usage_perc", "gauge",
                     "GPU KV-cache usage. 1 means 100 percent usage (deprecated name).", get_kv);
+    if (rc == GW_OK)
+        rc = scalar(&c, "vllm:prefix_cache_queries_total", "counter",
+                    "Prefix cache queries, in terms of number of queried tokens.",
+                    get_prefix_queries);
+    if (rc == GW_OK)
+        rc = scalar(&c, "vllm:prefix_cache_hits_total", "counter",
+                    "Prefix cache hits, in terms of number of cached tokens.", get_prefix_hits);
+    if (rc == GW_OK)
+        rc = scalar(&c, "vllm:num_preemptions_total", "counter",
+                    "Cumulative number of preemption from the engine.", get_preemptions);
+    if (rc == GW_OK)
+        rc = cache_config(&c);
     if (rc == GW_OK && g->lora_on)
         rc = family(out, "vllm:lora_requests_info", "gauge", "Running stats on lora requests.");
     for (size_t i = 0; g->lora_on && i < g->nlora && rc == GW_OK; i++) {

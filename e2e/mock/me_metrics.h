@@ -30,6 +30,10 @@ void me_metrics_reset(me_metrics *m);
 void me_metrics_prompt_tokens(me_metrics *m, size_t model, unsigned n);
 void me_metrics_generation_tokens(me_metrics *m, size_t model, unsigned n);
 void me_metrics_finished(me_metrics *m, size_t model, me_finish why);
+/* vLLM's prefix-cache counters, in tokens: <queried> prompt tokens looked
+ * up, <hit> of them found cached. */
+void me_metrics_prefix_cache(me_metrics *m, size_t model, unsigned queried, unsigned hit);
+void me_metrics_preemption(me_metrics *m, size_t model);
 /* Histogram observations, in seconds. <count> repeats one observation. */
 void me_metrics_ttft(me_metrics *m, size_t model, double s);
 void me_metrics_tpot(me_metrics *m, size_t model, double s, unsigned count);
@@ -47,6 +51,10 @@ typedef struct me_gauges {
     const unsigned *running;
     const unsigned *waiting;
     double kv_usage; /* 0..1, engine-wide */
+    /* vllm:cache_config_info labels. */
+    unsigned block_size;
+    unsigned num_gpu_blocks;
+    bool prefix_caching;
     /* vllm:lora_requests_info, rendered when <lora_on>: every label set
      * seen so far (prometheus_client keeps old ones), newest value = now. */
     bool lora_on;
