@@ -36,9 +36,28 @@ typedef struct dp_cfg {
     int64_t max_host_conns;
     char *log_level;
     char *access_log; /* "-" stdout, "off", or a file path */
+    /* prefix-cache (dp_prefix, dp_strat_prefix_cache.c) */
+    char *pfx_tokenizer;       /* only "character" */
+    int64_t pfx_block_size;    /* bytes */
+    int64_t pfx_block_number;  /* index capacity in blocks */
+    int64_t pfx_hash_seed;     /* fixed, shared by every worker */
+    int64_t pfx_max_prefix;    /* routing text bytes hashed at most */
+    int64_t pfx_imbalance_abs; /* load-imbalance guard */
+    double pfx_stddev_factor;  /* mean + k * sd load cap */
+    int64_t pfx_min_match;     /* blocks */
+    bool statesync;            /* AIBRIX_STATESYNC_ENABLED */
+    char *redis_host;
+    uint16_t redis_port;
+    char *redis_password;
+    char *pfx_sync_stream;   /* Redis stream key */
+    int64_t pfx_sync_maxlen; /* XADD MAXLEN ~ */
+    uint64_t pfx_sync_interval_ms;
+    uint64_t redis_timeout_ms;
 } dp_cfg;
 
 typedef struct dp_sync dp_sync;
+typedef struct dp_prefix dp_prefix;
+typedef struct dp_prefix_sync dp_prefix_sync;
 typedef struct dp_metrics dp_metrics;
 typedef struct dp_req dp_req;
 typedef struct dp_plan_cache dp_plan_cache;
@@ -69,8 +88,19 @@ typedef struct dp_ctx {
     uint32_t *scratch; /* candidate list */
     double *scores;    /* 2 * scratch_cap strategy scores */
     uint32_t scratch_cap;
-    dp_plan_cache *plans;  /* compiled strategy strings (headers, ROUTING_ALGORITHM) */
-    dp_vtc *vtc;           /* per-user token windows (vtc-basic); NULL until a `user` */
+    dp_plan_cache *plans; /* compiled strategy strings (headers, ROUTING_ALGORITHM) */
+    dp_vtc *vtc;          /* per-user token windows (vtc-basic); NULL until a `user` */
+    /* prefix-cache: the index (NULL: none, nothing matches), its sync over
+     * Redis (NULL unless AIBRIX_STATESYNC_ENABLED), and reused scratch: the
+     * routing text of the request being parsed, its block hashes (valid
+     * while pfx_stamp equals the route's stamp), the matches per candidate. */
+    dp_prefix *prefix;
+    dp_prefix_sync *psync;
+    gw_buf pfx_text;
+    uint64_t *pfx_hashes;
+    uint32_t pfx_hash_cap;
+    uint64_t pfx_stamp;
+    uint32_t *pfx_match;   /* scratch_cap entries */
     int access_fd;         /* access log stream; -1 = off */
     gw_buf access_pending; /* access log lines not yet written (dp_access) */
 } dp_ctx;

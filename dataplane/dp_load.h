@@ -62,6 +62,8 @@ typedef struct dp_ep {
     uint64_t ring_seq[DP_LOAD_RING];
     uint32_t ring_inflight[DP_LOAD_RING];
     uint64_t ring_tokens[DP_LOAD_RING];
+    uint16_t pfx_ns;    /* dp_prefix: namespace of its model (valid when pfx_slot != 0) */
+    uint16_t pfx_slot;  /* dp_prefix: slot + 1 in that namespace; 0 = none */
     bool live;          /* listed in the current snapshot */
     uint32_t snaps;     /* snapshots (dp_snap) whose states array holds it */
     struct dp_ep *next; /* hash chain */

@@ -17,6 +17,8 @@
 #include "dp_ctx.h"
 #include "dp_front.h"
 #include "dp_metrics.h"
+#include "dp_prefix.h"
+#include "dp_prefix_sync.h"
 #include "dp_proxy.h"
 #include "dp_route.h"
 #include "dp_strategy.h"
@@ -70,6 +72,55 @@ static const gw_cfg_opt dp_opts[] = {
                "Maximum connections per engine endpoint (0 = unlimited)"),
     GW_CFG_STR("log-level", "LLMGW_LOG_LEVEL", dp_cfg, log_level, "notice",
                "alert, err, warn, notice, info or debug"),
+    /* prefix-cache (docs/routing.md): AIBrix's env names and Helm defaults. */
+    GW_CFG_STR("prefix-cache-tokenizer-type", "AIBRIX_PREFIX_CACHE_TOKENIZER_TYPE", dp_cfg,
+               pfx_tokenizer, "character",
+               "prefix-cache tokenizer: only 'character' (one token = one byte of the routing "
+               "text)"),
+    GW_CFG_INT("prefix-cache-block-size", "AIBRIX_PREFIX_CACHE_BLOCK_SIZE", dp_cfg, pfx_block_size,
+               128, 1, 65536, "prefix-cache block size, in BYTES of routing text"),
+    GW_CFG_INT("prefix-cache-block-number", "AIBRIX_PREFIX_CACHE_BLOCK_NUMBER", dp_cfg,
+               pfx_block_number, 200000, 1024, 100000000,
+               "Blocks the prefix index holds at most, all models together (about 30 bytes "
+               "each while a model has at most 64 endpoints); CLOCK eviction beyond"),
+    GW_CFG_INT("prefix-cache-hash-seed", "AIBRIX_PREFIX_CACHE_HASH_SEED", dp_cfg, pfx_hash_seed, 0,
+               0, INT64_MAX,
+               "Seed of the chained XXH64 block hashes; every worker and replica must use the "
+               "same (AIBrix: random per process unless state sync is on)"),
+    GW_CFG_INT("prefix-cache-max-prefix-bytes", "AIBRIX_PREFIX_CACHE_MAX_PREFIX_BYTES", dp_cfg,
+               pfx_max_prefix, 65536, 1, 16 << 20,
+               "Routing text hashed per request at most (llmgw's); the rest of a longer prompt "
+               "is not hashed"),
+    GW_CFG_INT("prefix-cache-imbalance-abs-count",
+               "AIBRIX_PREFIX_CACHE_POD_RUNNING_REQUEST_IMBALANCE_ABS_COUNT", dp_cfg,
+               pfx_imbalance_abs, 16, 0, 1000000,
+               "prefix-cache: when in-flight requests differ by more than this across the "
+               "candidates, only the least loaded are considered"),
+    GW_CFG_DBL("prefix-cache-stddev-factor", "AIBRIX_PREFIX_CACHE_STANDARD_DEVIATION_FACTOR",
+               dp_cfg, pfx_stddev_factor, 2.0, 0.0, 1000.0,
+               "prefix-cache: a matching endpoint is taken only if its in-flight requests are "
+               "at most mean + this * standard deviation"),
+    GW_CFG_INT("prefix-cache-min-match-blocks", "AIBRIX_PREFIX_CACHE_MIN_MATCH_BLOCKS", dp_cfg,
+               pfx_min_match, 1, 1, 1000000,
+               "prefix-cache: blocks an endpoint must hold to count as a match (llmgw's; 1 = "
+               "AIBrix)"),
+    GW_CFG_BOOL("statesync-enabled", "AIBRIX_STATESYNC_ENABLED", dp_cfg, statesync, false,
+                "Share the prefix index with every other worker through a Redis Stream"),
+    GW_CFG_STR("redis-host", "REDIS_HOST", dp_cfg, redis_host, "localhost",
+               "Redis host (name or address), for state sync"),
+    GW_CFG_U16("redis-port", "REDIS_PORT", dp_cfg, redis_port, 6379, 1, 65535, "Redis port"),
+    GW_CFG_SECRET("redis-password", "REDIS_PASSWORD", dp_cfg, redis_password,
+                  "Redis password (AUTH); empty: none"),
+    GW_CFG_MS("redis-timeout", "LLMGW_REDIS_TIMEOUT", dp_cfg, redis_timeout_ms, 2000, 50, 600000,
+              "Redis connect and command deadline (a missed one reconnects)"),
+    GW_CFG_STR("prefix-sync-stream", "LLMGW_PREFIX_SYNC_STREAM", dp_cfg, pfx_sync_stream,
+               "aibrix:prefix-sync", "Redis Stream key of the prefix index deltas"),
+    GW_CFG_INT("prefix-sync-maxlen", "LLMGW_PREFIX_SYNC_MAXLEN", dp_cfg, pfx_sync_maxlen, 10000,
+               100, 10000000,
+               "Entries the stream keeps (XADD MAXLEN ~; each at most 16 KiB): what a starting "
+               "worker can catch up on"),
+    GW_CFG_MS("prefix-sync-interval", "LLMGW_PREFIX_SYNC_INTERVAL", dp_cfg, pfx_sync_interval_ms,
+              10, 1, 10000, "Local inserts are batched this long into one stream entry"),
     GW_CFG_END,
 };
 
@@ -88,6 +139,52 @@ validate(const void *p, gw_cfg_errs *errs)
         gw_cfg_errorf(errs, "ROUTING_ALGORITHM / --routing-algorithm: %s", why);
     if (cfg->access_log[0] == '\0')
         gw_cfg_errorf(errs, "--access-log: '-' (stdout), 'off' or a file path");
+    if (strcmp(cfg->pfx_tokenizer, "character") != 0)
+        gw_cfg_errorf(errs,
+                      "AIBRIX_PREFIX_CACHE_TOKENIZER_TYPE / --prefix-cache-tokenizer-type: '%s' "
+                      "is not supported (only 'character')",
+                      cfg->pfx_tokenizer);
+    if (cfg->pfx_max_prefix < cfg->pfx_block_size)
+        gw_cfg_errorf(errs, "AIBRIX_PREFIX_CACHE_MAX_PREFIX_BYTES must be at least "
+                            "AIBRIX_PREFIX_CACHE_BLOCK_SIZE");
+    if (cfg->statesync && cfg->redis_host[0] == '\0')
+        gw_cfg_errorf(errs, "AIBRIX_STATESYNC_ENABLED needs REDIS_HOST");
+    if (cfg->statesync && cfg->pfx_sync_stream[0] == '\0')
+        gw_cfg_errorf(errs, "--prefix-sync-stream must not be empty");
+}
+
+/* The prefix index (always: its table is allocated on the first insert) and
+ * its Redis sync when AIBRIX_STATESYNC_ENABLED. */
+static gw_err
+start_prefix(dp_ctx *ctx)
+{
+    const dp_cfg *c = &ctx->cfg;
+    dp_prefix_cfg pc = {.block_size = (uint32_t)c->pfx_block_size,
+                        .seed = (uint64_t)c->pfx_hash_seed,
+                        .capacity = (uint32_t)c->pfx_block_number,
+                        .max_blocks = (uint32_t)(c->pfx_max_prefix / c->pfx_block_size)};
+    dp_prefix_sync_cfg sc = {.host = c->redis_host,
+                             .port = c->redis_port,
+                             .password = c->redis_password,
+                             .stream = c->pfx_sync_stream,
+                             .maxlen = c->pfx_sync_maxlen,
+                             .interval_ms = c->pfx_sync_interval_ms,
+                             .timeout_ms = c->redis_timeout_ms,
+                             .block_ms = 1000,
+                             .worker_id = ctx->worker_id,
+                             .batch_max = 16 << 10};
+    dp_prefix_sync_metrics sm = {.errors = gw_metric_child0(ctx->metrics->pfx_sync_errors),
+                                 .sent = gw_metric_child(ctx->metrics->pfx_sync_blocks, "sent"),
+                                 .received =
+                                     gw_metric_child(ctx->metrics->pfx_sync_blocks, "received")};
+
+    gw_buf_init(&ctx->pfx_text, (size_t)c->pfx_max_prefix);
+    ctx->prefix = dp_prefix_new(&pc);
+    if (!c->statesync)
+        return GW_OK;
+    gw_log(GW_LOG_NOTICE, "DP-PFX-SYNC-START", "redis=%s:%u stream=%s maxlen=%lld", c->redis_host,
+           c->redis_port, c->pfx_sync_stream, (long long)c->pfx_sync_maxlen);
+    return dp_prefix_sync_new(ctx->loop, ctx->prefix, &sc, &sm, &ctx->psync);
 }
 
 void
@@ -212,6 +309,8 @@ main(int argc, char **argv)
         gw_loop_on_signal(ctx.loop, SIGINT, on_signal, &ctx) != GW_OK)
         goto out;
     ctx.metrics = dp_metrics_new(&ctx);
+    if (start_prefix(&ctx) != GW_OK)
+        goto out;
     if (gw_curlm_new(ctx.loop, dp_proxy_on_curl_done, &ctx, ctx.cfg.max_host_conns, 4096,
                      &ctx.curlm) != GW_OK)
         goto out;
@@ -241,6 +340,7 @@ out:
         dp_proxy_abort_all(&ctx);
     gw_httpd_free(ctx.httpd);
     dp_sync_free(ctx.sync);
+    dp_prefix_sync_free(ctx.psync);
     gw_timer_free(ctx.drain_timer);
     dp_proxy_pool_free(&ctx);
     gw_curlm_free(ctx.curlm);
@@ -252,6 +352,7 @@ out:
     gw_loop_free(ctx.loop);
     dp_load_free(ctx.load);
     dp_route_fini(&ctx);
+    dp_prefix_free(ctx.prefix);
     if (ctx.access_fd > STDERR_FILENO)
         close(ctx.access_fd);
     gw_cfg_free(dp_opts, &ctx.cfg);

@@ -8,6 +8,9 @@
 #include "gw/gw_log.h"
 #include "gw/gw_mem.h"
 
+#include "dp_prefix.h"
+#include "dp_prefix_sync.h"
+
 static const double latency_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
                                          2.5,   5,    10,    30,   60,  120,  300};
 static const double routing_buckets[] = {0.000005, 0.00001, 0.000025, 0.00005, 0.0001,
@@ -46,6 +49,64 @@ gauge_draining(void *arg)
 {
     dp_ctx *ctx = arg;
     return ctx->draining ? 1 : 0;
+}
+
+static double
+gauge_pfx_blocks(void *arg)
+{
+    dp_ctx *ctx = arg;
+    dp_prefix_stats st = {0};
+
+    if (ctx->prefix != NULL)
+        dp_prefix_stats_get(ctx->prefix, &st);
+    return (double)st.blocks;
+}
+
+static double
+gauge_pfx_capacity(void *arg)
+{
+    dp_ctx *ctx = arg;
+    dp_prefix_stats st = {0};
+
+    if (ctx->prefix != NULL)
+        dp_prefix_stats_get(ctx->prefix, &st);
+    return (double)st.capacity;
+}
+
+static double
+gauge_pfx_memory(void *arg)
+{
+    dp_ctx *ctx = arg;
+    dp_prefix_stats st = {0};
+
+    if (ctx->prefix != NULL)
+        dp_prefix_stats_get(ctx->prefix, &st);
+    return (double)st.memory_bytes;
+}
+
+static double
+gauge_pfx_sync_connected(void *arg)
+{
+    dp_ctx *ctx = arg;
+    return dp_prefix_sync_connected(ctx->psync) ? 1 : 0;
+}
+
+/* At each scrape: the index's eviction count into its counter. */
+static void
+collect_prefix(gw_metrics *reg, void *arg)
+{
+    dp_ctx *ctx = arg;
+    dp_prefix_stats st;
+    (void)reg;
+
+    if (ctx->prefix == NULL || ctx->metrics == NULL)
+        return;
+    dp_prefix_stats_get(ctx->prefix, &st);
+    if (st.evictions > ctx->metrics->pfx_evictions_seen) {
+        gw_counter_add(gw_metric_child0(ctx->metrics->pfx_evictions),
+                       (double)(st.evictions - ctx->metrics->pfx_evictions_seen));
+        ctx->metrics->pfx_evictions_seen = st.evictions;
+    }
 }
 
 dp_metrics *
@@ -118,7 +179,49 @@ dp_metrics_new(dp_ctx *ctx)
     rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_draining",
                               "1 while the worker drains after SIGTERM", gauge_draining, ctx,
                               &unused);
+    rc |= gw_metrics_counter(m->reg, "aibrix_prefix_cache_routing_decisions_total",
+                             "prefix-cache picks, by model and the chosen endpoint's matched "
+                             "share of the prompt's blocks (0, 1-25, 26-50, 51-75, 76-100 %)",
+                             (const char *const[]){"model", "match_percent_bucket", NULL},
+                             &m->pfx_decisions);
+    rc |= gw_metrics_counter(m->reg, "aibrix_prefix_cache_load_imbalance_total",
+                             "prefix-cache picks decided by the load-imbalance guard, by model",
+                             (const char *const[]){"model", NULL}, &m->pfx_imbalance);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_prefix_cache_selections_total",
+                             "prefix-cache (alone) picks by outcome: prefix_match, "
+                             "least_request_fallback (no match), prefix_match_skipped (matches "
+                             "too loaded)",
+                             (const char *const[]){"model", "outcome", NULL}, &m->pfx_selections);
+    rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_prefix_cache_blocks",
+                              "Blocks held by the prefix index", gauge_pfx_blocks, ctx, &unused);
+    rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_prefix_cache_capacity_blocks",
+                              "Blocks the prefix index holds at most "
+                              "(AIBRIX_PREFIX_CACHE_BLOCK_NUMBER)",
+                              gauge_pfx_capacity, ctx, &unused);
+    rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_prefix_cache_memory_bytes",
+                              "Memory allocated by the prefix index (its table appears on the "
+                              "first insert)",
+                              gauge_pfx_memory, ctx, &unused);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_prefix_cache_evictions_total",
+                             "Blocks evicted from the full prefix index (CLOCK)", NULL,
+                             &m->pfx_evictions);
+    rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_prefix_sync_connected",
+                              "1 while the prefix index sync reaches Redis (0 when down or "
+                              "AIBRIX_STATESYNC_ENABLED is off)",
+                              gauge_pfx_sync_connected, ctx, &unused);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_prefix_sync_errors_total",
+                             "Prefix sync failures: Redis connection attempts failed or lost, "
+                             "commands failed, batches dropped, malformed entries",
+                             NULL, &m->pfx_sync_errors);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_prefix_sync_blocks_total",
+                             "Prefix index blocks published to (sent) and applied from "
+                             "(received) the Redis Stream",
+                             (const char *const[]){"direction", NULL}, &m->pfx_sync_blocks);
+    gw_metrics_add_collector(m->reg, collect_prefix, ctx);
     if (rc == GW_OK) {
+        gw_metric_fam_set_max_children(m->pfx_decisions, 1000);
+        gw_metric_fam_set_max_children(m->pfx_imbalance, 1000);
+        gw_metric_fam_set_max_children(m->pfx_selections, 1000);
         /* The strategy label can be a weighted list from a client header:
          * bound the series it can create. */
         gw_metric_fam_set_max_children(m->routing, 1000);

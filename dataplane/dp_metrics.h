@@ -22,6 +22,15 @@ struct dp_metrics {
     gw_metric_fam *tokens;          /* llmgw_worker_tokens_total{model,kind} */
     gw_metric_fam *snapshots;       /* llmgw_worker_snapshots_applied_total */
     gw_metric_fam *cancelled;       /* llmgw_worker_client_cancelled_total */
+    /* prefix-cache */
+    gw_metric_fam *
+        pfx_decisions; /* aibrix_prefix_cache_routing_decisions_total{model,match_percent_bucket} */
+    gw_metric_fam *pfx_imbalance;   /* aibrix_prefix_cache_load_imbalance_total{model} */
+    gw_metric_fam *pfx_selections;  /* llmgw_worker_prefix_cache_selections_total{model,outcome} */
+    gw_metric_fam *pfx_evictions;   /* llmgw_worker_prefix_cache_evictions_total */
+    gw_metric_fam *pfx_sync_errors; /* llmgw_worker_prefix_sync_errors_total */
+    gw_metric_fam *pfx_sync_blocks; /* llmgw_worker_prefix_sync_blocks_total{direction} */
+    uint64_t pfx_evictions_seen;    /* evictions already added to pfx_evictions */
 };
 
 /* Registers every family and the live gauges that read <ctx>. */

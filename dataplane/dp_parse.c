@@ -10,20 +10,42 @@
 
 #include "gw/gw_mem.h"
 
+/* Appends what fits of <p>/<n> to the routing text (NULL: not wanted). */
+static void
+text_add(gw_buf *t, const void *p, size_t n)
+{
+    if (t == NULL || t->len >= t->max)
+        return;
+    if (n > t->max - t->len)
+        n = t->max - t->len;
+    if (gw_buf_append(t, p, n) != GW_OK)
+        return; /* cannot happen: n fits the cap */
+}
+
+static void
+text_add_str(gw_buf *t, const json_t *s)
+{
+    text_add(t, json_string_value(s), json_string_length(s));
+}
+
 static size_t
-content_bytes(const json_t *content)
+content_bytes(const json_t *content, gw_buf *t)
 {
     size_t n = 0, i;
     json_t *part;
 
-    if (json_is_string(content))
+    if (json_is_string(content)) {
+        text_add_str(t, content);
         return json_string_length(content);
+    }
     /* Multimodal/array content: count the text parts. */
     json_array_foreach(content, i, part)
     {
         json_t *text = json_object_get(part, "text");
-        if (json_is_string(text))
+        if (json_is_string(text)) {
             n += json_string_length(text);
+            text_add_str(t, text);
+        }
     }
     return n;
 }
@@ -36,7 +58,7 @@ bad(dp_reqinfo *info, const char *why)
 }
 
 static dp_parse_status
-parse_chat(const json_t *root, dp_reqinfo *info)
+parse_chat(const json_t *root, dp_reqinfo *info, gw_buf *t)
 {
     const json_t *msgs = json_object_get(root, "messages");
     size_t i;
@@ -48,13 +70,16 @@ parse_chat(const json_t *root, dp_reqinfo *info)
     {
         if (!json_is_object(m) || !json_is_string(json_object_get(m, "role")))
             return bad(info, "each message must be an object with a string 'role'");
-        info->prompt_bytes += content_bytes(json_object_get(m, "content"));
+        text_add_str(t, json_object_get(m, "role"));
+        text_add(t, "\n", 1);
+        info->prompt_bytes += content_bytes(json_object_get(m, "content"), t);
+        text_add(t, "\n", 1);
     }
     return DP_PARSE_OK;
 }
 
 static dp_parse_status
-parse_prompt(const json_t *root, const char *field, dp_reqinfo *info)
+parse_prompt(const json_t *root, const char *field, dp_reqinfo *info, gw_buf *t)
 {
     const json_t *p = json_object_get(root, field);
     size_t i;
@@ -62,16 +87,22 @@ parse_prompt(const json_t *root, const char *field, dp_reqinfo *info)
 
     if (json_is_string(p)) {
         info->prompt_bytes = json_string_length(p);
+        text_add_str(t, p);
         return DP_PARSE_OK;
     }
     if (json_is_array(p) && json_array_size(p) > 0) {
         json_array_foreach(p, i, x)
         {
-            if (json_is_string(x))
+            if (json_is_string(x)) {
                 info->prompt_bytes += json_string_length(x);
-            else if (json_is_integer(x))
+                text_add_str(t, x);
+            } else if (json_is_integer(x)) {
+                uint32_t id = (uint32_t)json_integer_value(x);
+                unsigned char le[4] = {(unsigned char)id, (unsigned char)(id >> 8),
+                                       (unsigned char)(id >> 16), (unsigned char)(id >> 24)};
                 info->prompt_bytes += 4; /* a token id */
-            else if (!json_is_array(x))
+                text_add(t, le, sizeof(le));
+            } else if (!json_is_array(x))
                 return bad(info, field[0] == 'p' ? "'prompt' has an element of the wrong type"
                                                  : "'input' has an element of the wrong type");
         }
@@ -84,6 +115,12 @@ parse_prompt(const json_t *root, const char *field, dp_reqinfo *info)
 dp_parse_status
 dp_parse_request(dp_api api, const char *body, size_t len, dp_reqinfo *info)
 {
+    return dp_parse_request_text(api, body, len, info, NULL);
+}
+
+dp_parse_status
+dp_parse_request_text(dp_api api, const char *body, size_t len, dp_reqinfo *info, gw_buf *t)
+{
     json_error_t jerr;
     json_t *root;
     const json_t *v;
@@ -91,6 +128,8 @@ dp_parse_request(dp_api api, const char *body, size_t len, dp_reqinfo *info)
 
     memset(info, 0, sizeof(*info));
     info->max_tokens = -1;
+    if (t != NULL)
+        gw_buf_reset(t);
     if (len == 0)
         return bad(info, "request body is empty");
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -112,9 +151,9 @@ dp_parse_request(dp_api api, const char *body, size_t len, dp_reqinfo *info)
         return DP_PARSE_NO_MODEL;
     }
     if (api == DP_API_CHAT)
-        st = parse_chat(root, info);
+        st = parse_chat(root, info, t);
     else
-        st = parse_prompt(root, api == DP_API_EMBEDDINGS ? "input" : "prompt", info);
+        st = parse_prompt(root, api == DP_API_EMBEDDINGS ? "input" : "prompt", info, t);
     if (st != DP_PARSE_OK)
         goto out;
     v = json_object_get(root, "stream");

@@ -1,15 +1,30 @@
 /* dp_parse: extracts what routing needs from an OpenAI request body: model,
- * stream flag, stream_options.include_usage, max tokens and the prompt size,
- * validating the shape the way the engine would (so a malformed request is
- * answered by the gateway with a clear 400, not forwarded). Parses with
- * jansson once; nothing of the body is kept except the copied model name.
- * Pure: no I/O, no globals. */
+ * stream flag, stream_options.include_usage, max tokens, the prompt size and
+ * (optionally) the routing text, validating the shape the way the engine
+ * would (so a malformed request is answered by the gateway with a clear 400,
+ * not forwarded). Parses with jansson once; nothing of the body is kept
+ * except the copied model name and the routing text, copied once into the
+ * caller's buffer. Pure: no I/O, no globals.
+ *
+ * The routing text (what prefix-cache hashes, dp_prefix.h) is, in order:
+ * - chat: for each message, its role, "\n", its content's text, "\n"; the
+ *   content's text is the string, or for an array of parts the "text" of
+ *   each part that has one, concatenated (images and other parts add
+ *   nothing; a null content adds nothing);
+ * - completions (`prompt`) and embeddings (`input`): the string; for an
+ *   array, each string element's bytes and each integer element (a token
+ *   id) as 4 little-endian bytes, in order (nested arrays add nothing).
+ * Bytes are the UTF-8 of the decoded JSON strings, so two spellings of one
+ * string (escapes) give the same text. A later turn of a conversation
+ * therefore extends the text of the earlier one. Cut at the buffer's cap. */
 #ifndef DP_PARSE_H
 #define DP_PARSE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "gw/gw_buf.h"
 
 typedef enum dp_api {
     DP_API_CHAT,        /* /v1/chat/completions */
@@ -35,6 +50,11 @@ typedef struct dp_reqinfo {
 /* Parses <body>/<len> for <api>. On DP_PARSE_OK info->model is set and the
  * caller frees it with dp_reqinfo_fini. On error only info->why is set. */
 dp_parse_status dp_parse_request(dp_api api, const char *body, size_t len, dp_reqinfo *info);
+/* As dp_parse_request, and also writes the routing text (file comment) into
+ * <text> (reset first; at most text->max bytes: longer text is cut there).
+ * <text> holds it only on DP_PARSE_OK. NULL <text>: as dp_parse_request. */
+dp_parse_status dp_parse_request_text(dp_api api, const char *body, size_t len, dp_reqinfo *info,
+                                      gw_buf *text);
 void dp_reqinfo_fini(dp_reqinfo *info);
 
 #endif

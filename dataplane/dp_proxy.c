@@ -547,6 +547,15 @@ route_and_start(dp_req *req)
     if (req->route.fallback != NULL)
         gw_counter_inc(
             gw_metric_child(ctx->metrics->fallbacks, req->route.plan.label, req->route.fallback));
+    if (req->route.pfx_bucket != NULL) {
+        const char *model = req->route.model->name;
+        gw_counter_inc(gw_metric_child(ctx->metrics->pfx_decisions, model, req->route.pfx_bucket));
+        if (req->route.pfx_outcome != NULL)
+            gw_counter_inc(
+                gw_metric_child(ctx->metrics->pfx_selections, model, req->route.pfx_outcome));
+        if (req->route.pfx_imbalance)
+            gw_counter_inc(gw_metric_child(ctx->metrics->pfx_imbalance, model));
+    }
     if (!upstream_start(req)) {
         dp_error_set(&req->err, 502, "x-error-routing", "true", "upstream_error",
                      "cannot start the upstream request");
@@ -658,7 +667,9 @@ start(dp_req *req)
         req->has_err = true;
         return;
     }
-    st = dp_parse_request(req->api, req->body.data, req->body.len, &req->info);
+    /* The routing text lands in the worker's scratch, used by the
+     * resolve below in this same call. */
+    st = dp_parse_request_text(req->api, req->body.data, req->body.len, &req->info, &ctx->pfx_text);
     if (st != DP_PARSE_OK) {
         if (st == DP_PARSE_NO_MODEL)
             dp_error_set(&req->err, 400, "x-error-no-model-in-request", "true", "model_not_found",
@@ -689,6 +700,8 @@ start(dp_req *req)
             MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "x-aibrix-session-key"),
         .max_tokens = req->info.max_tokens,
         .prompt_bytes = req->info.prompt_bytes,
+        .text = ctx->pfx_text.data,
+        .text_len = ctx->pfx_text.len,
     };
     t0 = gw_now_us();
     if (!dp_route_resolve(ctx, req->snap, &in, &req->route, &req->err)) {

@@ -8,6 +8,7 @@
 #include "gw/gw_log.h"
 #include "gw/gw_mem.h"
 
+#include "dp_prefix.h"
 #include "dp_vtc.h"
 
 /* An absent upper bound, for comparing how tight hints are. */
@@ -144,6 +145,35 @@ setup_vtc(dp_ctx *ctx, const dp_route_in *in, dp_route *out)
     dp_vtc_charge(ctx->vtc, out->vtc_user, out->vtc_charged, now);
 }
 
+/* Hashes the request's routing text once, into ctx->pfx_hashes (reused by
+ * every request). A LoRA adapter's blocks chain from its own first parent:
+ * its KV cache is not the base model's. */
+static void
+hash_prompt(dp_ctx *ctx, const dp_model *m, const dp_route_in *in, dp_route *out)
+{
+    const dp_prefix_cfg *cfg = dp_prefix_config(ctx->prefix);
+    uint64_t parent0 = dp_prefix_parent0(cfg->seed, m->adapter ? m->name : NULL);
+
+    if (ctx->pfx_hash_cap < cfg->max_blocks) {
+        ctx->pfx_hash_cap = cfg->max_blocks;
+        ctx->pfx_hashes =
+            gw_xrealloc(ctx->pfx_hashes, ctx->pfx_hash_cap * sizeof(*ctx->pfx_hashes));
+    }
+    out->pfx_n = dp_prefix_hash(cfg->seed, parent0, cfg->block_size, in->text, in->text_len,
+                                ctx->pfx_hashes, cfg->max_blocks);
+    out->pfx_stamp = ++ctx->pfx_stamp;
+}
+
+const char *
+dp_route_pfx_bucket(uint32_t matched, uint32_t total)
+{
+    uint64_t pct = total > 0 ? (uint64_t)matched * 100 / total : 0;
+
+    if (pct == 0)
+        return "0";
+    return pct <= 25 ? "1-25" : pct <= 50 ? "26-50" : pct <= 75 ? "51-75" : "76-100";
+}
+
 bool
 dp_route_resolve(dp_ctx *ctx, const dp_snap *snap, const dp_route_in *in, dp_route *out,
                  dp_error *err)
@@ -214,6 +244,14 @@ dp_route_resolve(dp_ctx *ctx, const dp_snap *snap, const dp_route_in *in, dp_rou
     if (cfg != NULL)
         out->plan = *cfg;
     out->affinity = dp_plan_has(&out->plan, "session-affinity");
+    out->pfx_plan = dp_plan_has(&out->plan, "prefix-cache");
+    out->pfx_n = 0;
+    out->pfx_stamp = 0;
+    out->pfx_bucket = NULL;
+    out->pfx_outcome = NULL;
+    out->pfx_imbalance = false;
+    if (out->pfx_plan && ctx->prefix != NULL && in->text != NULL)
+        hash_prompt(ctx, m, in, out);
     setup_vtc(ctx, in, out);
     return true;
 }
@@ -226,6 +264,7 @@ dp_route_pick(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const uint32_t 
     const dp_model *m = route->model;
     uint32_t n = 0, filtered = 0, pos = 0;
     dp_pick pick;
+    dp_pfx_pick pfx = {0};
     uint32_t idx;
     dp_ep *ep;
 
@@ -234,6 +273,7 @@ dp_route_pick(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const uint32_t 
         ctx->scratch_cap = m->n_eps;
         ctx->scratch = gw_xrealloc(ctx->scratch, ctx->scratch_cap * sizeof(*ctx->scratch));
         ctx->scores = gw_xrealloc(ctx->scores, 2 * ctx->scratch_cap * sizeof(*ctx->scores));
+        ctx->pfx_match = gw_xrealloc(ctx->pfx_match, ctx->scratch_cap * sizeof(*ctx->pfx_match));
     }
     for (uint32_t i = 0; i < m->n_eps; i++) {
         const pm_endpoint *e = &pm->endpoints[m->eps[i]];
@@ -262,8 +302,27 @@ dp_route_pick(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const uint32_t 
                      .n_cands = n,
                      .rng = &ctx->rng,
                      .req = &route->preq};
-    if (n > 1)
+    if (route->pfx_plan) {
+        bool mine = route->pfx_stamp != 0 && route->pfx_stamp == ctx->pfx_stamp;
+        pfx = (dp_pfx_pick){.index = ctx->prefix,
+                            .hashes = ctx->pfx_hashes,
+                            .n_blocks = mine ? route->pfx_n : 0,
+                            .imbalance_abs = (uint32_t)ctx->cfg.pfx_imbalance_abs,
+                            .stddev_factor = ctx->cfg.pfx_stddev_factor,
+                            .min_match_blocks = (uint32_t)ctx->cfg.pfx_min_match,
+                            .match = ctx->pfx_match};
+        pick.pfx = &pfx;
+    }
+    if (n > 1) {
         pos = dp_plan_pick(&route->plan, &pick, ctx->scores, &route->fallback);
+    } else if (route->pfx_plan) {
+        /* Nothing to choose, but the match feeds the decision metrics. */
+        const char *unused = NULL;
+        if (route->plan.n == 1)
+            (void)dp_strat_prefix_cache_choose(&pick);
+        else
+            (void)dp_strat_prefix_cache(&pick, ctx->scores, &unused);
+    }
     /* Missing engine signals are the operator's business (a scrape
      * problem): warn. A request without a user or session is the client's
      * choice: info. */
@@ -281,6 +340,16 @@ dp_route_pick(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const uint32_t 
     ep = dp_snap_state(snap, idx);
     ep->inflight++;
     ep->inflight_tokens += tokens;
+    if (route->pfx_plan) {
+        route->pfx_bucket = dp_route_pfx_bucket(pfx.matched ? pfx.match[pos] : 0, pfx.n_blocks);
+        route->pfx_outcome = pfx.outcome;
+        route->pfx_imbalance = pfx.imbalance;
+        /* The chosen endpoint will hold these blocks: the next request with
+         * this prefix (maybe in the same burst, maybe on another worker
+         * through the sync) finds them there. */
+        if (ctx->prefix != NULL && pfx.n_blocks > 0)
+            dp_prefix_insert(ctx->prefix, ep, pfx.hashes, pfx.n_blocks);
+    }
     return idx;
 }
 
@@ -314,4 +383,8 @@ dp_route_fini(dp_ctx *ctx)
     ctx->plans = NULL;
     dp_vtc_free(ctx->vtc);
     ctx->vtc = NULL;
+    GW_FREE(ctx->pfx_hashes);
+    ctx->pfx_hash_cap = 0;
+    GW_FREE(ctx->pfx_match);
+    gw_buf_fini(&ctx->pfx_text);
 }

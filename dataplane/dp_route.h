@@ -31,6 +31,8 @@ typedef struct dp_route_in {
     const char *session_key; /* `x-aibrix-session-key` */
     int64_t max_tokens;      /* -1 = absent */
     size_t prompt_bytes;
+    const char *text; /* routing text (dp_parse), borrowed for dp_route_resolve; may be NULL */
+    size_t text_len;
 } dp_route_in;
 
 typedef struct dp_route {
@@ -44,6 +46,15 @@ typedef struct dp_route {
     const char *fallback;      /* after dp_route_pick: why least-request decided, or NULL */
     uint64_t vtc_user;         /* hash of the `user` header; 0 = none */
     int64_t vtc_charged;       /* tokens charged to that user when routed */
+    /* prefix-cache: the request's block hashes sit in ctx->pfx_hashes while
+     * ctx->pfx_stamp == pfx_stamp (a later request reuses the scratch; a
+     * retry then picks without prefix information). */
+    bool pfx_plan;  /* the plan uses prefix-cache */
+    uint32_t pfx_n; /* block hashes of this request */
+    uint64_t pfx_stamp;
+    const char *pfx_bucket;  /* after a pick: match_percent_bucket of the chosen endpoint */
+    const char *pfx_outcome; /* after a pick: DP_PFX_* when prefix-cache decided alone */
+    bool pfx_imbalance;      /* after a pick: its load-imbalance guard decided */
 } dp_route;
 
 /* Resolves <in> against <snap> into <out>. On false <err> holds the client
@@ -51,16 +62,19 @@ typedef struct dp_route {
  * bad `routing-strategy` header, 400 `x-error-invalid-external-filter` for
  * a malformed selector. Charges the `user`'s vtc window (dp_vtc) with this
  * request's estimate. Bad strategies in operator config are skipped (logged
- * when the snapshot arrives, or rate-limited for ROUTING_ALGORITHM). */
+ * when the snapshot arrives, or rate-limited for ROUTING_ALGORITHM). When
+ * the plan uses prefix-cache, hashes in->text once (ctx->pfx_hashes). */
 bool dp_route_resolve(dp_ctx *ctx, const dp_snap *snap, const dp_route_in *in, dp_route *out,
                       dp_error *err);
 
 /* Picks an endpoint for <route> among the ready, non-draining endpoints that
  * match its filter and are not in <exclude> (<n_exclude> endpoint indexes),
  * and reserves it: its in-flight count is raised by one and <tokens> before
- * this returns. Sets route->fallback (logged, rate-limited). Returns the
- * endpoint index, or -1 with <err> = 503 `x-error-no-model-backends` when
- * nothing is routable. O(candidates). */
+ * this returns. Sets route->fallback (logged, rate-limited). With
+ * prefix-cache in the plan, inserts the request's blocks for the chosen
+ * endpoint (dp_prefix_insert) and sets route->pfx_*. Returns the endpoint
+ * index, or -1 with <err> = 503 `x-error-no-model-backends` when nothing is
+ * routable. O(candidates), plus O(blocks) with prefix-cache. */
 int64_t dp_route_pick(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const uint32_t *exclude,
                       uint32_t n_exclude, uint64_t tokens, dp_error *err);
 
@@ -78,7 +92,12 @@ void dp_route_settle(dp_ctx *ctx, const dp_route *route, int64_t prompt_tokens,
  * runs in the gateway). Used by `auto` profiles, least-latency and vtc. */
 uint64_t dp_route_prompt_tokens(size_t prompt_bytes);
 
-/* Frees what routing keeps in <ctx> (scratch arrays, plan cache, vtc). */
+/* The match_percent_bucket label ("0", "1-25", "26-50", "51-75", "76-100")
+ * of <matched> blocks out of <total>. */
+const char *dp_route_pfx_bucket(uint32_t matched, uint32_t total);
+
+/* Frees what routing keeps in <ctx> (scratch arrays, plan cache, vtc,
+ * prefix-cache scratch; not ctx->prefix). */
 void dp_route_fini(dp_ctx *ctx);
 
 #endif

@@ -23,6 +23,7 @@ static const dp_strategy strategies[] = {
     {"least-busy-time", NULL, dp_strat_least_busy_time, false},
     {"vtc-basic", NULL, dp_strat_vtc_basic, false},
     {"session-affinity", NULL, dp_strat_session_affinity, true},
+    {"prefix-cache", dp_strat_prefix_cache_choose, dp_strat_prefix_cache, true},
 };
 
 const dp_strategy *
@@ -175,7 +176,7 @@ dp_plan_parse(const char *str, dp_plan *out, char *why, size_t why_n)
     }
     for (uint32_t i = 0; i < out->n; i++) {
         int k;
-        if (out->s[i]->choose != NULL)
+        if (out->s[i]->score == NULL)
             return fail(why, why_n, "'%s' cannot be part of a weighted list", out->s[i]->name);
         /* Fits: the input was shorter than the label buffer and the
          * canonical form only adds ":<weight>" to what it drops. Checked

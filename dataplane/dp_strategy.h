@@ -11,9 +11,10 @@
  * run, so concurrent requests always see each other's reservations (the
  * aibrix #2422 race cannot happen). Strategies are pure functions of the
  * endpoints' dp_ep fields and the request's dp_pick_req: no I/O, no
- * allocation, O(candidates). Loop thread only.
+ * allocation, O(candidates) (prefix-cache also reads the prefix index:
+ * O(blocks + candidates)). Loop thread only.
  *
- * Two kinds:
+ * Three kinds:
  * - scorers (most): write one raw score per candidate, NAN where the
  *   candidate lacks the input; the best finite score wins (lowest, or
  *   highest for higher_better), ties uniformly at random. Candidates without
@@ -21,7 +22,9 @@
  *   the plan falls back to least-request and reports why (never a silent
  *   random). Scorers compose.
  * - choosers (random, power-of-two): pick a position directly; they cannot
- *   be part of a composition. */
+ *   be part of a composition.
+ * - both (prefix-cache): alone, its chooser runs (an algorithm with its own
+ *   guards and least-request step); in a composition, its scorer. */
 #ifndef DP_STRATEGY_H
 #define DP_STRATEGY_H
 
@@ -45,6 +48,29 @@
 #define DP_WHY_NO_METRICS "no_metrics" /* no candidate has the strategy's engine signal */
 #define DP_WHY_NO_USER    "no_user"    /* vtc-basic without a `user` header */
 #define DP_WHY_NO_SESSION "no_session" /* session-affinity: no usable session id or key */
+#define DP_WHY_NO_PREFIX  "no_prefix"  /* prefix-cache in a list: prompt shorter than a block */
+
+/* prefix-cache outcomes alone (llmgw_worker_prefix_cache_selections_total). */
+#define DP_PFX_PREFIX_MATCH "prefix_match"           /* the best match within the load cap */
+#define DP_PFX_FALLBACK     "least_request_fallback" /* no candidate matched */
+#define DP_PFX_SKIPPED      "prefix_match_skipped"   /* matches existed, all too loaded */
+
+typedef struct dp_prefix dp_prefix; /* dp_prefix.h */
+
+/* What prefix-cache reads and reports for one pick (dp_route fills it when
+ * the plan uses prefix-cache; NULL otherwise). */
+typedef struct dp_pfx_pick {
+    dp_prefix *index;          /* NULL: no index, nothing matches */
+    const uint64_t *hashes;    /* the request's block hashes (borrowed) */
+    uint32_t n_blocks;         /* 0: shorter than one block */
+    uint32_t imbalance_abs;    /* AIBRIX_PREFIX_CACHE_POD_RUNNING_REQUEST_IMBALANCE_ABS_COUNT */
+    double stddev_factor;      /* AIBRIX_PREFIX_CACHE_STANDARD_DEVIATION_FACTOR */
+    uint32_t min_match_blocks; /* AIBRIX_PREFIX_CACHE_MIN_MATCH_BLOCKS */
+    uint32_t *match;           /* out: matched blocks per candidate (n_cands entries) */
+    bool matched;              /* out: match[] is filled */
+    const char *outcome;       /* out, alone: a DP_PFX_* outcome */
+    bool imbalance;            /* out, alone: the load-imbalance guard decided */
+} dp_pfx_pick;
 
 /* What strategies may read about the request. Strings are borrowed (the
  * request's headers) and may be NULL. */
@@ -65,6 +91,7 @@ typedef struct dp_pick {
     uint32_t n_cands;      /* >= 1 */
     uint64_t *rng;         /* xorshift state, advanced by dp_rand */
     const dp_pick_req *req;
+    dp_pfx_pick *pfx; /* prefix-cache's inputs and outputs; NULL unless the plan uses it */
 } dp_pick;
 
 /* The state of candidate <i> (a position in pick->cands). */
@@ -83,13 +110,13 @@ typedef uint32_t (*dp_choose_fn)(const dp_pick *pick);
 
 typedef struct dp_strategy {
     const char *name;
-    dp_choose_fn choose; /* choosers: set (score is NULL) */
-    dp_score_fn score;   /* scorers: set (choose is NULL) */
+    dp_choose_fn choose; /* choosers (and prefix-cache alone) */
+    dp_score_fn score;   /* scorers (and prefix-cache in a list); NULL: cannot compose */
     bool higher_better;  /* scorers: polarity of the raw score */
 } dp_strategy;
 
 /* The strategy called <name> (exact, case-sensitive), or NULL. Names of later
- * issues (prefix-cache, pd, ...) are not registered and give NULL. */
+ * issues (pd, the slo family, ...) are not registered and give NULL. */
 const dp_strategy *dp_strategy_find(const char *name);
 /* The strategy called <name>/<len> (not NUL-terminated), or NULL. */
 const dp_strategy *dp_strategy_findn(const char *name, size_t len);
@@ -152,6 +179,10 @@ uint32_t dp_strat_least_gpu_cache(const dp_pick *pick, double *scores, const cha
 uint32_t dp_strat_least_busy_time(const dp_pick *pick, double *scores, const char **why);
 uint32_t dp_strat_vtc_basic(const dp_pick *pick, double *scores, const char **why);
 uint32_t dp_strat_session_affinity(const dp_pick *pick, double *scores, const char **why);
+/* prefix-cache (dp_strat_prefix_cache.c): the chooser runs alone, the
+ * scorer in a composition; both read and fill pick->pfx. */
+uint32_t dp_strat_prefix_cache_choose(const dp_pick *pick);
+uint32_t dp_strat_prefix_cache(const dp_pick *pick, double *scores, const char **why);
 /* Weighted composition of a plan with n >= 2 (see dp_strat_weighted.c).
  * Returns a position, or UINT32_MAX (with *why) when no member scored any
  * candidate. <scratch> as for dp_plan_pick. */

@@ -14,6 +14,7 @@
 #include "gw/gw_mem.h"
 
 #include "dp_metrics.h"
+#include "dp_prefix.h"
 
 struct dp_sync {
     dp_ctx *ctx;
@@ -60,6 +61,10 @@ apply_snapshot(dp_sync *s, const void *p, size_t n)
         return;
     }
     dp_ep **states = dp_load_apply_snapshot(ctx->load, pm);
+    /* Before the previous snapshot goes: endpoints that left are still
+     * alive, so the prefix index can free their slots. */
+    if (ctx->prefix != NULL)
+        dp_prefix_apply_snapshot(ctx->prefix, pm, states);
     gw_log(GW_LOG_NOTICE, "DP-SNAP-APPLY", "gen=%llu models=%u endpoints=%u",
            (unsigned long long)pm->env.gen, pm->n_models, pm->n_endpoints);
     dp_ctx_set_snapshot(ctx, dp_snap_new(pm, states));

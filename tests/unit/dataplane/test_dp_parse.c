@@ -126,3 +126,86 @@ Test(dp_parse, stream_null_means_not_streaming)
     cr_assert_not(info.stream);
     dp_reqinfo_fini(&info);
 }
+
+/* ---- routing text --------------------------------------------------------------- */
+
+static const char *
+text_of(dp_api api, const char *body, size_t cap, gw_buf *t)
+{
+    dp_reqinfo info;
+
+    gw_buf_init(t, cap);
+    cr_assert_eq(dp_parse_request_text(api, body, strlen(body), &info, t), DP_PARSE_OK);
+    dp_reqinfo_fini(&info);
+    return t->data ? t->data : "";
+}
+
+Test(dp_parse, chat_routing_text_is_role_newline_content_newline_per_message)
+{
+    gw_buf t;
+    const char *b =
+        "{\"model\":\"m\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},{\"type\":\"image_"
+        "url\","
+        "\"image_url\":{\"url\":\"http://x\"}},{\"type\":\"text\",\"text\":\"b\"}]},"
+        "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[]},"
+        "{\"role\":\"user\",\"content\":\"caf\\u00e9\"}]}";
+
+    cr_assert_str_eq(text_of(DP_API_CHAT, b, 4096, &t),
+                     "system\nBe brief.\nuser\nab\nassistant\n\nuser\ncaf\xc3\xa9\n");
+    gw_buf_fini(&t);
+}
+
+Test(dp_parse, a_later_turn_extends_the_earlier_turns_text)
+{
+    gw_buf a, b;
+    const char *t1 = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    const char *t2 =
+        "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\","
+        "\"content\":\"hello\"},{\"role\":\"user\",\"content\":\"more\"}],"
+        "\"model\":\"m\",\"stream\":true}";
+
+    text_of(DP_API_CHAT, t1, 4096, &a);
+    text_of(DP_API_CHAT, t2, 4096, &b);
+    cr_assert(b.len > a.len && memcmp(a.data, b.data, a.len) == 0);
+    gw_buf_fini(&a);
+    gw_buf_fini(&b);
+}
+
+Test(dp_parse, completion_routing_text_is_the_prompt_and_token_ids_are_4_le_bytes)
+{
+    gw_buf t;
+    const char *ids = "{\"model\":\"m\",\"prompt\":[\"ab\",258,[1,2],\"c\"]}";
+
+    cr_assert_str_eq(
+        text_of(DP_API_COMPLETIONS, "{\"model\":\"m\",\"prompt\":\"Once upon\"}", 64, &t),
+        "Once upon");
+    gw_buf_fini(&t);
+    text_of(DP_API_COMPLETIONS, ids, 64, &t);
+    cr_assert_eq(t.len, 2 + 4 + 1);
+    cr_assert(memcmp(t.data,
+                     "ab\x02\x01\x00\x00"
+                     "c",
+                     7) == 0);
+    gw_buf_fini(&t);
+    cr_assert_str_eq(text_of(DP_API_EMBEDDINGS, "{\"model\":\"m\",\"input\":\"vec\"}", 64, &t),
+                     "vec");
+    gw_buf_fini(&t);
+}
+
+Test(dp_parse, routing_text_is_cut_at_the_cap_and_reset_per_request)
+{
+    gw_buf t;
+    dp_reqinfo info;
+    const char *b = "{\"model\":\"m\",\"prompt\":\"0123456789abcdef\"}";
+
+    cr_assert_str_eq(text_of(DP_API_COMPLETIONS, b, 10, &t), "0123456789");
+    cr_assert_eq(dp_parse_request_text(DP_API_COMPLETIONS, "{\"model\":\"m\",\"prompt\":\"xy\"}",
+                                       27, &info, &t),
+                 DP_PARSE_OK);
+    dp_reqinfo_fini(&info);
+    cr_assert_str_eq(t.data, "xy", "reset, not appended");
+    cr_assert_eq(dp_parse_request_text(DP_API_COMPLETIONS, "{\"prompt\":\"xy\"}", 15, &info, &t),
+                 DP_PARSE_NO_MODEL);
+    gw_buf_fini(&t);
+}

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "dp_fixture.h"
+#include "dp_prefix.h"
 #include "dp_route.h"
 #include "gw/gw_mem.h"
 #include "ut_leak.h"
@@ -43,6 +44,7 @@ teardown(void)
         pm_snapshot_free(pm);
     dp_load_free(load);
     dp_route_fini(&ctx);
+    dp_prefix_free(ctx.prefix);
     ut_leak_check();
 }
 TestSuite(dp_route, .init = setup, .fini = teardown, .timeout = 10);
@@ -77,7 +79,7 @@ Test(dp_route, unknown_model_is_404_with_the_model_in_the_header)
 Test(dp_route, unknown_strategy_header_is_400_including_names_of_later_issues)
 {
     const char *bad[] = {"bogus",
-                         "prefix-cache",
+                         "slo-routing",
                          "pd",
                          "least-request:2,pd",
                          "least-request:x",
@@ -147,7 +149,7 @@ Test(dp_route, bad_strategies_in_config_are_skipped_in_precedence_order)
     dp_route r;
     dp_error e;
 
-    pm->models[0].locked_strategy = gw_xstrdup("prefix-cache");
+    pm->models[0].locked_strategy = gw_xstrdup("pd");
     fx_add_profile(pm, "default", "least-request:abc");
     pm->settings.routing_strategy = gw_xstrdup("least-kv-cache");
     build();
@@ -574,4 +576,153 @@ Test(dp_route, vtc_charges_the_user_and_settles_on_usage)
     cr_assert_not(r.preq.has_user);
     dp_route_pick(&ctx, snap, &r, NULL, 0, 0, &e);
     cr_assert_str_eq(r.fallback, "no_user");
+}
+
+/* ---- prefix-cache ------------------------------------------------------------ */
+
+/* A prefix index over the snapshot, with the worker's defaults but 16-byte
+ * blocks. */
+static void
+with_prefix(void)
+{
+    dp_prefix_cfg c = {.block_size = 16, .seed = 0, .capacity = 4096, .max_blocks = 64};
+
+    ctx.prefix = dp_prefix_new(&c);
+    ctx.cfg.pfx_imbalance_abs = 16;
+    ctx.cfg.pfx_stddev_factor = 2;
+    ctx.cfg.pfx_min_match = 1;
+    dp_prefix_apply_snapshot(ctx.prefix, dp_snap_pm(snap), dp_snap_states(snap));
+}
+
+/* Routes one request with routing text <text>; returns the endpoint. */
+static int64_t
+route_text(const char *strategy, const char *model, const char *text, dp_route *r)
+{
+    dp_route_in in = in_of(model, strategy, NULL);
+    dp_error e;
+    int64_t idx;
+
+    in.text = text;
+    in.text_len = strlen(text);
+    cr_assert(dp_route_resolve(&ctx, snap, &in, r, &e));
+    idx = dp_route_pick(&ctx, snap, r, NULL, 0, 1, &e);
+    cr_assert_geq(idx, 0);
+    return idx;
+}
+
+static const char *turn1 = "system\nYou are a helpful assistant for llmgw.\nuser\nWhat is a KV "
+                           "cache, and why does prefix routing help?\n";
+static const char *turn2 = "system\nYou are a helpful assistant for llmgw.\nuser\nWhat is a KV "
+                           "cache, and why does prefix routing help?\nassistant\nIt stores "
+                           "attention keys and values.\nuser\nAnd the block size?\n";
+
+Test(dp_route, prefix_cache_hashes_once_inserts_the_pick_and_follows_the_conversation)
+{
+    dp_route r;
+    int64_t first, again;
+
+    build();
+    with_prefix();
+    first = route_text("prefix-cache", "llama", turn1, &r);
+    cr_assert(r.pfx_plan);
+    cr_assert_eq(r.pfx_n, strlen(turn1) / 16);
+    cr_assert_str_eq(r.pfx_outcome, DP_PFX_FALLBACK, "nothing known yet");
+    cr_assert_str_eq(r.pfx_bucket, "0");
+    /* Its slot is held (tokens 1, in flight 1), yet the next turn goes there:
+     * the load is within mean + 2 sd. */
+    again = route_text("prefix-cache", "llama", turn2, &r);
+    cr_assert_eq(again, first);
+    cr_assert_str_eq(r.pfx_outcome, DP_PFX_PREFIX_MATCH);
+    cr_assert_str_eq(r.pfx_bucket, "51-75", "turn 1 is 6 of turn 2's 11 blocks");
+    again = route_text("prefix-cache", "llama", turn2, &r);
+    cr_assert_eq(again, first);
+    cr_assert_str_eq(r.pfx_bucket, "76-100");
+    cr_assert_null(r.fallback);
+}
+
+Test(dp_route, prefix_cache_spreads_a_hot_prefix_when_its_endpoint_is_overloaded)
+{
+    dp_route r;
+    int64_t first, idx;
+    unsigned others = 0;
+
+    build();
+    with_prefix();
+    first = route_text("prefix-cache", "llama", turn1, &r);
+    /* The same prompt again and again, never released: after enough of them
+     * its endpoint is too loaded and others take it (and learn it). */
+    for (int i = 0; i < 40; i++) {
+        idx = route_text("prefix-cache", "llama", turn1, &r);
+        others += idx != first;
+    }
+    cr_assert_gt(others, 10, "a hot prefix spreads");
+    cr_assert_leq(dp_snap_state(snap, (uint32_t)first)->inflight, 20);
+}
+
+Test(dp_route, prefix_cache_with_one_candidate_still_learns_and_adapters_are_apart)
+{
+    dp_route r;
+    uint32_t cands[4] = {0, 1, 2, 3}, m[4];
+    uint64_t h[16];
+    uint32_t n;
+
+    fx_add_adapter(pm, 2, "sql-lora");
+    build();
+    with_prefix();
+    cr_assert_eq(route_text("prefix-cache", "sql-lora", turn1, &r), 2);
+    cr_assert_str_eq(r.pfx_bucket, "0");
+    /* The base model's hashes do not match the adapter's blocks. */
+    n = dp_prefix_hash(0, 0, 16, turn1, strlen(turn1), h, 16);
+    dp_prefix_match(ctx.prefix, h, n, dp_snap_states(snap), cands, 4, m);
+    cr_assert_eq(m[2], 0);
+    cr_assert_eq(route_text("prefix-cache", "sql-lora", turn1, &r), 2);
+    cr_assert_str_eq(r.pfx_bucket, "76-100", "one candidate: inserted anyway");
+}
+
+Test(dp_route, prefix_cache_in_a_list_and_a_retry_after_other_requests)
+{
+    dp_route r, other;
+    dp_error e;
+    dp_route_in in = in_of("llama", "prefix-cache", NULL);
+    int64_t first, idx;
+    uint32_t tried[1];
+
+    build();
+    with_prefix();
+    first = route_text("prefix-cache:3,least-request:1", "llama", turn1, &r);
+    cr_assert_null(r.pfx_outcome);
+    dp_route_release(dp_snap_state(snap, (uint32_t)first), 1);
+    idx = route_text("prefix-cache:3,least-request:1", "llama", turn1, &r);
+    cr_assert_eq(idx, first);
+    cr_assert_str_eq(r.pfx_bucket, "76-100");
+    dp_route_release(dp_snap_state(snap, (uint32_t)idx), 1);
+    /* A retry picks after other requests reused the hash scratch: no prefix
+     * information then, and nothing inserted. */
+    in.text = turn2;
+    in.text_len = strlen(turn2);
+    cr_assert(dp_route_resolve(&ctx, snap, &in, &r, &e));
+    route_text("least-request", "llama", turn1, &other);
+    route_text("prefix-cache", "llama", "a different prompt, long enough for blocks", &other);
+    tried[0] = (uint32_t)first;
+    idx = dp_route_pick(&ctx, snap, &r, tried, 1, 1, &e);
+    cr_assert_neq(idx, first);
+    cr_assert_str_eq(r.pfx_bucket, "0");
+    cr_assert_str_eq(r.pfx_outcome, DP_PFX_FALLBACK);
+    /* No index at all: prefix-cache is least-request. */
+    dp_prefix_free(ctx.prefix);
+    ctx.prefix = NULL;
+    route_text("prefix-cache", "llama", turn1, &r);
+    cr_assert_str_eq(r.pfx_outcome, DP_PFX_FALLBACK);
+}
+
+Test(dp_route, pfx_bucket_edges)
+{
+    cr_assert_str_eq(dp_route_pfx_bucket(0, 10), "0");
+    cr_assert_str_eq(dp_route_pfx_bucket(0, 0), "0");
+    cr_assert_str_eq(dp_route_pfx_bucket(1, 200), "0", "half a percent rounds down");
+    cr_assert_str_eq(dp_route_pfx_bucket(1, 4), "1-25");
+    cr_assert_str_eq(dp_route_pfx_bucket(2, 4), "26-50");
+    cr_assert_str_eq(dp_route_pfx_bucket(3, 4), "51-75");
+    cr_assert_str_eq(dp_route_pfx_bucket(76, 100), "76-100");
+    cr_assert_str_eq(dp_route_pfx_bucket(4, 4), "76-100");
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dp_fixture.h"
+#include "dp_prefix.h"
 #include "dp_strategy.h"
 #include "ut_leak.h"
 
@@ -39,9 +40,13 @@ setup(void)
     setup_n(N);
 }
 
+static dp_prefix *pfx; /* prefix-cache tests */
+
 static void
 teardown(void)
 {
+    dp_prefix_free(pfx);
+    pfx = NULL;
     dp_snap_unref(snap);
     dp_load_free(load);
     ut_leak_check();
@@ -122,7 +127,7 @@ Test(dp_strategy, plan_parse_accepts_names_and_weighted_lists)
 Test(dp_strategy, plan_parse_rejects_bad_strings_with_a_reason)
 {
     const char *bad[] = {"",
-                         "prefix-cache",
+                         "prefix-cache,random",
                          "pd",
                          "slo",
                          "Least-Request",
@@ -181,12 +186,11 @@ Test(dp_strategy, plan_cache_returns_the_same_plan_and_skips_invalid_strings)
 
 Test(dp_strategy, registry_knows_exactly_the_implemented_names)
 {
-    const char *yes[] = {"random",        "least-request",   "power-of-two",    "throughput",
-                         "least-latency", "least-kv-cache",  "least-gpu-cache", "least-busy-time",
-                         "vtc-basic",     "session-affinity"};
+    const char *yes[] = {"random",        "least-request",    "power-of-two",    "throughput",
+                         "least-latency", "least-kv-cache",   "least-gpu-cache", "least-busy-time",
+                         "vtc-basic",     "session-affinity", "prefix-cache"};
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
         cr_assert_not_null(dp_strategy_find(yes[i]), "%s", yes[i]);
-    cr_assert_null(dp_strategy_find("prefix-cache"));
     cr_assert_null(dp_strategy_find("pd"));
     cr_assert_null(dp_strategy_find("least-utilization"));
 }
@@ -499,4 +503,208 @@ Test(dp_strategy, weighted_ties_are_random)
     histogram("least-request,least-kv-cache", 4000, hits);
     for (int i = 0; i < N; i++)
         cr_assert(hits[i] > 850 && hits[i] < 1150, "%d got %u", i, hits[i]);
+}
+
+/* ---- prefix-cache ------------------------------------------------------------ */
+
+static uint64_t ph[8];
+static uint32_t pmatch[64];
+static dp_pfx_pick pp;
+
+/* An index over the fixture's endpoints, and the 8 block hashes of one
+ * prompt in ph. */
+static void
+pfx_setup(void)
+{
+    dp_prefix_cfg c = {.block_size = 4, .seed = 0, .capacity = 1024, .max_blocks = 8};
+    const char *text = "system: be brief\nuser: hi there, how are you";
+
+    pfx = dp_prefix_new(&c);
+    dp_prefix_apply_snapshot(pfx, dp_snap_pm(snap), dp_snap_states(snap));
+    cr_assert_eq(dp_prefix_hash(0, 0, 4, text, strlen(text), ph, 8), 8);
+}
+
+static void
+pfx_hold(uint32_t i, uint32_t blocks)
+{
+    dp_prefix_insert(pfx, ep(i), ph, blocks);
+}
+
+/* Runs <str> with the prompt's first <n_blocks> blocks. */
+static uint32_t
+pfx_run(const char *str, uint32_t n_blocks, const char **fb)
+{
+    dp_plan plan;
+    char why[128];
+    dp_pick pk = pick_n(N);
+
+    pp.index = pfx;
+    pp.hashes = ph;
+    pp.n_blocks = n_blocks;
+    pp.match = pmatch;
+    pp.matched = false;
+    pp.outcome = NULL;
+    pp.imbalance = false;
+    pk.pfx = &pp;
+    cr_assert(dp_plan_parse(str, &plan, why, sizeof(why)), "%s: %s", str, why);
+    return dp_plan_pick(&plan, &pk, scratch, fb);
+}
+
+static void
+pfx_defaults(void)
+{
+    pp = (dp_pfx_pick){.imbalance_abs = 16, .stddev_factor = 2, .min_match_blocks = 1};
+}
+
+Test(dp_strategy, prefix_cache_picks_the_longest_match)
+{
+    const char *fb;
+
+    pfx_setup();
+    pfx_defaults();
+    pfx_hold(0, 4);
+    pfx_hold(2, 8);
+    pfx_hold(3, 2);
+    cr_assert_eq(pfx_run("prefix-cache", 8, &fb), 2);
+    cr_assert_null(fb);
+    cr_assert_str_eq(pp.outcome, DP_PFX_PREFIX_MATCH);
+    cr_assert_not(pp.imbalance);
+    cr_assert_eq(pmatch[0], 4);
+    cr_assert_eq(pmatch[1], 0);
+    cr_assert_eq(pmatch[2], 8);
+    cr_assert_eq(pmatch[3], 2);
+}
+
+Test(dp_strategy, prefix_cache_equal_matches_go_to_the_lower_load)
+{
+    const char *fb;
+
+    pfx_setup();
+    pfx_defaults();
+    pfx_hold(1, 8);
+    pfx_hold(3, 8);
+    ep(0)->inflight = 1;
+    ep(1)->inflight = 3;
+    ep(2)->inflight = 1;
+    ep(3)->inflight = 1;
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(pfx_run("prefix-cache", 8, &fb), 3);
+    ep(1)->inflight = 1;
+    unsigned hits[N] = {0};
+    for (int i = 0; i < 400; i++)
+        hits[pfx_run("prefix-cache", 8, &fb)]++;
+    cr_assert(hits[1] > 140 && hits[3] > 140, "full ties are random: %u/%u", hits[1], hits[3]);
+}
+
+Test(dp_strategy, prefix_cache_skips_a_match_above_mean_plus_k_sd)
+{
+    const char *fb;
+    uint32_t pos;
+
+    pfx_setup();
+    pfx_defaults();
+    pfx_hold(2, 8);
+    pfx_hold(0, 2);
+    ep(2)->inflight = 10; /* mean 2.5, sd 5 */
+    ep(0)->inflight = 1;
+    pp.stddev_factor = 0.5; /* cap 5: endpoint 2 is too loaded, 0 is not */
+    cr_assert_eq(pfx_run("prefix-cache", 8, &fb), 0, "the next best match within the cap");
+    cr_assert_str_eq(pp.outcome, DP_PFX_PREFIX_MATCH);
+    ep(0)->inflight = 8; /* mean 4.5, sd 5.2: cap 7.1; both matches too loaded */
+    pos = pfx_run("prefix-cache", 8, &fb);
+    cr_assert(pos == 1 || pos == 3, "least-request decides, got %u", pos);
+    cr_assert_str_eq(pp.outcome, DP_PFX_SKIPPED);
+    pp.stddev_factor = 2; /* cap 15: back to the best match */
+    cr_assert_eq(pfx_run("prefix-cache", 8, &fb), 2);
+}
+
+Test(dp_strategy, prefix_cache_imbalance_guard_keeps_only_the_least_loaded)
+{
+    const char *fb;
+    uint32_t pos;
+
+    pfx_setup();
+    pfx_defaults();
+    pfx_hold(0, 8);
+    pfx_hold(2, 2);
+    ep(0)->inflight = 20;
+    ep(2)->inflight = 3;
+    for (int i = 0; i < 20; i++) {
+        pos = pfx_run("prefix-cache", 8, &fb);
+        cr_assert(pos == 1 || pos == 3, "got %u", pos);
+    }
+    cr_assert(pp.imbalance);
+    cr_assert_str_eq(pp.outcome, DP_PFX_FALLBACK);
+    pfx_hold(3, 1); /* a match among the least loaded wins */
+    cr_assert_eq(pfx_run("prefix-cache", 8, &fb), 3);
+    cr_assert(pp.imbalance);
+    cr_assert_str_eq(pp.outcome, DP_PFX_PREFIX_MATCH);
+    ep(0)->inflight = 16; /* spread 16 is not above 16 */
+    cr_assert_eq(pfx_run("prefix-cache", 8, &fb), 0);
+    cr_assert_not(pp.imbalance);
+}
+
+Test(dp_strategy, prefix_cache_minimum_match_length)
+{
+    const char *fb;
+
+    pfx_setup();
+    pfx_defaults();
+    pfx_hold(0, 1);
+    ep(1)->inflight = 1;
+    ep(2)->inflight = 1;
+    ep(3)->inflight = 1;
+    ep(0)->inflight = 2;
+    cr_assert_eq(pfx_run("prefix-cache", 8, &fb), 0);
+    pp.min_match_blocks = 2;
+    pfx_run("prefix-cache", 8, &fb);
+    cr_assert_str_eq(pp.outcome, DP_PFX_FALLBACK, "one block is below the minimum");
+}
+
+Test(dp_strategy, prefix_cache_without_a_full_block_is_least_request)
+{
+    const char *fb;
+
+    pfx_setup();
+    pfx_defaults();
+    pfx_hold(0, 8);
+    for (uint32_t i = 0; i < N; i++)
+        ep(i)->inflight = i == 2 ? 0 : 3;
+    cr_assert_eq(pfx_run("prefix-cache", 0, &fb), 2);
+    cr_assert_null(fb, "not a routing fallback: prefix-cache's own least-request step");
+    cr_assert_str_eq(pp.outcome, DP_PFX_FALLBACK);
+}
+
+Test(dp_strategy, prefix_cache_in_a_list_scores_the_matched_share)
+{
+    const char *fb;
+    double sc[N];
+    const char *why = NULL;
+    dp_pick pk = pick_n(N);
+
+    pfx_setup();
+    pfx_defaults();
+    pfx_hold(0, 8);
+    pfx_hold(1, 4);
+    ep(0)->inflight = 2;
+    /* prefix: 1, .5, 0, 0; least-request: 0, 1, 1, 1 -> totals .5, .75, .5, .5 */
+    cr_assert_eq(pfx_run("prefix-cache:1,least-request:1", 8, &fb), 1);
+    cr_assert_null(fb);
+    cr_assert_null(pp.outcome, "outcomes are counted for prefix-cache alone");
+    pp.matched = false;
+    pp.min_match_blocks = 5;
+    pk.pfx = &pp;
+    cr_assert_eq(dp_strat_prefix_cache(&pk, sc, &why), N);
+    cr_assert_float_eq(sc[0], 1.0, 1e-9);
+    cr_assert_float_eq(sc[1], 0.0, 1e-9, "below the minimum scores 0");
+    pp.n_blocks = 0;
+    pp.matched = false;
+    cr_assert_eq(dp_strat_prefix_cache(&pk, sc, &why), 0);
+    cr_assert_str_eq(why, DP_WHY_NO_PREFIX);
+    pp.min_match_blocks = 1;
+    /* Without blocks the member adds nothing: least-request decides alone. */
+    for (uint32_t i = 0; i < N; i++)
+        ep(i)->inflight = i == 3 ? 0 : 1;
+    cr_assert_eq(pfx_run("prefix-cache:5,least-request:1", 0, &fb), 3);
+    cr_assert_null(fb);
 }

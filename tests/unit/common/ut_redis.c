@@ -1,0 +1,173 @@
+/* ut_redis: see ut_redis.h. */
+#include "ut_redis.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static bool
+find_exe(char *out, size_t n)
+{
+    const char *path = getenv("PATH");
+    char buf[4096];
+
+    snprintf(buf, sizeof(buf), "%s", path ? path : "/usr/bin:/bin");
+    for (char *save = NULL, *d = strtok_r(buf, ":", &save); d != NULL;
+         d = strtok_r(NULL, ":", &save)) {
+        snprintf(out, n, "%s/redis-server", d);
+        if (access(out, X_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool
+ut_redis_available(void)
+{
+    char exe[512];
+    return find_exe(exe, sizeof(exe));
+}
+
+static uint16_t
+free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    uint16_t port = 0;
+
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static bool
+accepts(uint16_t port)
+{
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+bool
+ut_redis_start(ut_redis *r)
+{
+    char exe[512], port[16];
+    char *argv[20];
+    int argc = 0;
+    posix_spawn_file_actions_t fa;
+
+    if (!find_exe(exe, sizeof(exe)))
+        return false;
+    if (r->port == 0)
+        r->port = free_port();
+    snprintf(port, sizeof(port), "%u", r->port);
+    argv[argc++] = exe;
+    argv[argc++] = "--port";
+    argv[argc++] = port;
+    argv[argc++] = "--bind";
+    argv[argc++] = "127.0.0.1";
+    argv[argc++] = "--save";
+    argv[argc++] = "";
+    argv[argc++] = "--appendonly";
+    argv[argc++] = "no";
+    argv[argc++] = "--loglevel";
+    argv[argc++] = "warning";
+    if (r->password[0] != '\0') {
+        argv[argc++] = "--requirepass";
+        argv[argc++] = r->password;
+    }
+    argv[argc] = NULL;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    if (posix_spawn(&r->pid, exe, &fa, NULL, argv, environ) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        r->pid = 0;
+        return false;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    for (int i = 0; i < 500; i++) {
+        struct timespec ts = {.tv_nsec = 10 * 1000 * 1000};
+        if (accepts(r->port))
+            return true;
+        nanosleep(&ts, NULL);
+    }
+    ut_redis_stop(r);
+    return false;
+}
+
+void
+ut_redis_stop(ut_redis *r)
+{
+    int status;
+
+    if (r->pid <= 0)
+        return;
+    kill(r->pid, SIGTERM);
+    waitpid(r->pid, &status, 0);
+    r->pid = 0;
+}
+
+typedef struct until_ctx {
+    bool (*cond)(void *arg);
+    void *arg;
+    uint64_t deadline;
+    gw_timer *t;
+    bool ok;
+} until_ctx;
+
+static void
+on_tick(gw_loop *loop, void *arg)
+{
+    until_ctx *u = arg;
+
+    if (u->cond != NULL && u->cond(u->arg)) {
+        u->ok = true;
+        gw_loop_stop(loop);
+        return;
+    }
+    if (gw_now_ms() >= u->deadline) {
+        gw_loop_stop(loop);
+        return;
+    }
+    gw_timer_start(u->t, 5);
+}
+
+bool
+ut_loop_until(gw_loop *loop, bool (*cond)(void *arg), void *arg, uint64_t timeout_ms)
+{
+    until_ctx u = {.cond = cond, .arg = arg, .deadline = gw_now_ms() + timeout_ms};
+
+    u.t = gw_timer_new(loop, on_tick, &u);
+    gw_timer_start(u.t, 0);
+    if (gw_loop_run(loop) != GW_OK)
+        u.ok = false;
+    gw_timer_free(u.t);
+    return cond != NULL ? (u.ok || cond(arg)) : true;
+}
+
+void
+ut_loop_for(gw_loop *loop, uint64_t ms)
+{
+    (void)ut_loop_until(loop, NULL, NULL, ms);
+}
