@@ -467,17 +467,6 @@ struct ctl_scrape {
     struct curl_slist *metrics_hdrs, *models_hdrs;
 };
 
-/* Orders engine addresses by ip, then port. */
-static int
-cmp_addr(const char *ip_a, uint16_t port_a, const char *ip_b, uint16_t port_b)
-{
-    int c = strcmp(ip_a, ip_b);
-
-    if (c != 0)
-        return c;
-    return (port_a > port_b) - (port_a < port_b);
-}
-
 /* Lower bound of (ip, port) in s->targets. */
 static size_t
 target_pos(const ctl_scrape *s, const char *ip, uint16_t port)
@@ -486,7 +475,7 @@ target_pos(const ctl_scrape *s, const char *ip, uint16_t port)
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (cmp_addr(s->targets[mid]->ip, s->targets[mid]->port, ip, port) < 0)
+        if (ctl_addr_cmp(s->targets[mid]->ip, s->targets[mid]->port, ip, port) < 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -500,7 +489,7 @@ target_find(const ctl_scrape *s, const char *ip, uint16_t port)
 {
     size_t at = target_pos(s, ip, port);
 
-    if (at < s->n_targets && cmp_addr(s->targets[at]->ip, s->targets[at]->port, ip, port) == 0)
+    if (at < s->n_targets && ctl_addr_cmp(s->targets[at]->ip, s->targets[at]->port, ip, port) == 0)
         return s->targets[at];
     return NULL;
 }
@@ -658,7 +647,7 @@ sync_targets(ctl_scrape *s)
             continue;
         at = target_pos(s, ep->ip, ep->port);
         if (at < s->n_targets &&
-            cmp_addr(s->targets[at]->ip, s->targets[at]->port, ep->ip, ep->port) == 0) {
+            ctl_addr_cmp(s->targets[at]->ip, s->targets[at]->port, ep->ip, ep->port) == 0) {
             t = s->targets[at];
             if (!t->seen)
                 target_configure(s, t, ep); /* the first endpoint of an address rules */

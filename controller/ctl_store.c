@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "gw/gw_mem.h"
+#include "ctl_util.h"
 
 typedef struct id_entry {
     char *key; /* "model\0ip\0port", owned */
@@ -126,17 +127,6 @@ ctl_store_take_dirty(ctl_store *st)
 
 /* ---- discovered adapters ---- */
 
-/* Orders overlay entries by ip, then port. */
-static int
-cmp_addr(const char *ip_a, uint16_t port_a, const char *ip_b, uint16_t port_b)
-{
-    int c = strcmp(ip_a, ip_b);
-
-    if (c != 0)
-        return c;
-    return (port_a > port_b) - (port_a < port_b);
-}
-
 /* Lower bound of (ip, port) in the overlay array. */
 static size_t
 overlay_pos(const ctl_store *st, const char *ip, uint16_t port)
@@ -145,7 +135,7 @@ overlay_pos(const ctl_store *st, const char *ip, uint16_t port)
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (cmp_addr(st->overlays[mid].ip, st->overlays[mid].port, ip, port) < 0)
+        if (ctl_addr_cmp(st->overlays[mid].ip, st->overlays[mid].port, ip, port) < 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -165,8 +155,8 @@ ctl_store_set_adapters(ctl_store *st, const char *ip, uint16_t port, const char 
                        size_t n)
 {
     size_t at = overlay_pos(st, ip, port);
-    bool exists =
-        at < st->n_overlays && cmp_addr(st->overlays[at].ip, st->overlays[at].port, ip, port) == 0;
+    bool exists = at < st->n_overlays &&
+                  ctl_addr_cmp(st->overlays[at].ip, st->overlays[at].port, ip, port) == 0;
     const char **sorted = gw_xcalloc(n ? n : 1, sizeof(*sorted));
     size_t m = 0;
     bool same;
@@ -237,7 +227,7 @@ ctl_store_adapters(const ctl_store *st, const char *ip, uint16_t port, size_t *n
     size_t at = overlay_pos(st, ip, port);
 
     if (at < st->n_overlays &&
-        cmp_addr(st->overlays[at].ip, st->overlays[at].port, ip, port) == 0) {
+        ctl_addr_cmp(st->overlays[at].ip, st->overlays[at].port, ip, port) == 0) {
         *n = st->overlays[at].n;
         return (const char *const *)st->overlays[at].names;
     }

@@ -179,3 +179,13 @@ ctl_hostport_str(const char *host, uint16_t port)
         return ctl_strf("[%s]:%u", host, (unsigned)port);
     return ctl_strf("%s:%u", host, (unsigned)port);
 }
+
+int
+ctl_addr_cmp(const char *ip_a, uint16_t port_a, const char *ip_b, uint16_t port_b)
+{
+    int c = strcmp(ip_a, ip_b);
+
+    if (c != 0)
+        return c;
+    return (port_a > port_b) - (port_a < port_b);
+}

@@ -51,4 +51,7 @@ GW_MUST_CHECK gw_err ctl_parse_hostport(const char *s, size_t len, char **host, 
 /* Formats <host>:<port> as an endpoint label, bracketing IPv6 literals. */
 char *ctl_hostport_str(const char *host, uint16_t port);
 
+/* Orders engine addresses by ip (bytewise), then port: <0, 0, >0. */
+int ctl_addr_cmp(const char *ip_a, uint16_t port_a, const char *ip_b, uint16_t port_b);
+
 #endif

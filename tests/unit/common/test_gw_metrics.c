@@ -453,5 +453,9 @@ Test(gw_metrics, render_into_a_full_buffer_is_efull)
 
 Test(gw_metrics, free_null_is_a_no_op)
 {
+    gw_metrics *other = gw_metrics_new();
+
     gw_metrics_free(NULL);
+    cr_assert_not_null(other, "other registries are unaffected");
+    gw_metrics_free(other);
 }
