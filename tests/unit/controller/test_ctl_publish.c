@@ -93,6 +93,18 @@ run_until(fx *f, char want)
     cr_assert(!f->timed_out, "timed out waiting for '%c'", want);
 }
 
+/* Runs the loop until <want> arrives or <ms> pass; true if it arrived. */
+static bool
+run_for(fx *f, char want, uint64_t ms)
+{
+    f->want = want;
+    f->timed_out = false;
+    gw_timer_start(f->guard, ms);
+    cr_assert_eq(gw_loop_run(f->loop), GW_OK);
+    gw_timer_stop(f->guard);
+    return !f->timed_out;
+}
+
 /* Stops the loop once the controller counts a live worker. */
 static void
 on_poll_workers(gw_loop *loop, void *arg)
@@ -226,8 +238,15 @@ Test(ctl_publish, snapshots_go_out_on_pub_and_rep_and_reports_become_load)
     run_until(&f, 'R');
 
     compile_yaml(&f, "models: [{name: m, endpoints: ['h:1', 'h:2']}]\n");
-    ctl_publish_snapshot(f.pub);
-    run_until(&f, 'S');
+    /* The REQ round trip does not prove the SUB pipe is up (a PUB drops
+     * messages for subscribers still connecting, more so on a loaded CI
+     * machine): publish again until one arrives, within 5 s. */
+    bool got = false;
+    for (int i = 0; i < 100 && !got; i++) {
+        ctl_publish_snapshot(f.pub);
+        got = run_for(&f, 'S', 50);
+    }
+    cr_assert(got, "timed out waiting for 'S'");
     cr_assert_eq(f.sub_snap->env.gen, 101);
     cr_assert_eq(f.sub_snap->n_endpoints, 2);
 
