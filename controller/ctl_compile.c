@@ -130,6 +130,63 @@ add_discovered(pm_endpoint *ep, const ctl_store *st)
     }
 }
 
+static int
+cmp_user(const void *a, const void *b)
+{
+    return strcmp(((const pm_user *)a)->name, ((const pm_user *)b)->name);
+}
+
+/* Whether key digest <h> belongs to one of the first <n> users of <s>. */
+static bool
+key_taken(const pm_snapshot *s, uint32_t n, const char *h)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t k = 0; k < s->users[i].n_keys; k++) {
+            if (strcmp(s->users[i].key_hashes[k], h) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Users are the union of every source's, by name; the earlier source kind
+ * wins a name (as for models). A key digest listed for two users would make
+ * the key's owner ambiguous: it stays with the first and is dropped from
+ * the other, with a log line (quadratic in keys, which number in the
+ * hundreds at most and change rarely). */
+static void
+add_users(pm_snapshot *s, const ctl_store *st)
+{
+    for (int k = 0; k < CTL_SRC_COUNT; k++) {
+        const pm_snapshot *set = ctl_store_set(st, (ctl_src_kind)k);
+        for (uint32_t i = 0; set != NULL && i < set->n_users; i++) {
+            bool dup = false;
+            for (uint32_t j = 0; j < s->n_users && !dup; j++)
+                dup = strcmp(s->users[j].name, set->users[i].name) == 0;
+            if (!dup && s->n_users < PM_MAX_USERS)
+                ctl_user_copy(ctl_set_add_user(s), &set->users[i]);
+        }
+    }
+    if (s->n_users > 1)
+        qsort(s->users, s->n_users, sizeof(*s->users), cmp_user);
+    for (uint32_t i = 1; i < s->n_users; i++) {
+        pm_user *u = &s->users[i];
+        uint32_t kept = 0;
+        for (uint32_t k = 0; k < u->n_keys; k++) {
+            if (key_taken(s, i, u->key_hashes[k])) {
+                gw_log_ratelimited(GW_LOG_ERR, 60, "CTL-USER-KEY-SHARED",
+                                   "user=%s msg=\"an API key is also another user's; dropped "
+                                   "from this user\"",
+                                   u->name);
+                free(u->key_hashes[k]);
+                continue;
+            }
+            u->key_hashes[kept++] = u->key_hashes[k];
+        }
+        u->n_keys = kept;
+    }
+}
+
 gw_err
 ctl_compile_run(ctl_compile *c, ctl_store *st, uint64_t wall_ms, bool *changed)
 {
@@ -210,6 +267,8 @@ ctl_compile_run(ctl_compile *c, ctl_store *st, uint64_t wall_ms, bool *changed)
             break;
         }
     }
+
+    add_users(s, st);
 
     if (c->cur != NULL && ctl_snapshot_same_content(c->cur, s)) {
         pm_snapshot_free(s);

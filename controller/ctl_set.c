@@ -54,6 +54,37 @@ ctl_set_add_endpoint(pm_snapshot *s)
     return &s->endpoints[s->n_endpoints++];
 }
 
+pm_user *
+ctl_set_add_user(pm_snapshot *s)
+{
+    void *arr = s->users;
+
+    grow(&arr, s->n_users, sizeof(pm_user));
+    s->users = arr;
+    memset(&s->users[s->n_users], 0, sizeof(pm_user));
+    return &s->users[s->n_users++];
+}
+
+void
+ctl_user_fini(pm_user *u)
+{
+    free(u->name);
+    for (uint32_t i = 0; i < u->n_keys; i++)
+        free(u->key_hashes[i]);
+    free(u->key_hashes);
+    memset(u, 0, sizeof(*u));
+}
+
+void
+ctl_user_copy(pm_user *dst, const pm_user *src)
+{
+    *dst = *src; /* scalars; every pointer is replaced below */
+    dst->name = ctl_dup_opt(src->name);
+    dst->key_hashes = src->n_keys ? gw_xcalloc(src->n_keys, sizeof(char *)) : NULL;
+    for (uint32_t i = 0; i < src->n_keys; i++)
+        dst->key_hashes[i] = ctl_dup_opt(src->key_hashes[i]);
+}
+
 void
 ctl_model_fini(pm_model *m)
 {
@@ -168,13 +199,30 @@ ctl_endpoint_equal(const pm_endpoint *a, const pm_endpoint *b)
 }
 
 bool
+ctl_user_equal(const pm_user *a, const pm_user *b)
+{
+    if (!str_eq(a->name, b->name) || a->rpm != b->rpm || a->tpm != b->tpm || a->n_keys != b->n_keys)
+        return false;
+    for (uint32_t i = 0; i < a->n_keys; i++) {
+        if (!str_eq(a->key_hashes[i], b->key_hashes[i]))
+            return false;
+    }
+    return true;
+}
+
+bool
 ctl_snapshot_same_content(const pm_snapshot *a, const pm_snapshot *b)
 {
     if (a == NULL || b == NULL)
         return a == b;
     if (a->n_models != b->n_models || a->n_endpoints != b->n_endpoints ||
+        a->n_users != b->n_users ||
         !str_eq(a->settings.routing_strategy, b->settings.routing_strategy))
         return false;
+    for (uint32_t i = 0; i < a->n_users; i++) {
+        if (!ctl_user_equal(&a->users[i], &b->users[i]))
+            return false;
+    }
     for (uint32_t i = 0; i < a->n_models; i++) {
         if (!ctl_model_equal(&a->models[i], &b->models[i]))
             return false;

@@ -31,6 +31,7 @@
 #include "ctl_yaml.h"
 #include "gw/gw_log.h"
 #include "gw/gw_mem.h"
+#include "gw/gw_digest.h"
 
 /* AIBrix's default serving port (model.aibrix.ai/port) and engine. */
 #define DEFAULT_PORT   8000
@@ -555,7 +556,123 @@ out:
     free(field);
 }
 
-static const char *const root_keys[] = {"gateway", "models", NULL};
+static const char *const user_keys[] = {"name", "rpm", "tpm", "apiKeys", NULL};
+
+/* Reads an optional non-negative integer limit; absent or null leaves *out. */
+static void
+opt_limit(fparse *fp, const ctl_ynode *map, const char *key, const char *field, int64_t *out)
+{
+    const ctl_ynode *n = ctl_yaml_get(map, key);
+    int64_t v;
+
+    if (n == NULL || ctl_yaml_is_null(n))
+        return;
+    if (!ctl_yaml_int(n, &v) || v < 0) {
+        char *full = ctl_strf("%s.%s", field, key);
+        err_at(fp, n, full, "must be a whole number >= 0 (0 = unlimited)");
+        free(full);
+        return;
+    }
+    *out = v;
+}
+
+/* A user name is what clients send in the `user` header and part of the
+ * Redis counter keys: printable ASCII without spaces. */
+static bool
+user_name_ok(const char *s)
+{
+    if (*s == '\0' || strlen(s) > 256)
+        return false;
+    for (; *s != '\0'; s++) {
+        if (*s <= 0x20 || *s >= 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* An API key as written: "sha256:<64 hex digits>" (the digest, which is
+ * what a file or Secret should hold) or the key itself, hashed here so that
+ * only digests leave the controller. */
+static bool
+parse_api_key(fparse *fp, const ctl_ynode *n, const char *field, char **out)
+{
+    char hex[GW_SHA256_HEX_LEN + 1];
+
+    if (n->kind != CTL_Y_SCALAR || ctl_yaml_is_null(n) || n->len == 0 || strlen(n->str) != n->len) {
+        err_at(fp, n, field, "must be a non-empty string");
+        return false;
+    }
+    if (n->len > 7 && strncmp(n->str, "sha256:", 7) == 0) {
+        const char *d = n->str + 7;
+        if (n->len - 7 != GW_SHA256_HEX_LEN || strspn(d, "0123456789abcdefABCDEF") != n->len - 7) {
+            err_at(fp, n, field, "a sha256: digest must be 64 hex digits");
+            return false;
+        }
+        for (size_t i = 0; i < GW_SHA256_HEX_LEN; i++)
+            hex[i] = (char)(d[i] >= 'A' && d[i] <= 'F' ? d[i] - 'A' + 'a' : d[i]);
+        hex[GW_SHA256_HEX_LEN] = '\0';
+    } else {
+        gw_sha256_hex(n->str, n->len, hex);
+    }
+    *out = gw_xstrdup(hex);
+    return true;
+}
+
+static void
+parse_user(fparse *fp, const ctl_ynode *n, size_t idx)
+{
+    char *field = ctl_strf("users[%zu]", idx), *sub;
+    const ctl_ynode *v;
+    pm_user u = {0};
+
+    if (n->kind != CTL_Y_MAP) {
+        err_at(fp, n, field, "must be a mapping, not %s", ctl_yaml_kind_name(n));
+        goto out;
+    }
+    check_keys(fp, n, field, user_keys, "name, rpm, tpm, apiKeys");
+    v = ctl_yaml_get(n, "name");
+    sub = ctl_strf("%s.name", field);
+    if (v == NULL || ctl_yaml_is_null(v)) {
+        err_at(fp, n, field, "name is required");
+    } else if (get_str(fp, v, sub, false, &u.name)) {
+        if (!user_name_ok(u.name))
+            err_at(fp, v, sub, "must be 1..256 printable ASCII characters without spaces");
+        for (uint32_t i = 0; i < fp->set->n_users; i++) {
+            if (strcmp(fp->set->users[i].name, u.name) == 0)
+                err_at(fp, v, sub, "duplicate user \"%.128s\" (also users[%u])", u.name, i);
+        }
+    }
+    free(sub);
+    opt_limit(fp, n, "rpm", field, &u.rpm);
+    opt_limit(fp, n, "tpm", field, &u.tpm);
+    v = ctl_yaml_get(n, "apiKeys");
+    if (v != NULL && !ctl_yaml_is_null(v)) {
+        sub = ctl_strf("%s.apiKeys", field);
+        if (v->kind != CTL_Y_SEQ) {
+            err_at(fp, v, sub, "must be a list, not %s", ctl_yaml_kind_name(v));
+        } else if (v->n > PM_MAX_USER_KEYS) {
+            err_at(fp, v, sub, "at most %u keys per user", PM_MAX_USER_KEYS);
+        } else {
+            u.key_hashes = v->n ? gw_xcalloc(v->n, sizeof(char *)) : NULL;
+            for (size_t i = 0; i < v->n; i++) {
+                char *kf = ctl_strf("%s[%zu]", sub, i);
+                if (parse_api_key(fp, v->items[i], kf, &u.key_hashes[u.n_keys]))
+                    u.n_keys++;
+                free(kf);
+            }
+        }
+        free(sub);
+    }
+    if (u.name != NULL) {
+        *ctl_set_add_user(fp->set) = u;
+        memset(&u, 0, sizeof(u));
+    }
+out:
+    ctl_user_fini(&u);
+    free(field);
+}
+
+static const char *const root_keys[] = {"gateway", "models", "users", NULL};
 static const char *const gateway_keys[] = {"routingStrategy", NULL};
 
 static void
@@ -568,7 +685,7 @@ parse_root(fparse *fp, const ctl_ynode *root)
                ctl_yaml_kind_name(root));
         return;
     }
-    check_keys(fp, root, "(top level)", root_keys, "gateway, models");
+    check_keys(fp, root, "(top level)", root_keys, "gateway, models, users");
     v = ctl_yaml_get(root, "gateway");
     if (v != NULL && !ctl_yaml_is_null(v)) {
         if (v->kind != CTL_Y_MAP) {
@@ -576,6 +693,15 @@ parse_root(fparse *fp, const ctl_ynode *root)
         } else {
             check_keys(fp, v, "gateway", gateway_keys, "routingStrategy");
             opt_str(fp, v, "routingStrategy", "gateway", &fp->set->settings.routing_strategy);
+        }
+    }
+    v = ctl_yaml_get(root, "users");
+    if (v != NULL && !ctl_yaml_is_null(v)) {
+        if (v->kind != CTL_Y_SEQ) {
+            err_at(fp, v, "users", "must be a list, not %s", ctl_yaml_kind_name(v));
+        } else {
+            for (size_t i = 0; i < v->n; i++)
+                parse_user(fp, v->items[i], i);
         }
     }
     v = ctl_yaml_get(root, "models");

@@ -12,6 +12,7 @@
 #include "gw/gw_loop.h"
 #include "gw/gw_metrics.h"
 
+#include "dp_auth.h"
 #include "dp_load.h"
 #include "dp_snap.h"
 
@@ -53,6 +54,15 @@ typedef struct dp_cfg {
     int64_t pfx_sync_maxlen; /* XADD MAXLEN ~ */
     uint64_t pfx_sync_interval_ms;
     uint64_t redis_timeout_ms;
+    /* access and quotas (dp_auth, dp_quota) */
+    bool require_api_key;
+    char *gateway_key; /* AIBRIX_AUTH_BEARER_TOKEN; secret */
+    bool allow_unknown_users;
+    uint64_t quota_timeout_ms;
+    char *quota_prefix;
+    /* TLS termination (both or neither) */
+    char *tls_cert_file;
+    char *tls_key_file;
 } dp_cfg;
 
 typedef struct dp_sync dp_sync;
@@ -62,6 +72,7 @@ typedef struct dp_metrics dp_metrics;
 typedef struct dp_req dp_req;
 typedef struct dp_plan_cache dp_plan_cache;
 typedef struct dp_vtc dp_vtc;
+typedef struct dp_quota dp_quota;
 
 typedef struct dp_ctx {
     dp_cfg cfg;
@@ -100,7 +111,9 @@ typedef struct dp_ctx {
     uint64_t *pfx_hashes;
     uint32_t pfx_hash_cap;
     uint64_t pfx_stamp;
-    uint32_t *pfx_match;   /* scratch_cap entries */
+    uint32_t *pfx_match; /* scratch_cap entries */
+    dp_auth_cfg auth;
+    dp_quota *quota;       /* RPM/TPM/RPS admission */
     int access_fd;         /* access log stream; -1 = off */
     gw_buf access_pending; /* access log lines not yet written (dp_access) */
 } dp_ctx;

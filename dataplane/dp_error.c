@@ -17,6 +17,9 @@ dp_error_set(dp_error *e, unsigned status, const char *header, const char *heade
     e->header = header;
     e->header_value = header_value;
     e->code = code;
+    e->param = NULL;
+    e->seed_shape = false;
+    e->retry_after = NULL;
     va_start(ap, fmt);
     vsnprintf(e->message, sizeof(e->message), fmt, ap);
     va_end(ap);
@@ -32,6 +35,8 @@ dp_error_type(unsigned status)
         return "invalid_request_error";
     case 401:
         return "authentication_error";
+    case 403:
+        return "permission_error";
     case 429:
         return "rate_limit_error";
     case 503:
@@ -44,15 +49,22 @@ dp_error_type(unsigned status)
 gw_err
 dp_error_body(const dp_error *e, gw_buf *out)
 {
-    json_t *err = json_pack("{s:s, s:s, s:n, s:s}", "message", e->message, "type",
-                            dp_error_type(e->status), "param", "code", e->code ? e->code : "error");
+    const char *code = e->code ? e->code : "error";
+    json_t *err = e->seed_shape
+                      ? json_pack("{s:s, s:s, s:s}", "message", e->message, "type",
+                                  dp_error_type(e->status), "code", code)
+                      : json_pack("{s:s, s:s, s:o, s:s}", "message", e->message, "type",
+                                  dp_error_type(e->status), "param",
+                                  e->param ? json_string(e->param) : json_null(), "code", code);
     json_t *root = json_pack("{s:o}", "error", err);
     char *text;
     gw_err rc;
 
     if (root == NULL)
         return GW_ENOMEM;
-    text = json_dumps(root, JSON_COMPACT);
+    /* Without JSON_COMPACT jansson separates with ", " and ": ", which is
+     * the seed's text exactly (keys keep their insertion order). */
+    text = json_dumps(root, e->seed_shape ? 0 : JSON_COMPACT);
     json_decref(root);
     if (text == NULL)
         return GW_ENOMEM;

@@ -20,6 +20,7 @@
 #include "dp_prefix.h"
 #include "dp_prefix_sync.h"
 #include "dp_proxy.h"
+#include "dp_quota.h"
 #include "dp_route.h"
 #include "dp_strategy.h"
 #include "dp_sync.h"
@@ -107,7 +108,8 @@ static const gw_cfg_opt dp_opts[] = {
     GW_CFG_BOOL("statesync-enabled", "AIBRIX_STATESYNC_ENABLED", dp_cfg, statesync, false,
                 "Share the prefix index with every other worker through a Redis Stream"),
     GW_CFG_STR("redis-host", "REDIS_HOST", dp_cfg, redis_host, "localhost",
-               "Redis host (name or address), for state sync"),
+               "Redis host (name or address): fleet-wide rate-limit counters and state sync "
+               "(empty: no Redis; limits use per-worker local windows)"),
     GW_CFG_U16("redis-port", "REDIS_PORT", dp_cfg, redis_port, 6379, 1, 65535, "Redis port"),
     GW_CFG_SECRET("redis-password", "REDIS_PASSWORD", dp_cfg, redis_password,
                   "Redis password (AUTH); empty: none"),
@@ -121,6 +123,23 @@ static const gw_cfg_opt dp_opts[] = {
                "worker can catch up on"),
     GW_CFG_MS("prefix-sync-interval", "LLMGW_PREFIX_SYNC_INTERVAL", dp_cfg, pfx_sync_interval_ms,
               10, 1, 10000, "Local inserts are batched this long into one stream entry"),
+    /* access and quotas (docs/quotas.md) */
+    GW_CFG_BOOL("require-api-key", "LLMGW_REQUIRE_API_KEY", dp_cfg, require_api_key, false,
+                "Every request needs Authorization: Bearer <key> with a user's API key (or the "
+                "gateway key); otherwise 401 invalid_api_key"),
+    GW_CFG_SECRET("auth-bearer-token", "AIBRIX_AUTH_BEARER_TOKEN", dp_cfg, gateway_key,
+                  "Gateway-wide API key (AIBrix's): when set, requests must carry it or a "
+                  "user's key"),
+    GW_CFG_BOOL("allow-unknown-users", "LLMGW_ALLOW_UNKNOWN_USERS", dp_cfg, allow_unknown_users,
+                false,
+                "When users are defined, let a `user` header that names none of them through "
+                "without limits (default: 403 x-error-user)"),
+    GW_CFG_MS("quota-redis-timeout", "LLMGW_QUOTA_REDIS_TIMEOUT", dp_cfg, quota_timeout_ms, 500, 10,
+              60000,
+              "Deadline of one rate-limit command; a miss decides that request with local "
+              "windows and reconnects"),
+    GW_CFG_STR("quota-key-prefix", "LLMGW_QUOTA_KEY_PREFIX", dp_cfg, quota_prefix, "llmgw:rl",
+               "Prefix of the rate-limit counters' Redis keys"),
     GW_CFG_END,
 };
 
@@ -149,6 +168,8 @@ validate(const void *p, gw_cfg_errs *errs)
                             "AIBRIX_PREFIX_CACHE_BLOCK_SIZE");
     if (cfg->statesync && cfg->redis_host[0] == '\0')
         gw_cfg_errorf(errs, "AIBRIX_STATESYNC_ENABLED needs REDIS_HOST");
+    if (cfg->quota_prefix[0] == '\0')
+        gw_cfg_errorf(errs, "--quota-key-prefix must not be empty");
     if (cfg->statesync && cfg->pfx_sync_stream[0] == '\0')
         gw_cfg_errorf(errs, "--prefix-sync-stream must not be empty");
 }
@@ -195,6 +216,8 @@ dp_ctx_set_snapshot(dp_ctx *ctx, dp_snap *snap)
     ctx->snap_states = NULL;
     if (snap != NULL) {
         ctx->snap_states = dp_snap_states(snap); /* borrowed; dp_snap owns it */
+        if (dp_snap_has_limits(snap) && ctx->quota != NULL)
+            dp_quota_need(ctx->quota);
     }
 }
 
@@ -308,6 +331,16 @@ main(int argc, char **argv)
     if (gw_loop_on_signal(ctx.loop, SIGTERM, on_signal, &ctx) != GW_OK ||
         gw_loop_on_signal(ctx.loop, SIGINT, on_signal, &ctx) != GW_OK)
         goto out;
+    dp_auth_cfg_init(&ctx.auth, ctx.cfg.require_api_key, ctx.cfg.gateway_key,
+                     ctx.cfg.allow_unknown_users);
+    {
+        dp_quota_cfg qc = {.redis_host = ctx.cfg.redis_host,
+                           .redis_port = ctx.cfg.redis_port,
+                           .redis_password = ctx.cfg.redis_password,
+                           .timeout_ms = ctx.cfg.quota_timeout_ms,
+                           .key_prefix = ctx.cfg.quota_prefix};
+        ctx.quota = dp_quota_new(ctx.loop, &qc);
+    }
     ctx.metrics = dp_metrics_new(&ctx);
     if (start_prefix(&ctx) != GW_OK)
         goto out;
@@ -341,6 +374,7 @@ out:
     gw_httpd_free(ctx.httpd);
     dp_sync_free(ctx.sync);
     dp_prefix_sync_free(ctx.psync);
+    dp_quota_free(ctx.quota);
     gw_timer_free(ctx.drain_timer);
     dp_proxy_pool_free(&ctx);
     gw_curlm_free(ctx.curlm);

@@ -109,6 +109,33 @@ collect_prefix(gw_metrics *reg, void *arg)
     }
 }
 
+static double
+gauge_quota_degraded(void *arg)
+{
+    dp_ctx *ctx = arg;
+    return ctx->quota != NULL && dp_quota_degraded(ctx->quota) ? 1 : 0;
+}
+
+/* At each scrape: the limiter's counts into their counters. */
+static void
+collect_quota(gw_metrics *reg, void *arg)
+{
+    dp_ctx *ctx = arg;
+    const dp_quota_stats *st;
+    dp_quota_stats *seen;
+    (void)reg;
+
+    if (ctx->quota == NULL || ctx->metrics == NULL)
+        return;
+    st = dp_quota_get_stats(ctx->quota);
+    seen = &ctx->metrics->quota_seen;
+    gw_counter_add(gw_metric_child0(ctx->metrics->quota_redis_errs),
+                   (double)(st->redis_errors - seen->redis_errors));
+    gw_counter_add(gw_metric_child0(ctx->metrics->quota_local),
+                   (double)(st->local_decisions - seen->local_decisions));
+    *seen = *st;
+}
+
 dp_metrics *
 dp_metrics_new(dp_ctx *ctx)
 {
@@ -218,6 +245,21 @@ dp_metrics_new(dp_ctx *ctx)
                              "(received) the Redis Stream",
                              (const char *const[]){"direction", NULL}, &m->pfx_sync_blocks);
     gw_metrics_add_collector(m->reg, collect_prefix, ctx);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_ratelimit_rejections_total",
+                             "Requests refused with 429 by a limit: rpm, tpm (per user) or "
+                             "model_rps (a profile's requestsPerSecond)",
+                             (const char *const[]){"limit", NULL}, &m->quota_rejected);
+    rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_ratelimit_degraded",
+                              "1 while Redis is configured but unusable: limits use this "
+                              "worker's local windows (each limit split across live workers)",
+                              gauge_quota_degraded, ctx, &unused);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_ratelimit_redis_errors_total",
+                             "Rate-limit Redis commands that failed or missed their deadline", NULL,
+                             &m->quota_redis_errs);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_ratelimit_local_decisions_total",
+                             "Admissions decided by local windows (Redis absent or down)", NULL,
+                             &m->quota_local);
+    gw_metrics_add_collector(m->reg, collect_quota, ctx);
     if (rc == GW_OK) {
         gw_metric_fam_set_max_children(m->pfx_decisions, 1000);
         gw_metric_fam_set_max_children(m->pfx_imbalance, 1000);

@@ -6,6 +6,7 @@
 #include "gw/gw_metrics.h"
 
 #include "dp_ctx.h"
+#include "dp_quota.h"
 
 struct dp_metrics {
     gw_metrics *reg;
@@ -31,6 +32,11 @@ struct dp_metrics {
     gw_metric_fam *pfx_sync_errors; /* llmgw_worker_prefix_sync_errors_total */
     gw_metric_fam *pfx_sync_blocks; /* llmgw_worker_prefix_sync_blocks_total{direction} */
     uint64_t pfx_evictions_seen;    /* evictions already added to pfx_evictions */
+    /* quotas (dp_quota) */
+    gw_metric_fam *quota_rejected;   /* llmgw_worker_ratelimit_rejections_total{limit} */
+    gw_metric_fam *quota_redis_errs; /* llmgw_worker_ratelimit_redis_errors_total */
+    gw_metric_fam *quota_local;      /* llmgw_worker_ratelimit_local_decisions_total */
+    dp_quota_stats quota_seen;       /* stats already added to the two above */
 };
 
 /* Registers every family and the live gauges that read <ctx>. */

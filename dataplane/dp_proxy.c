@@ -1,11 +1,10 @@
 /* dp_proxy: one proxied request from body to release (see dp_proxy.h).
  *
- * States, in order: reading the body -> waiting for the upstream's headers
- * (connection suspended) -> relaying (a callback response reads from
- * <relay>; suspended while it is empty) -> completed (MHD's notification).
- * An error before the upstream's headers is answered as a whole JSON
- * response; after them it can only end the stream (SSE error event) or cut
- * the connection.
+ * States, in order: reading the body -> admission (suspended while Redis
+ * answers) -> waiting for the upstream's headers (connection suspended) -> relaying (a callback
+ * response reads from <relay>; suspended while it is empty) -> completed (MHD's notification). An
+ * error before the upstream's headers is answered as a whole JSON response; after them it can only
+ * end the stream (SSE error event) or cut the connection.
  *
  * Invariant: <ep> is non-NULL exactly while a reservation is held, and only
  * req_release() clears it, so the release happens once. */
@@ -21,9 +20,12 @@
 #include "gw/gw_mem.h"
 
 #include "dp_access.h"
+#include "dp_body_usage.h"
 #include "dp_error.h"
 #include "dp_metrics.h"
+#include "dp_quota.h"
 #include "dp_route.h"
+#include "dp_sse_strip.h"
 #include "dp_usage.h"
 
 #define DP_MAX_TRIES 8
@@ -44,6 +46,13 @@ struct dp_req {
     dp_snap *snap; /* ref held while routed */
     dp_route route;
     bool routed;
+    bool started;             /* start() ran */
+    dp_auth_out who;          /* the charged user (dp_auth) */
+    dp_quota_ticket *qticket; /* admission waiting for Redis */
+    dp_quota_grant grant;     /* admission decision and held increments */
+    char retry_after[24];     /* for a 429 */
+    bool strip_usage;         /* the engine was asked for usage: hide its event */
+    dp_sse_strip strip;
     uint64_t resolve_us; /* time dp_route_resolve took (added to the first pick's) */
     dp_ep *ep;           /* reservation held; see file comment */
     int64_t ep_idx;
@@ -108,6 +117,15 @@ static void resume(dp_req *req);
 static void upstream_cleanup(dp_req *req);
 static void req_release(dp_req *req);
 
+static void
+cancel_admission(dp_req *req)
+{
+    if (req->qticket != NULL) {
+        dp_quota_cancel(req->qticket);
+        req->qticket = NULL;
+    }
+}
+
 /* MHD does not watch suspended connections, so a client that leaves while we
  * wait for the engine would only be noticed at the next write. Watch its
  * socket for a hang-up ourselves: cancel the upstream, release the slot, and
@@ -123,6 +141,7 @@ on_client_hangup(gw_loop *loop, int fd, uint32_t events, void *arg)
     gw_log(GW_LOG_INFO, "DP-CLIENT-GONE", "req=%s phase=%s", req->id,
            req->headers_done ? "streaming" : "waiting");
     req->aborted = true;
+    cancel_admission(req);
     upstream_cleanup(req);
     req_release(req);
     resume(req);
@@ -235,6 +254,52 @@ add_route_headers(dp_req *req, struct MHD_Response *resp)
     }
 }
 
+/* Go-style duration ("1500ms"), as OpenAI's x-ratelimit-reset-* use. */
+static void
+add_reset(struct MHD_Response *resp, const char *name, uint64_t ms)
+{
+    char v[32];
+
+    snprintf(v, sizeof(v), "%" PRIu64 "ms", ms);
+    MHD_add_response_header(resp, name, v);
+}
+
+static void
+add_int(struct MHD_Response *resp, const char *name, int64_t n)
+{
+    char v[24];
+
+    snprintf(v, sizeof(v), "%" PRId64, n);
+    MHD_add_response_header(resp, name, v);
+}
+
+/* The user's window after this request: x-update-* (seed 003) on success,
+ * and OpenAI's x-ratelimit-* for each limit the user has. */
+static void
+add_quota_headers(dp_req *req, struct MHD_Response *resp)
+{
+    const dp_quota_grant *g = &req->grant;
+
+    if (!g->counted_user)
+        return;
+    if (g->verdict == DP_QUOTA_OK) {
+        add_int(resp, "x-update-rpm", g->rpm_count);
+        add_int(resp, "x-update-tpm", g->tpm_count);
+    }
+    if (g->rpm_limit > 0) {
+        add_int(resp, "x-ratelimit-limit-requests", g->rpm_limit);
+        add_int(resp, "x-ratelimit-remaining-requests",
+                g->rpm_count < g->rpm_limit ? g->rpm_limit - g->rpm_count : 0);
+        add_reset(resp, "x-ratelimit-reset-requests", g->user_reset_ms);
+    }
+    if (g->tpm_limit > 0) {
+        add_int(resp, "x-ratelimit-limit-tokens", g->tpm_limit);
+        add_int(resp, "x-ratelimit-remaining-tokens",
+                g->tpm_count < g->tpm_limit ? g->tpm_limit - g->tpm_count : 0);
+        add_reset(resp, "x-ratelimit-reset-tokens", g->user_reset_ms);
+    }
+}
+
 static enum MHD_Result
 respond_error(dp_req *req)
 {
@@ -255,6 +320,9 @@ respond_error(dp_req *req)
     if (req->err.header != NULL)
         MHD_add_response_header(resp, req->err.header,
                                 req->err.header_value ? req->err.header_value : "true");
+    if (req->err.retry_after != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, req->err.retry_after);
+    add_quota_headers(req, resp);
     req->final_status = req->err.status;
     req->responded = true;
     ret = MHD_queue_response(req->conn, req->err.status, resp);
@@ -320,6 +388,7 @@ respond_relay(dp_req *req)
     }
     add_common_headers(req, resp);
     add_route_headers(req, resp);
+    add_quota_headers(req, resp);
     if (req->status >= 400)
         MHD_add_response_header(resp, "x-error-response-unknown", "true");
     req->final_status = req->status;
@@ -398,8 +467,19 @@ on_write(char *p, size_t size, size_t nmemb, void *arg)
     }
     if (n > req->relay.max - req->relay.len)
         req->relay.max = req->relay.len + n; /* one write larger than the cap: take it */
-    if (gw_buf_append(&req->relay, p, n) != GW_OK)
+    if (req->strip_usage && req->sse) {
+        /* The filter may release an event it held from earlier writes
+         * (at most DP_SSE_STRIP_MAX_EVENT bytes): let it past the cap. */
+        size_t cap = req->relay.max;
+        gw_err rc;
+        req->relay.max = req->relay.len + n + DP_SSE_STRIP_MAX_EVENT;
+        rc = dp_sse_strip_feed(&req->strip, p, n, &req->relay);
+        req->relay.max = cap;
+        if (rc != GW_OK)
+            return 0;
+    } else if (gw_buf_append(&req->relay, p, n) != GW_OK) {
         return 0;
+    }
     if (n >= 2)
         memcpy(req->tail, p + n - 2, 2);
     else if (n == 1) {
@@ -643,11 +723,147 @@ dp_proxy_on_curl_done(CURL *easy, CURLcode result, void *arg)
     if (result == CURLE_OK && req->headers_done) {
         req->upstream_done = true;
         dp_usage_finish(&req->usage);
+        if (req->strip_usage && req->sse) {
+            size_t cap = req->relay.max;
+            req->relay.max = req->relay.len + DP_SSE_STRIP_MAX_EVENT;
+            if (dp_sse_strip_finish(&req->strip, &req->relay) != GW_OK)
+                req->upstream_failed = true;
+            req->relay.max = cap;
+        }
         resume(req);
         return;
     }
     reason = failure_reason(easy, result, &retryable);
     on_upstream_failure(req, reason, retryable);
+}
+
+/* ---- admission ---------------------------------------------------------- */
+
+/* A TPM-limited user streaming without usage would leave the gateway blind
+ * to what it spent: ask the engine for the usage event and hide it from
+ * the client (dp_sse_strip), who gets the stream it asked for. */
+static void
+request_usage(dp_req *req)
+{
+    gw_buf nb;
+    bool changed = false;
+
+    if (req->who.user == NULL || req->who.user->tpm <= 0 || !req->info.stream ||
+        req->info.include_usage || req->api == DP_API_EMBEDDINGS)
+        return;
+    gw_buf_init(&nb, req->body.max + 4096);
+    if (dp_body_request_usage(req->body.data, req->body.len, &nb, &changed) == GW_OK && changed) {
+        gw_buf_fini(&req->body);
+        req->body = nb;
+        req->strip_usage = true;
+        return;
+    }
+    gw_buf_fini(&nb);
+}
+
+/* Turns a refusal in req->grant into the client's 429. */
+static bool
+admission_passed(dp_req *req)
+{
+    const dp_quota_grant *g = &req->grant;
+    const pm_profile *pf = req->route.profile;
+    const char *limit;
+    uint64_t reset_ms;
+
+    switch (g->verdict) {
+    case DP_QUOTA_OK:
+        return true;
+    case DP_QUOTA_RPS:
+        /* Seed 002's answer, byte for byte. */
+        dp_error_set(&req->err, 429, "x-error-model-rps-exceeded", "true", "rate_limit_exceeded",
+                     "model: %.128s has exceeded RPS: %" PRId64, req->info.model,
+                     pf ? pf->requests_per_second : 0);
+        req->err.seed_shape = true;
+        reset_ms = g->rps_reset_ms;
+        break;
+    case DP_QUOTA_RPM:
+        dp_error_set(&req->err, 429, "x-error-rpm-exceeded", "true", "rate_limit_exceeded",
+                     "user %.128s has exceeded its requests per minute: %" PRId64, req->who.name,
+                     req->who.user->rpm);
+        reset_ms = g->user_reset_ms;
+        break;
+    default:
+        dp_error_set(&req->err, 429, "x-error-tpm-exceeded", "true", "rate_limit_exceeded",
+                     "user %.128s has exceeded its tokens per minute: %" PRId64, req->who.name,
+                     req->who.user->tpm);
+        reset_ms = g->user_reset_ms;
+        break;
+    }
+    limit = g->verdict == DP_QUOTA_RPS ? "model_rps" : g->verdict == DP_QUOTA_RPM ? "rpm" : "tpm";
+    gw_counter_inc(gw_metric_child(req->ctx->metrics->quota_rejected, limit));
+    gw_log_ratelimited(GW_LOG_INFO, 20, "DP-QUOTA-REJECT", "req=%s limit=%s local=%d", req->id,
+                       limit, g->local ? 1 : 0);
+    snprintf(req->retry_after, sizeof(req->retry_after), "%" PRIu64,
+             reset_ms > 0 ? (reset_ms + 999) / 1000 : 1);
+    req->err.retry_after = req->retry_after;
+    return false;
+}
+
+static void
+admitted(dp_req *req)
+{
+    if (!admission_passed(req) || !route_and_start(req))
+        req->has_err = true;
+}
+
+static void
+on_admitted(dp_quota_grant *g, void *arg)
+{
+    dp_req *req = arg;
+
+    req->qticket = NULL;
+    req->grant = *g;
+    admitted(req);
+    if (req->has_err)
+        fail_before_headers(req);
+}
+
+/* Counts the request against its user's and its profile's limits: at once
+ * from local windows, or later, when Redis answers (suspended meanwhile). */
+static void
+admit(dp_req *req)
+{
+    const pm_user *u = req->who.user;
+    const pm_profile *pf = req->route.profile;
+    dp_quota_ask ask = {
+        .user = u ? u->name : NULL,
+        .rpm = u ? u->rpm : 0,
+        .tpm = u ? u->tpm : 0,
+        .tokens = (int64_t)req->tokens,
+        /* The limit is the base model's config, so its adapters share it. */
+        .model = req->route.model->model->name,
+        .profile = pf ? pf->name : NULL,
+        .rps = pf ? pf->requests_per_second : 0,
+    };
+
+    req->qticket = dp_quota_admit(req->ctx->quota, &ask, &req->grant, on_admitted, req);
+    if (req->qticket == NULL)
+        admitted(req);
+}
+
+/* At completion: a request no engine answered is refunded whole; one the
+ * engine refused (4xx/5xx) costs its request but no tokens; otherwise TPM
+ * settles to the engine's usage (the reservation stands when the usage is
+ * unknown, e.g. a client that left mid-stream). */
+static void
+settle_quota(dp_req *req)
+{
+    dp_quota *q = req->ctx->quota;
+
+    cancel_admission(req);
+    if (!req->headers_done)
+        dp_quota_rollback(q, &req->grant);
+    else if (req->status >= 400)
+        dp_quota_settle(q, &req->grant, 0);
+    else if (req->usage.found)
+        dp_quota_settle(q, &req->grant, req->usage.prompt_tokens + req->usage.completion_tokens);
+    else
+        dp_quota_settle(q, &req->grant, -1);
 }
 
 /* ---- request start ------------------------------------------------------ */
@@ -688,13 +904,22 @@ start(dp_req *req)
         return;
     }
     req->snap = dp_snap_ref(ctx->snap);
-    /* Header values stay valid until the request completes (MHD). */
+    /* Who it is comes before what it asks for: a bad key is 401 whatever
+     * the model. Header values stay valid until the request completes. */
+    if (!dp_auth_check(
+            &ctx->auth, dp_snap_users(req->snap),
+            MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+            MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "user"), &req->who,
+            &req->err)) {
+        req->has_err = true;
+        return;
+    }
     in = (dp_route_in){
         .model = req->info.model,
         .strategy = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "routing-strategy"),
         .profile = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "config-profile"),
         .filter = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "external-filter"),
-        .user = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "user"),
+        .user = req->who.name,
         .session_id = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "x-session-id"),
         .session_key =
             MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "x-aibrix-session-key"),
@@ -717,8 +942,8 @@ start(dp_req *req)
     if (req->tokens > (1u << 24))
         req->tokens = 1u << 24; /* an absurd max_tokens must not skew the fleet view */
     req->timer = gw_timer_new(ctx->loop, on_timer, req);
-    if (!route_and_start(req))
-        req->has_err = true;
+    request_usage(req);
+    admit(req);
 }
 
 static dp_req *
@@ -736,6 +961,7 @@ req_new(dp_ctx *ctx, struct MHD_Connection *conn, dp_api api, const char *path)
     gw_buf_init(&req->body, (size_t)ctx->cfg.max_body_bytes);
     gw_buf_init(&req->relay, (size_t)ctx->cfg.max_relay_bytes);
     dp_usage_init(&req->usage, false);
+    dp_sse_strip_init(&req->strip);
     {
         /* A client's own X-Request-Id (sane: short, printable) becomes the
          * request id end to end, so its logs and ours line up. */
@@ -772,6 +998,7 @@ dp_proxy_handle(dp_ctx *ctx, struct MHD_Connection *conn, dp_api api, const char
             /* Answer before reading the body (this also skips a client's
              * Expect: 100-continue); MHD then closes the connection. */
             req->too_large = true;
+            req->started = true;
             start(req);
             return respond_error(req);
         }
@@ -796,7 +1023,8 @@ dp_proxy_handle(dp_ctx *ctx, struct MHD_Connection *conn, dp_api api, const char
         return respond_error(req);
     if (req->headers_done)
         return respond_relay(req);
-    if (req->easy == NULL) {
+    if (!req->started) {
+        req->started = true;
         start(req);
         if (req->has_err)
             return respond_error(req);
@@ -902,11 +1130,13 @@ dp_proxy_completed(dp_ctx *ctx, void *con_cls, enum MHD_RequestTerminationCode t
         gw_log(GW_LOG_INFO, "DP-CLIENT-GONE", "req=%s toe=%d", req->id, (int)toe);
     upstream_cleanup(req);
     account(req, client_gone);
+    settle_quota(req);
     req_release(req);
     gw_io_free(req->client_watch);
     gw_timer_free(req->timer);
     curl_slist_free_all(req->resp_hdrs);
     dp_usage_fini(&req->usage);
+    dp_sse_strip_fini(&req->strip);
     gw_buf_fini(&req->relay);
     gw_buf_fini(&req->body);
     dp_reqinfo_fini(&req->info);
@@ -940,6 +1170,7 @@ dp_proxy_abort_all(dp_ctx *ctx)
             continue;
         }
         req->aborted = true;
+        cancel_admission(req);
         upstream_cleanup(req);
         req_release(req);
         resume(req);

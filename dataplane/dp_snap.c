@@ -37,6 +37,8 @@ struct dp_snap {
     dp_ep **states;     /* parallel to pm->endpoints */
     uint32_t *slots;    /* model index + 1; 0 = empty */
     uint32_t mask;
+    dp_users *users;
+    bool has_limits; /* dp_users_any_limit */
 };
 
 static uint64_t
@@ -288,6 +290,8 @@ dp_snap_new(pm_snapshot *pm, dp_ep **states)
     free(last);
     free(base_of);
     build_addrs(s);
+    s->users = dp_users_new(pm);
+    s->has_limits = dp_users_any_limit(pm);
     return s;
 }
 
@@ -314,11 +318,24 @@ dp_snap_unref(dp_snap *s)
     free(s->slots);
     free(s->addr_blob);
     free(s->addr_off);
+    dp_users_free(s->users);
     for (uint32_t e = 0; e < s->pm->n_endpoints; e++)
         s->states[e]->snaps--;
     free(s->states);
     pm_snapshot_free(s->pm);
     free(s);
+}
+
+const dp_users *
+dp_snap_users(const dp_snap *s)
+{
+    return s->users;
+}
+
+bool
+dp_snap_has_limits(const dp_snap *s)
+{
+    return s->has_limits;
 }
 
 const pm_snapshot *

@@ -9,7 +9,8 @@
  *   unset;
  * - each profile's routingConfig auto-selection hints (promptTokensGte/Lt,
  *   maxTokensGte/Lt), and the hinted profiles in name order;
- * - each endpoint's "ip:port" text.
+ * - each endpoint's "ip:port" text;
+ * - the users, by name and by API key digest (dp_users).
  * Immutable after dp_snap_new and refcounted: the holder keeps one ref,
  * every request in flight keeps one, and the old generation dies with its
  * last request (an nginx cycle). Loop thread only (the refcount is not
@@ -17,6 +18,7 @@
 #ifndef DP_SNAP_H
 #define DP_SNAP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "pm/pm_msgs.h"
@@ -24,6 +26,7 @@
 typedef struct dp_snap dp_snap;
 
 #include "dp_load.h"
+#include "dp_users.h"
 
 typedef struct dp_plan dp_plan; /* dp_strategy.h */
 
@@ -69,6 +72,10 @@ dp_ep **dp_snap_states(const dp_snap *s);
 dp_ep *dp_snap_state(const dp_snap *s, uint32_t i);
 /* "ip:port" (IPv6: "[ip]:port") of endpoint index <i>. */
 const char *dp_snap_addr(const dp_snap *s, uint32_t i);
+/* The snapshot's users index. */
+const dp_users *dp_snap_users(const dp_snap *s);
+/* Whether any user or profile sets a quota (dp_users_any_limit). */
+bool dp_snap_has_limits(const dp_snap *s);
 /* The gateway's default strategy (settings.routing_strategy) compiled; NULL
  * if unset or invalid. */
 const dp_plan *dp_snap_default_plan(const dp_snap *s);

@@ -15,6 +15,7 @@
 
 #include "dp_metrics.h"
 #include "dp_prefix.h"
+#include "dp_quota.h"
 
 struct dp_sync {
     dp_ctx *ctx;
@@ -79,6 +80,10 @@ apply_load(dp_sync *s, const void *p, size_t n)
 
     if (pm_load_decode(p, n, &l) != GW_OK)
         return;
+    /* The controller lists the workers it heard from recently: the local
+     * rate-limit windows split limits by that count. */
+    if (l->n_workers > 0)
+        dp_quota_set_workers(ctx->quota, l->n_workers);
     if (ctx->snap == NULL || l->env.epoch != dp_snap_pm(ctx->snap)->env.epoch ||
         l->env.gen != dp_snap_gen(ctx->snap)) {
         /* A generation we don't hold: we missed a snapshot (or the

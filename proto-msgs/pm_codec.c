@@ -172,11 +172,22 @@ static const pm_field settings_fields[] = {
 };
 static const pm_schema settings_schema = SCHEMA(pm_settings, settings_fields, NULL);
 
+static bool user_valid(const void *base);
+
+static const pm_field user_fields[] = {
+    F_STR(pm_user, name, "name", FF_REQ, PM_MAX_STR, NULL),
+    F_INT(pm_user, rpm, "rpm", FT_I64, 0, 0, INT64_MAX),
+    F_INT(pm_user, tpm, "tpm", FT_I64, 0, 0, INT64_MAX),
+    F_STRS(pm_user, key_hashes, n_keys, "keys", 0, PM_MAX_USER_KEYS),
+};
+static const pm_schema user_schema = SCHEMA(pm_user, user_fields, user_valid);
+
 static const pm_field snapshot_fields[] = {
     F_ARR(pm_snapshot, models, n_models, "models", FF_REQ, PM_MAX_MODELS, &model_schema),
     F_ARR(pm_snapshot, endpoints, n_endpoints, "endpoints", FF_REQ, PM_MAX_ENDPOINTS,
           &endpoint_schema),
     F_MAP(pm_snapshot, settings, "settings", 0, &settings_schema),
+    F_ARR(pm_snapshot, users, n_users, "users", 0, PM_MAX_USERS, &user_schema),
 };
 static const pm_schema snapshot_schema = SCHEMA(pm_snapshot, snapshot_fields, snapshot_valid);
 
@@ -280,26 +291,50 @@ ids_unique(const void *arr, uint32_t n, size_t stride, size_t off, size_t width)
     return ok;
 }
 
+/* Whether the string member at <off> of the <n> structs of <arr> is unique. */
+static bool
+names_unique(const void *arr, uint32_t n, size_t stride, size_t off)
+{
+    const char **names;
+    bool ok = true;
+
+    if (n < 2)
+        return true;
+    names = gw_xmalloc((size_t)n * sizeof(*names));
+    for (uint32_t i = 0; i < n; i++)
+        names[i] = *(const char *const *)((const char *)arr + (size_t)i * stride + off);
+    qsort(names, n, sizeof(*names), cmp_str);
+    for (uint32_t i = 1; i < n && ok; i++)
+        ok = strcmp(names[i], names[i - 1]) != 0;
+    free(names);
+    return ok;
+}
+
 static bool
 snapshot_valid(const void *base)
 {
     const pm_snapshot *s = base;
-    const char **names;
-    bool ok = true;
 
-    if (!ids_unique(s->endpoints, s->n_endpoints, sizeof(pm_endpoint), offsetof(pm_endpoint, id),
-                    sizeof(uint32_t)))
-        return false;
-    if (s->n_models < 2)
-        return true;
-    names = gw_xmalloc((size_t)s->n_models * sizeof(*names));
-    for (uint32_t i = 0; i < s->n_models; i++)
-        names[i] = s->models[i].name;
-    qsort(names, s->n_models, sizeof(*names), cmp_str);
-    for (uint32_t i = 1; i < s->n_models && ok; i++)
-        ok = strcmp(names[i], names[i - 1]) != 0;
-    free(names);
-    return ok;
+    return ids_unique(s->endpoints, s->n_endpoints, sizeof(pm_endpoint), offsetof(pm_endpoint, id),
+                      sizeof(uint32_t)) &&
+           names_unique(s->models, s->n_models, sizeof(pm_model), offsetof(pm_model, name)) &&
+           names_unique(s->users, s->n_users, sizeof(pm_user), offsetof(pm_user, name));
+}
+
+/* Key hashes are what workers compare against: exactly 64 lower-case hex
+ * digits, so a plain key can never be mistaken for one. */
+static bool
+user_valid(const void *base)
+{
+    const pm_user *u = base;
+
+    for (uint32_t i = 0; i < u->n_keys; i++) {
+        const char *h = u->key_hashes[i];
+        if (h == NULL || strlen(h) != PM_KEY_HASH_LEN ||
+            strspn(h, "0123456789abcdef") != PM_KEY_HASH_LEN)
+            return false;
+    }
+    return true;
 }
 
 static bool

@@ -31,6 +31,9 @@
 #define PM_MAX_ADAPTERS  256u
 #define PM_MAX_LABELS    64u
 #define PM_MAX_WORKERS   4096u
+#define PM_MAX_USERS     65536u
+#define PM_MAX_USER_KEYS 16u
+#define PM_KEY_HASH_LEN  64u /* SHA-256, lower-case hex */
 
 typedef enum pm_kind {
     PM_KIND_SNAPSHOT = 1,     /* controller PUB topic "S", and REP answer */
@@ -88,6 +91,15 @@ typedef struct pm_settings {
     char *routing_strategy; /* fleet default strategy from the gateway config; NULL = unset */
 } pm_settings;
 
+/* A gateway user (seed 003 "Rate Limiting"): who a request is charged to. */
+typedef struct pm_user {
+    char *name;  /* the `user` header value, and the key's owner */
+    int64_t rpm; /* requests per minute; 0 = unlimited */
+    int64_t tpm; /* tokens per minute; 0 = unlimited */
+    uint32_t n_keys;
+    char **key_hashes; /* API keys as SHA-256 lower-case hex; never the keys */
+} pm_user;
+
 typedef struct pm_snapshot {
     pm_envelope env; /* kind = PM_KIND_SNAPSHOT */
     uint32_t n_models;
@@ -95,6 +107,8 @@ typedef struct pm_snapshot {
     uint32_t n_endpoints;
     pm_endpoint *endpoints;
     pm_settings settings;
+    uint32_t n_users;
+    pm_user *users;
 } pm_snapshot;
 
 /* ---- load (controller -> workers, ~10-20 Hz) --------------------------- */

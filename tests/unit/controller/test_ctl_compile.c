@@ -334,3 +334,43 @@ Test(ctl_compile, discovered_adapters_join_declared_ones_and_make_a_new_generati
     ctl_compile_free(c);
     ctl_store_free(st);
 }
+
+Test(ctl_compile, users_merge_by_name_and_a_shared_key_stays_with_the_first_user)
+{
+    ctl_store *st = ctl_store_new();
+    ctl_compile *c = ctl_compile_new(0, 1);
+    const pm_snapshot *s;
+    uint64_t gen;
+
+    /* Kubernetes (the earlier kind) wins the name "carol" over the file. */
+    ctl_store_replace(st, CTL_SRC_KUBERNETES,
+                      yaml_set("users:\n  - {name: carol, rpm: 1, apiKeys: [k-carol]}\n"));
+    ctl_store_replace(st, CTL_SRC_FILE,
+                      yaml_set("users:\n"
+                               "  - {name: zed, rpm: 5, apiKeys: [k-zed, k-carol]}\n"
+                               "  - {name: carol, rpm: 99}\n"
+                               "  - {name: amy, tpm: 7}\n"));
+    cr_assert(compile(c, st));
+    s = ctl_compile_current(c);
+    cr_assert_eq(s->n_users, 3);
+    cr_assert_str_eq(s->users[0].name, "amy", "users are sorted by name");
+    cr_assert_str_eq(s->users[1].name, "carol");
+    cr_assert_eq(s->users[1].rpm, 1);
+    cr_assert_eq(s->users[1].n_keys, 1);
+    cr_assert_str_eq(s->users[2].name, "zed");
+    cr_assert_eq(s->users[2].n_keys, 1, "k-carol is carol's; zed keeps only k-zed");
+    gen = s->env.gen;
+
+    /* Revoking a key is a new generation; the same content is not. */
+    ctl_store_replace(st, CTL_SRC_KUBERNETES,
+                      yaml_set("users:\n  - {name: carol, rpm: 1, apiKeys: [k-carol]}\n"));
+    cr_assert_not(compile(c, st));
+    ctl_store_replace(st, CTL_SRC_KUBERNETES, yaml_set("users:\n  - {name: carol, rpm: 1}\n"));
+    cr_assert(compile(c, st));
+    s = ctl_compile_current(c);
+    cr_assert_eq(s->env.gen, gen + 1);
+    cr_assert_eq(s->users[1].n_keys, 0);
+    cr_assert_eq(s->users[2].n_keys, 2, "with carol's key gone, zed's copy is no longer shared");
+    ctl_compile_free(c);
+    ctl_store_free(st);
+}

@@ -10,6 +10,7 @@
 #include "ctl_src_file.h"
 #include "ctl_store.h"
 #include "gw/gw_loop.h"
+#include "gw/gw_digest.h"
 #include "ut_leak.h"
 
 TestSuite(ctl_src_file, .fini = ut_leak_check, .timeout = 10);
@@ -500,4 +501,50 @@ Test(ctl_src_file, labels_must_be_a_mapping_of_scalars)
     expect_refused("models:\n  - name: m\n    endpoints:\n"
                    "      - {address: h, port: 1, labels: {a: [x]}}\n",
                    "labels need a non-empty name");
+}
+
+Test(ctl_src_file, users_read_limits_and_keep_only_key_digests)
+{
+    pm_snapshot *s = parse_ok("users:\n"
+                              "  - name: alice\n"
+                              "    rpm: 60\n"
+                              "    tpm: 1000\n"
+                              "    apiKeys:\n"
+                              "      - sk-alice\n"
+                              "      - sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495"
+                              "991B7852B855\n"
+                              "  - name: bob@example.com\n"
+                              "models: []\n");
+    char want[GW_SHA256_HEX_LEN + 1];
+
+    cr_assert_eq(s->n_users, 2);
+    cr_assert_str_eq(s->users[0].name, "alice");
+    cr_assert_eq(s->users[0].rpm, 60);
+    cr_assert_eq(s->users[0].tpm, 1000);
+    cr_assert_eq(s->users[0].n_keys, 2);
+    gw_sha256_hex("sk-alice", 8, want);
+    cr_assert_str_eq(s->users[0].key_hashes[0], want);
+    /* a digest is taken as written, lower-cased */
+    cr_assert_str_eq(s->users[0].key_hashes[1],
+                     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    cr_assert_str_eq(s->users[1].name, "bob@example.com");
+    cr_assert_eq(s->users[1].rpm, 0, "absent limits are unlimited");
+    cr_assert_eq(s->users[1].n_keys, 0);
+    pm_snapshot_free(s);
+}
+
+Test(ctl_src_file, bad_users_are_refused_with_their_path)
+{
+    expect_refused("users: {alice: 1}\n", "t.yaml:1:8: users: must be a list");
+    expect_refused("users:\n  - rpm: 5\n", "users[0]: name is required");
+    expect_refused("users:\n  - name: a\n  - name: a\n", "users[1].name: duplicate user");
+    expect_refused("users:\n  - name: \"a b\"\n", "users[0].name: must be 1..256 printable");
+    expect_refused("users:\n  - name: a\n    rpm: -1\n", "users[0].rpm: must be a whole number");
+    expect_refused("users:\n  - name: a\n    tpm: lots\n", "users[0].tpm: must be a whole number");
+    expect_refused("users:\n  - name: a\n    apiKeys: k\n", "users[0].apiKeys: must be a list");
+    expect_refused("users:\n  - name: a\n    apiKeys: [\"sha256:abc\"]\n",
+                   "users[0].apiKeys[0]: a sha256: digest must be 64 hex digits");
+    expect_refused("users:\n  - name: a\n    apiKeys: [\"\"]\n",
+                   "users[0].apiKeys[0]: must be a non-empty string");
+    expect_refused("users:\n  - name: a\n    quota: 5\n", "unknown key \"quota\"");
 }

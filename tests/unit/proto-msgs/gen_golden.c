@@ -197,6 +197,13 @@ gen_snapshot(const char *dir)
          .ready = false,
          .draining = true},
     };
+    /* Two well-formed digests (any 64 lower-case hex digits). */
+    char *alice_keys[] = {"5d6c0d0e2f0d54e6a4a3b3c0b0ad5b2c36bdbb6d0c0b9d3a7e1f2a3b4c5d6e7f",
+                          "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"};
+    pm_user users[] = {
+        {.name = "alice", .rpm = 60, .tpm = 100000, .n_keys = 2, .key_hashes = alice_keys},
+        {.name = "bob", .rpm = 0, .tpm = 5000},
+    };
     pm_snapshot s = {
         .env = {.gen = 42, .epoch = GOLDEN_EPOCH, .sent_ms = GOLDEN_SENT_MS},
         .n_models = 2,
@@ -204,6 +211,8 @@ gen_snapshot(const char *dir)
         .n_endpoints = 4,
         .endpoints = eps,
         .settings = {.routing_strategy = "random"},
+        .n_users = 2,
+        .users = users,
     };
     gw_buf b;
 

@@ -415,6 +415,18 @@ check_golden_snapshot(const pm_snapshot *s)
     cr_assert(ep->draining);
 
     expect_str(s->settings.routing_strategy, "random");
+
+    cr_assert_eq(s->n_users, 2);
+    expect_str(s->users[0].name, "alice");
+    cr_assert_eq(s->users[0].rpm, 60);
+    cr_assert_eq(s->users[0].tpm, 100000);
+    cr_assert_eq(s->users[0].n_keys, 2);
+    expect_str(s->users[0].key_hashes[1],
+               "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0");
+    expect_str(s->users[1].name, "bob");
+    cr_assert_eq(s->users[1].rpm, 0);
+    cr_assert_eq(s->users[1].tpm, 5000);
+    cr_assert_eq(s->users[1].n_keys, 0);
 }
 
 static void
@@ -985,6 +997,15 @@ Test(pm_codec, wrong_types_and_out_of_range_values_are_rejected)
         {SK, S, "endpoints.0.adapters.0", o_str(""), GW_EPROTO},
         {SK, S, "endpoints.1.id", o_uint(1), GW_EPROTO},         /* duplicate id */
         {SK, S, "models.1.name", o_str("llama3-8b"), GW_EPROTO}, /* duplicate name */
+        {SK, S, "users.1.name", o_str("alice"), GW_EPROTO},      /* duplicate user */
+        {SK, S, "users.0.name", o_str(""), GW_EPROTO},
+        {SK, S, "users.0.rpm", o_neg(-1), GW_EPROTO},
+        {SK, S, "users.0.tpm", o_str("5"), GW_EPROTO},
+        {SK, S, "users.0.keys", o_str("x"), GW_EPROTO},
+        {SK, S, "users.0.keys.0", o_str("sk-plain-key"), GW_EPROTO}, /* not a digest */
+        {SK, S, "users.0.keys.0",
+         o_str("5D6C0D0E2F0D54E6A4A3B3C0B0AD5B2C36BDBB6D0C0B9D3A7E1F2A3B4C5D6E7F"),
+         GW_EPROTO}, /* upper-case hex */
         {LK, L, "eps.0.run", o_str("2"), GW_EPROTO},
         {LK, L, "eps.0.kv", o_f64(NAN), GW_EPROTO},
         {LK, L, "eps.0.lat_ms", o_f64(INFINITY), GW_EPROTO},
