@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gw/gw_log.h"
@@ -26,21 +28,33 @@ struct gw_httpd {
     int listen_fd; /* -1 once handed back by quiesce and closed */
     bool kicked;   /* a resumed connection awaits MHD_run */
     uint16_t port;
+    /* MHD 0.9.75 hands the PEM text to GnuTLS, which parses (copies) it
+     * while the daemon starts, but MHD keeps the pointers in the daemon and
+     * its documentation promises nothing: ours stay alive until after
+     * MHD_stop_daemon. The key's copy is wiped before it is freed. */
+    char *tls_cert;
+    char *tls_key;
+    bool starting;       /* MHD_start_daemon is running: keep its first error */
+    char start_msg[256]; /* MHD's first message during start, "" if none */
 };
 
 /* MHD's own diagnostics (a client that vanished mid-response, a malformed
- * request line) are per-connection noise: log them at info, in logfmt. */
+ * request line) are per-connection noise: log them at info, in logfmt.
+ * While the daemon starts, the first one is also kept: it says why a start
+ * failed (a bad certificate, say), and gw_httpd_start logs it as an error. */
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
 static void
 mhd_logger(void *cls, const char *fmt, va_list ap)
 {
+    gw_httpd *h = cls;
     char msg[256], q[300];
-    (void)cls;
 
     vsnprintf(msg, sizeof(msg), fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
+    if (h != NULL && h->starting && h->start_msg[0] == '\0')
+        gw_strlcpy(h->start_msg, msg, sizeof(h->start_msg));
     gw_log(GW_LOG_INFO, "GW-HTTPD-MHD", "msg=%s", gw_log_q(q, sizeof(q), msg));
 }
 
@@ -139,33 +153,134 @@ bound_port(int fd)
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
+/* Checks what can be checked of the TLS material before MHD sees it, so the
+ * common mistakes get a precise message. GnuTLS checks the rest at start. */
+static gw_err
+check_tls(const gw_httpd_opts *o)
+{
+    const char *cert = o->tls_cert_pem, *key = o->tls_key_pem, *why = NULL;
+
+    if (cert == NULL && key == NULL)
+        return GW_OK;
+    if (cert == NULL || key == NULL)
+        why = cert == NULL ? "a TLS key without a certificate" : "a TLS certificate without a key";
+    else if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        why = "this libmicrohttpd was built without TLS support";
+    else if (strstr(cert, "-----BEGIN CERTIFICATE-----") == NULL)
+        why = "the TLS certificate is not PEM (no BEGIN CERTIFICATE line)";
+    else if (strstr(key, "-----BEGIN ") == NULL || strstr(key, "PRIVATE KEY-----") == NULL)
+        why = "the TLS key is not a PEM private key (no BEGIN ... PRIVATE KEY line)";
+    else if (strstr(key, "ENCRYPTED") != NULL)
+        why = "the TLS key is encrypted; an unencrypted key is needed";
+    if (why == NULL)
+        return GW_OK;
+    gw_log(GW_LOG_ERR, "GW-HTTPD-TLS", "msg=\"%s\"", why);
+    return GW_EINVAL;
+}
+
+/* MHD refused to start with TLS: was it the certificate and key? Starts and
+ * stops a bare daemon with the same mode and no TLS; if that works, the TLS
+ * material is what MHD refused. */
+static bool
+tls_is_the_cause(const gw_httpd_opts *o)
+{
+    struct MHD_Daemon *d =
+        MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET, 0,
+                         NULL, NULL, o->handler, o->handler_arg, MHD_OPTION_END);
+
+    if (d == NULL)
+        return false;
+    MHD_stop_daemon(d);
+    return true;
+}
+
+/* MHD 0.9.75 closes the listen socket it was given when the start fails
+ * after adopting it (a refused certificate, for one), but not on every
+ * failure path. Closing the number again could close an fd another thread
+ * just opened: close it only if it is still the same socket (<st>, from
+ * fstat before the start). */
+static void
+close_if_still_ours(int fd, const struct stat *st)
+{
+    struct stat now;
+
+    if (st->st_ino != 0 && fstat(fd, &now) == 0 && now.st_ino == st->st_ino &&
+        now.st_dev == st->st_dev)
+        close(fd);
+}
+
+static void
+free_tls(gw_httpd *h)
+{
+    if (h->tls_key != NULL) {
+        explicit_bzero(h->tls_key, strlen(h->tls_key));
+        GW_FREE(h->tls_key);
+    }
+    GW_FREE(h->tls_cert);
+}
+
 gw_err
 gw_httpd_start(gw_loop *loop, const gw_httpd_opts *o, gw_httpd **out)
 {
-    gw_httpd *h = gw_xcalloc(1, sizeof(*h));
+    gw_httpd *h;
     const union MHD_DaemonInfo *info;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};
+    struct stat lst;
+    char q[300];
     gw_err rc;
 
+    rc = check_tls(o);
+    if (rc != GW_OK)
+        return rc;
+    h = gw_xcalloc(1, sizeof(*h));
     h->loop = loop;
+    if (o->tls_cert_pem != NULL) {
+        h->tls_cert = gw_xstrdup(o->tls_cert_pem);
+        h->tls_key = gw_xstrdup(o->tls_key_pem);
+        flags |= MHD_USE_TLS;
+        /* MHD_OPTION_ARRAY: the HTTPS options may only be given with MHD_USE_TLS. */
+        tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->tls_cert};
+        tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->tls_key};
+        tls[2] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    }
     h->listen_fd = listen_socket(o->host ? o->host : "0.0.0.0", o->port, o->reuseport);
     if (h->listen_fd < 0) {
+        free_tls(h);
         free(h);
         return GW_ESYS;
     }
     h->port = bound_port(h->listen_fd);
+    if (fstat(h->listen_fd, &lst) != 0)
+        memset(&lst, 0, sizeof(lst));
+    h->starting = true;
+    /* The logger goes first: MHD routes messages about the options that
+     * precede it to stderr. */
     h->daemon = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, o->handler,
-        o->handler_arg, MHD_OPTION_LISTEN_SOCKET, h->listen_fd, MHD_OPTION_NOTIFY_COMPLETED,
-        o->completed, o->completed_arg, MHD_OPTION_CONNECTION_LIMIT,
+        flags, 0, NULL, NULL, o->handler, o->handler_arg, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h,
+        MHD_OPTION_LISTEN_SOCKET, h->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, o->completed,
+        o->completed_arg, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)(o->conn_limit ? o->conn_limit : 8192), MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)o->conn_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(o->conn_memory ? o->conn_memory : 32 * 1024), MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_logger, NULL, MHD_OPTION_END);
+        (size_t)(o->conn_memory ? o->conn_memory : 32 * 1024), MHD_OPTION_ARRAY, tls,
+        MHD_OPTION_END);
+    h->starting = false;
     if (h->daemon == NULL) {
-        gw_log(GW_LOG_ERR, "GW-HTTPD-START", "port=%u msg=\"MHD_start_daemon failed\"", h->port);
-        close(h->listen_fd);
+        if (h->tls_cert != NULL && tls_is_the_cause(o)) {
+            gw_log(GW_LOG_ERR, "GW-HTTPD-TLS",
+                   "port=%u msg=\"TLS certificate or key refused (unreadable, or the key does "
+                   "not match the certificate)\" mhd=%s",
+                   h->port, gw_log_q(q, sizeof(q), h->start_msg));
+            rc = GW_EINVAL;
+        } else {
+            gw_log(GW_LOG_ERR, "GW-HTTPD-START", "port=%u msg=\"MHD_start_daemon failed\" mhd=%s",
+                   h->port, gw_log_q(q, sizeof(q), h->start_msg));
+            rc = GW_ESYS;
+        }
+        close_if_still_ours(h->listen_fd, &lst);
+        free_tls(h);
         free(h);
-        return GW_ESYS;
+        return rc;
     }
     info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD);
     if (info == NULL) {
@@ -248,7 +363,74 @@ gw_httpd_free(gw_httpd *h)
         h->daemon = NULL;
     }
     gw_loop_remove_prepare(h->loop, on_prepare, h);
+    free_tls(h);
     free(h);
+}
+
+gw_err
+gw_read_file_text(const char *path, size_t max, char **out)
+{
+    struct stat st;
+    char *buf = NULL, q[300];
+    size_t cap = 0, n = 0;
+    const char *why = NULL;
+    gw_err rc = GW_OK;
+    int fd, err = 0;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        err = errno;
+        gw_log_errno(GW_LOG_ERR, err, "GW-FILE-READ", "path=%s", gw_log_q(q, sizeof(q), path));
+        return err == ENOENT ? GW_ENOENT : GW_ESYS;
+    }
+    if (fstat(fd, &st) != 0) {
+        err = errno;
+        rc = GW_ESYS;
+        goto out;
+    }
+    /* One buffer of the final size: a key is never left behind in memory
+     * that realloc() moved away from. One byte more shows a file over <max>
+     * (or one that grew while read). Not a regular file (a pipe): <max>. */
+    if (max > SIZE_MAX / 2)
+        max = SIZE_MAX / 2;
+    cap = S_ISREG(st.st_mode) && (uintmax_t)st.st_size < max ? (size_t)st.st_size : max;
+    buf = gw_xmalloc(cap + 2);
+    while (n < cap + 1) {
+        ssize_t r = read(fd, buf + n, cap + 1 - n);
+        if (r == 0)
+            break;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            err = errno;
+            rc = GW_ESYS;
+            goto out;
+        }
+        n += (size_t)r;
+    }
+    if (n > cap) {
+        why = cap < max ? "file grew while being read" : "file too large";
+        rc = GW_EFULL;
+    } else if (memchr(buf, '\0', n) != NULL) {
+        why = "not a text file (NUL byte)";
+        rc = GW_EINVAL;
+    }
+out:
+    close(fd);
+    if (rc != GW_OK) {
+        if (why != NULL)
+            gw_log(GW_LOG_ERR, "GW-FILE-READ", "path=%s max=%zu msg=\"%s\"",
+                   gw_log_q(q, sizeof(q), path), max, why);
+        else
+            gw_log_errno(GW_LOG_ERR, err, "GW-FILE-READ", "path=%s", gw_log_q(q, sizeof(q), path));
+        if (buf != NULL)
+            explicit_bzero(buf, cap + 2);
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    return GW_OK;
 }
 
 enum MHD_Result

@@ -7,6 +7,11 @@
  * MHD rules recorded here (STYLE §5): responses are destroyed right after
  * MHD_queue_response; a content-reader callback that returns 0 must have
  * suspended the connection first, or MHD busy-loops.
+ *
+ * TLS (optional): with a certificate and key the daemon speaks HTTPS only
+ * (MHD_USE_TLS, GnuTLS in Debian's libmicrohttpd), on the same external-epoll
+ * loop and with the same suspend/resume rules: MHD reports records GnuTLS
+ * has already decrypted through MHD_get_timeout, which the loop honours.
  * Loop thread only. */
 #ifndef GW_HTTPD_H
 #define GW_HTTPD_H
@@ -32,10 +37,19 @@ typedef struct gw_httpd_opts {
     void *handler_arg;
     MHD_RequestCompletedCallback completed; /* may be NULL */
     void *completed_arg;
+    /* HTTPS: both NULL = plain HTTP. PEM text, NUL-terminated, borrowed for
+     * the call only (gw_httpd keeps its own copies, and wipes the key's when
+     * freed). The certificate may be a chain (leaf first); the key must not
+     * be encrypted. */
+    const char *tls_cert_pem;
+    const char *tls_key_pem;
 } gw_httpd_opts;
 
 /* Binds, listens and registers with <loop>. GW_ESYS if the address is taken
- * or MHD refuses to start (logged). */
+ * or MHD refuses to start. GW_EINVAL if only one of tls_cert_pem and
+ * tls_key_pem is set, if either is not PEM, or if the TLS library refuses
+ * them (unreadable, or a key that does not match the certificate). Every
+ * failure is logged with what was wrong (never the key's bytes). */
 GW_MUST_CHECK gw_err gw_httpd_start(gw_loop *loop, const gw_httpd_opts *opts, gw_httpd **out);
 
 uint16_t gw_httpd_port(const gw_httpd *h);
@@ -54,6 +68,16 @@ unsigned gw_httpd_connections(const gw_httpd *h);
 
 /* Stops the daemon, closing every connection, and frees <h>. NULL ok. */
 void gw_httpd_free(gw_httpd *h);
+
+/* Reads the text file <path> whole into *out: NUL-terminated, the caller
+ * frees it (and wipes it first if it holds a secret, e.g. with
+ * explicit_bzero). Errors, each logged with the path (GW-FILE-READ), *out
+ * untouched: GW_ENOENT if it does not exist, GW_EFULL if it is longer than
+ * <max> bytes, GW_EINVAL if it holds a NUL byte (not text), GW_ESYS otherwise.
+ * Meant for startup reads of PEM files and the like: blocking, and it
+ * allocates <max> bytes up front for what is not a regular file. It lives here
+ * because HTTPS is its first user; it knows nothing of HTTP. */
+GW_MUST_CHECK gw_err gw_read_file_text(const char *path, size_t max, char **out);
 
 /* Queues a complete response with <body> (copied) and optional extra headers
  * given as NULL-terminated name/value pairs. Returns MHD_queue_response's result. */

@@ -108,12 +108,11 @@ Test(dp_body_usage, numbers_unicode_and_escapes_are_kept_byte_for_byte)
 Test(dp_body_usage, strings_with_quotes_and_brackets_are_skipped_whole)
 {
     /* A content string that looks like the member being searched for. */
-    cr_assert_str_eq(
-        edit("{\"messages\":[{\"content\":\"a\\\"}],\\\"stream_options\\\":{\\\\\"}],"
-             "\"stream\":true,\"stream_options\":{\"include_usage\":false}}",
-             true),
-        "{\"messages\":[{\"content\":\"a\\\"}],\\\"stream_options\\\":{\\\\\"}],"
-        "\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
+    cr_assert_str_eq(edit("{\"messages\":[{\"content\":\"a\\\"}],\\\"stream_options\\\":{\\\\\"}],"
+                          "\"stream\":true,\"stream_options\":{\"include_usage\":false}}",
+                          true),
+                     "{\"messages\":[{\"content\":\"a\\\"}],\\\"stream_options\\\":{\\\\\"}],"
+                     "\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
 }
 
 Test(dp_body_usage, escaped_key_names_are_recognised)
