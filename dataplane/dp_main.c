@@ -140,6 +140,10 @@ static const gw_cfg_opt dp_opts[] = {
               "windows and reconnects"),
     GW_CFG_STR("quota-key-prefix", "LLMGW_QUOTA_KEY_PREFIX", dp_cfg, quota_prefix, "llmgw:rl",
                "Prefix of the rate-limit counters' Redis keys"),
+    GW_CFG_STR("tls-cert-file", "LLMGW_TLS_CERT_FILE", dp_cfg, tls_cert_file, "",
+               "PEM certificate (chain) file: serve HTTPS (with --tls-key-file)"),
+    GW_CFG_STR("tls-key-file", "LLMGW_TLS_KEY_FILE", dp_cfg, tls_key_file, "",
+               "PEM private key file of --tls-cert-file (unencrypted)"),
     GW_CFG_END,
 };
 
@@ -168,6 +172,8 @@ validate(const void *p, gw_cfg_errs *errs)
                             "AIBRIX_PREFIX_CACHE_BLOCK_SIZE");
     if (cfg->statesync && cfg->redis_host[0] == '\0')
         gw_cfg_errorf(errs, "AIBRIX_STATESYNC_ENABLED needs REDIS_HOST");
+    if ((cfg->tls_cert_file[0] == '\0') != (cfg->tls_key_file[0] == '\0'))
+        gw_cfg_errorf(errs, "--tls-cert-file and --tls-key-file go together");
     if (cfg->quota_prefix[0] == '\0')
         gw_cfg_errorf(errs, "--quota-key-prefix must not be empty");
     if (cfg->statesync && cfg->pfx_sync_stream[0] == '\0')
@@ -279,6 +285,36 @@ flush_access_log(gw_loop *loop, void *arg)
         gw_counter_add(gw_metric_child0(ctx->metrics->access_dropped), dropped);
 }
 
+/* Reads the TLS certificate and key named by the options into <cert> and
+ * <key> (both NULL without TLS). A Secret mounted as files is read the same
+ * way; the files are read once, at start. */
+static gw_err
+read_tls(const dp_cfg *c, char **cert, char **key)
+{
+    *cert = *key = NULL;
+    if (c->tls_cert_file[0] == '\0')
+        return GW_OK;
+    if (gw_read_file_text(c->tls_cert_file, 1 << 20, cert) != GW_OK) {
+        gw_log(GW_LOG_ERR, "DP-TLS-FILE", "file=%s msg=\"cannot read the certificate\"",
+               c->tls_cert_file);
+        return GW_EIO;
+    }
+    if (gw_read_file_text(c->tls_key_file, 1 << 20, key) != GW_OK) {
+        gw_log(GW_LOG_ERR, "DP-TLS-FILE", "file=%s msg=\"cannot read the key\"", c->tls_key_file);
+        GW_FREE(*cert);
+        return GW_EIO;
+    }
+    return GW_OK;
+}
+
+static void
+wipe_free(char *s)
+{
+    if (s != NULL)
+        explicit_bzero(s, strlen(s));
+    free(s);
+}
+
 static uint64_t
 random_u64(void)
 {
@@ -297,6 +333,8 @@ main(int argc, char **argv)
                         .summary = "llmgw data plane: OpenAI API, routing, proxying",
                         .validate = validate};
     gw_httpd_opts hopts;
+    char *tls_cert = NULL, *tls_key = NULL;
+    gw_err rc_start;
     char tag[32];
     int rc = 1;
 
@@ -347,6 +385,8 @@ main(int argc, char **argv)
     if (gw_curlm_new(ctx.loop, dp_proxy_on_curl_done, &ctx, ctx.cfg.max_host_conns, 4096,
                      &ctx.curlm) != GW_OK)
         goto out;
+    if (read_tls(&ctx.cfg, &tls_cert, &tls_key) != GW_OK)
+        goto out;
     hopts = (gw_httpd_opts){.host = ctx.cfg.host,
                             .port = ctx.cfg.port,
                             .reuseport = true,
@@ -355,14 +395,20 @@ main(int argc, char **argv)
                             .handler = dp_front_handler,
                             .handler_arg = &ctx,
                             .completed = dp_front_completed,
-                            .completed_arg = &ctx};
-    if (gw_httpd_start(ctx.loop, &hopts, &ctx.httpd) != GW_OK)
+                            .completed_arg = &ctx,
+                            .tls_cert_pem = tls_cert,
+                            .tls_key_pem = tls_key};
+    rc_start = gw_httpd_start(ctx.loop, &hopts, &ctx.httpd);
+    wipe_free(tls_key); /* the daemon holds its own copy */
+    tls_key = NULL;
+    if (rc_start != GW_OK)
         goto out;
     if (dp_sync_start(&ctx, &ctx.sync) != GW_OK)
         goto out;
     ctx.drain_timer = gw_timer_new(ctx.loop, on_drain_tick, &ctx);
-    gw_log(GW_LOG_NOTICE, "DP-START", "port=%u controller=%s worker_id=%016llx",
-           gw_httpd_port(ctx.httpd), ctx.cfg.controller_pub, (unsigned long long)ctx.worker_id);
+    gw_log(GW_LOG_NOTICE, "DP-START", "port=%u tls=%d controller=%s worker_id=%016llx",
+           gw_httpd_port(ctx.httpd), tls_cert != NULL, ctx.cfg.controller_pub,
+           (unsigned long long)ctx.worker_id);
     if (gw_loop_run(ctx.loop) == GW_OK)
         rc = 0;
     gw_log(GW_LOG_NOTICE, "DP-STOP", "inflight=%u", ctx.n_reqs);
@@ -389,6 +435,8 @@ out:
     dp_prefix_free(ctx.prefix);
     if (ctx.access_fd > STDERR_FILENO)
         close(ctx.access_fd);
+    free(tls_cert);
+    wipe_free(tls_key);
     gw_cfg_free(dp_opts, &ctx.cfg);
     curl_global_cleanup();
     return rc;

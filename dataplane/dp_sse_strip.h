@@ -52,11 +52,14 @@ typedef struct dp_sse_strip {
     uint64_t dropped;   /* usage-only events removed so far */
 } dp_sse_strip;
 
+/* Caller-provided storage; nothing is allocated until an event is held.
+ * fini frees the held bytes (a stream cut short simply loses them). */
 void dp_sse_strip_init(dp_sse_strip *s);
 void dp_sse_strip_fini(dp_sse_strip *s);
 
 /* Appends to <out> every event of <p>/<n> that completes, except usage-only
- * ones, and holds the bytes of an incomplete event.
+ * ones, and holds the bytes of an incomplete event. <p> is borrowed for the
+ * call; it may be NULL when <n> is 0.
  * GW_EFULL: <out> has no room for s->held.len + <n> bytes (the most one call
  * can write); nothing was consumed and neither <s> nor <out> changed, so the
  * caller can drain <out> and offer the same bytes again. A caller whose <out>
@@ -65,7 +68,8 @@ void dp_sse_strip_fini(dp_sse_strip *s);
 GW_MUST_CHECK gw_err dp_sse_strip_feed(dp_sse_strip *s, const char *p, size_t n, gw_buf *out);
 
 /* End of stream: appends whatever is held (an unterminated last event goes
- * out as is) and resets <s>. GW_EFULL as for feed, with nothing changed. */
+ * out as is) and resets <s> for another stream (the dropped count stays).
+ * GW_EFULL as for feed, with nothing changed. */
 GW_MUST_CHECK gw_err dp_sse_strip_finish(dp_sse_strip *s, gw_buf *out);
 
 #endif

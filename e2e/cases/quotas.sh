@@ -6,9 +6,11 @@
 # gateway asks for the usage event and hides it) or not; wrong, missing and
 # revoked API keys, the gateway key and unknown users; Redis killed and
 # restarted mid-run (local windows split across the workers, no failed
-# request, no x-error-incr-*); TLS termination with curl.
+# request, no x-error-incr-*); TLS termination with curl (openssl makes a
+# throwaway certificate).
 source "$(dirname "$0")/../lib.sh"
 command -v redis-server >/dev/null || { echo "quotas: redis-server is required"; exit 1; }
+command -v openssl >/dev/null || { echo "quotas: openssl is required"; exit 1; }
 
 R=$(free_port); M1=$(free_port); W1=$(free_port); W2=$(free_port); W3=$(free_port)
 spawn redis redis-server --port "$R" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning
@@ -160,6 +162,24 @@ expect_eq "with x-error-user" "$(hdr x-error-user)" true
 expect_eq "without --require-api-key a foreign key passes (the engine's own)" \
     "$(chat "$REQ" -H 'Authorization: Bearer engine-key')" 200
 expect_eq "no secret in any log" "$(grep -lE 'sk-kate|sk-alice|gw-key' "$E2E_DIR"/w*.log | wc -l)" 0
+
+# ---- TLS termination -----------------------------------------------------------------
+W4=$(free_port)
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 \
+    -addext 'subjectAltName=IP:127.0.0.1,DNS:localhost' \
+    -keyout "$E2E_DIR/tls.key" -out "$E2E_DIR/tls.crt" 2>/dev/null || not_ok "openssl makes a certificate"
+spawn_worker w4 "$W4" --tls-cert-file "$E2E_DIR/tls.crt" --tls-key-file "$E2E_DIR/tls.key"
+GW=https://127.0.0.1:$W4
+expect_eq "HTTPS with a verified certificate" "$(chat "$REQ" --cacert "$E2E_DIR/tls.crt" -H 'user: dora')" 200
+expect_eq "quota headers over TLS" "$(hdr x-ratelimit-limit-requests)" 4
+expect_eq "streaming over TLS" "$(chat "$SREQ" --cacert "$E2E_DIR/tls.crt" -N)" 200
+expect_eq "the stream arrives whole" "$(grep -c '^data: \[DONE\]' "$E2E_DIR/out.body")" 1
+expect_eq "plain HTTP to the TLS port gets no answer" \
+    "$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://127.0.0.1:$W4/healthz")" 000
+expect_eq "and the TLS worker keeps serving" "$(curl -s --cacert "$E2E_DIR/tls.crt" -o /dev/null -w '%{http_code}' "$GW/healthz")" 200
+stop w4
+expect_eq "the TLS key is never logged" "$(grep -c 'PRIVATE KEY' "$E2E_DIR/w4.log")" 0
+GW=$G1
 
 # ---- Redis down: local windows, nothing fails ---------------------------------------
 stop redis KILL

@@ -102,7 +102,7 @@ whole_events_removed(const char *p, size_t n, const char *o, size_t olen)
                 }
             }
             top = ntop;
-            ok = top > 0 || (reach[0] != 0);
+            ok = ntop > 0; /* events are never empty: 0 means no end was reachable */
         } else {
             /* May be kept or not: downwards, so it is used at most once. */
             for (size_t k = (top < olen - len ? top : olen - len) + 1; k-- > 0;) {

@@ -10,8 +10,10 @@
  *
  * TLS (optional): with a certificate and key the daemon speaks HTTPS only
  * (MHD_USE_TLS, GnuTLS in Debian's libmicrohttpd), on the same external-epoll
- * loop and with the same suspend/resume rules: MHD reports records GnuTLS
- * has already decrypted through MHD_get_timeout, which the loop honours.
+ * loop and with the same suspend/resume rules. Bytes GnuTLS has already
+ * decrypted raise no epoll event; MHD keeps such connections on its ready
+ * list and MHD_get_timeout returns 0 for them, which gw_httpd honours
+ * before every loop wait.
  * Loop thread only. */
 #ifndef GW_HTTPD_H
 #define GW_HTTPD_H
