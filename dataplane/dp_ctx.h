@@ -60,6 +60,12 @@ typedef struct dp_cfg {
     bool allow_unknown_users;
     uint64_t quota_timeout_ms;
     char *quota_prefix;
+    /* prefill/decode disaggregation (dp_pd, dp_pd_body) */
+    char *pd_protocol; /* --pd-disagg-protocol */
+    bool pd_staged;    /* --separate-pd-scheduling */
+    int64_t pd_prefill_timeout_s;
+    int64_t pd_prefill_spread;
+    int64_t pd_decode_spread;
     /* TLS termination (both or neither) */
     char *tls_cert_file;
     char *tls_key_file;
@@ -113,9 +119,10 @@ typedef struct dp_ctx {
     uint64_t pfx_stamp;
     uint32_t *pfx_match; /* scratch_cap entries */
     dp_auth_cfg auth;
-    dp_quota *quota;       /* RPM/TPM/RPS admission */
-    int access_fd;         /* access log stream; -1 = off */
-    gw_buf access_pending; /* access log lines not yet written (dp_access) */
+    dp_quota *quota;         /* RPM/TPM/RPS admission */
+    uint32_t pd_outstanding; /* prefill calls in flight */
+    int access_fd;           /* access log stream; -1 = off */
+    gw_buf access_pending;   /* access log lines not yet written (dp_access) */
 } dp_ctx;
 
 /* Installs <snap> as the current snapshot (takes the caller's ref). */

@@ -17,6 +17,7 @@
 #include "dp_ctx.h"
 #include "dp_front.h"
 #include "dp_metrics.h"
+#include "dp_pd_body.h"
 #include "dp_prefix.h"
 #include "dp_prefix_sync.h"
 #include "dp_proxy.h"
@@ -140,6 +141,22 @@ static const gw_cfg_opt dp_opts[] = {
               "windows and reconnects"),
     GW_CFG_STR("quota-key-prefix", "LLMGW_QUOTA_KEY_PREFIX", dp_cfg, quota_prefix, "llmgw:rl",
                "Prefix of the rate-limit counters' Redis keys"),
+    /* prefill/decode disaggregation (docs/routing.md, pd) */
+    GW_CFG_STR("pd-disagg-protocol", "LLMGW_PD_DISAGG_PROTOCOL", dp_cfg, pd_protocol, "",
+               "pd forwarding: vllm-kvt, vllm-mooncake, or empty for AIBrix's vLLM default "
+               "(non-streaming prefill, its kv_transfer_params copied into the decode)"),
+    GW_CFG_BOOL("separate-pd-scheduling", "LLMGW_SEPARATE_PD_SCHEDULING", dp_cfg, pd_staged, false,
+                "pd staged: choose the decode endpoint after the prefill finished (default: "
+                "both at once, batched)"),
+    GW_CFG_INT("prefill-request-timeout", "AIBRIX_PREFILL_REQUEST_TIMEOUT", dp_cfg,
+               pd_prefill_timeout_s, 30, 1, 3600,
+               "pd: seconds a prefill may take, retries on other prefill endpoints included"),
+    GW_CFG_INT("prefill-load-imbalance-min-spread", "AIBRIX_PREFILL_LOAD_IMBALANCE_MIN_SPREAD",
+               dp_cfg, pd_prefill_spread, 16, 0, 1000000,
+               "pd: prefill in-flight spread above which the least loaded prefill wins"),
+    GW_CFG_INT("decode-load-imbalance-min-spread", "AIBRIX_DECODE_LOAD_IMBALANCE_MIN_SPREAD",
+               dp_cfg, pd_decode_spread, 16, 0, 1000000,
+               "pd: decode in-flight spread from which the least loaded decode wins"),
     GW_CFG_STR("tls-cert-file", "LLMGW_TLS_CERT_FILE", dp_cfg, tls_cert_file, "",
                "PEM certificate (chain) file: serve HTTPS (with --tls-key-file)"),
     GW_CFG_STR("tls-key-file", "LLMGW_TLS_KEY_FILE", dp_cfg, tls_key_file, "",
@@ -151,6 +168,7 @@ static void
 validate(const void *p, gw_cfg_errs *errs)
 {
     const dp_cfg *cfg = p;
+    dp_pd_proto proto;
     gw_lvl lvl;
     dp_plan plan;
     char why[200];
@@ -172,6 +190,9 @@ validate(const void *p, gw_cfg_errs *errs)
                             "AIBRIX_PREFIX_CACHE_BLOCK_SIZE");
     if (cfg->statesync && cfg->redis_host[0] == '\0')
         gw_cfg_errorf(errs, "AIBRIX_STATESYNC_ENABLED needs REDIS_HOST");
+    if (!dp_pd_proto_parse(cfg->pd_protocol, &proto))
+        gw_cfg_errorf(errs, "--pd-disagg-protocol: '%s' is not vllm-kvt, vllm-mooncake or empty",
+                      cfg->pd_protocol);
     if ((cfg->tls_cert_file[0] == '\0') != (cfg->tls_key_file[0] == '\0'))
         gw_cfg_errorf(errs, "--tls-cert-file and --tls-key-file go together");
     if (cfg->quota_prefix[0] == '\0')

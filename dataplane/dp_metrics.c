@@ -110,6 +110,15 @@ collect_prefix(gw_metrics *reg, void *arg)
 }
 
 static double
+gauge_pd_outstanding(void *arg)
+{
+    dp_ctx *ctx = arg;
+    return ctx->pd_outstanding;
+}
+
+static const double pd_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+
+static double
 gauge_quota_degraded(void *arg)
 {
     dp_ctx *ctx = arg;
@@ -260,6 +269,24 @@ dp_metrics_new(dp_ctx *ctx)
                              "Admissions decided by local windows (Redis absent or down)", NULL,
                              &m->quota_local);
     gw_metrics_add_collector(m->reg, collect_quota, ctx);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_pd_prefill_requests_total",
+                             "pd prefill calls by result: success, connect, timeout, status "
+                             "(an engine error status)",
+                             (const char *const[]){"result", NULL}, &m->pd_prefills);
+    rc |= gw_metrics_histogram(m->reg, "llmgw_worker_pd_prefill_duration_seconds",
+                               "pd prefill call duration (gateway-measured)", NULL, pd_buckets,
+                               GW_ARRAY_LEN(pd_buckets), &m->pd_prefill_time);
+    rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_pd_outstanding_prefills",
+                              "pd prefill calls in flight in this worker", gauge_pd_outstanding,
+                              ctx, &unused);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_pd_decisions_total",
+                             "pd pair choices by the step that decided: prefill_imbalance, "
+                             "decode_imbalance, score",
+                             (const char *const[]){"how", NULL}, &m->pd_decisions);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_pd_kv_aborts_total",
+                             "Prefill KV releases (POST /abort_request) sent after a failed "
+                             "decode, and those that failed",
+                             (const char *const[]){"result", NULL}, &m->pd_aborts);
     if (rc == GW_OK) {
         gw_metric_fam_set_max_children(m->pfx_decisions, 1000);
         gw_metric_fam_set_max_children(m->pfx_imbalance, 1000);

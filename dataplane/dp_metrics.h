@@ -37,6 +37,11 @@ struct dp_metrics {
     gw_metric_fam *quota_redis_errs; /* llmgw_worker_ratelimit_redis_errors_total */
     gw_metric_fam *quota_local;      /* llmgw_worker_ratelimit_local_decisions_total */
     dp_quota_stats quota_seen;       /* stats already added to the two above */
+    /* pd */
+    gw_metric_fam *pd_prefills;     /* llmgw_worker_pd_prefill_requests_total{result} */
+    gw_metric_fam *pd_prefill_time; /* llmgw_worker_pd_prefill_duration_seconds */
+    gw_metric_fam *pd_decisions;    /* llmgw_worker_pd_decisions_total{how} */
+    gw_metric_fam *pd_aborts;       /* llmgw_worker_pd_kv_aborts_total{result} */
 };
 
 /* Registers every family and the live gauges that read <ctx>. */

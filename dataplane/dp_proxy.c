@@ -31,7 +31,15 @@
 #define DP_MAX_TRIES 8
 #define DP_EASY_POOL 256
 
+/* What a curl handle's CURLOPT_PRIVATE points at: the first member of each
+ * says which (dp_proxy_on_curl_done dispatches on it). */
+typedef enum dp_xfer_kind {
+    DP_XFER_REQ = 1, /* a dp_req: its engine request, or its prefill */
+    DP_XFER_ABORT,   /* a pd_abort_call: releasing a prefill's KV */
+} dp_xfer_kind;
+
 struct dp_req {
+    dp_xfer_kind kind; /* DP_XFER_REQ; first */
     dp_ctx *ctx;
     struct MHD_Connection *conn;
     dp_req *prev, *next; /* ctx->reqs */
@@ -53,6 +61,17 @@ struct dp_req {
     char retry_after[24];     /* for a 429 */
     bool strip_usage;         /* the engine was asked for usage: hide its event */
     dp_sse_strip strip;
+    bool reached; /* some engine got the request (connected): no refund */
+    /* pd: the prefill endpoint and its call (see "prefill/decode" below) */
+    int64_t pre_idx; /* chosen prefill endpoint; -1 = none */
+    dp_ep *pre_ep;   /* its reservation, held until the prefill ends */
+    CURL *pre_easy;  /* the prefill call in flight */
+    struct curl_slist *pre_hdrs;
+    gw_buf pre_body, pre_resp;
+    uint64_t pre_start_us, pre_deadline_us;
+    uint32_t pre_tried[DP_MAX_TRIES];
+    uint32_t n_pre_tried;
+    bool prefilled;      /* a prefill call was sent: its KV may be held */
     uint64_t resolve_us; /* time dp_route_resolve took (added to the first pick's) */
     dp_ep *ep;           /* reservation held; see file comment */
     int64_t ep_idx;
@@ -116,6 +135,12 @@ is_hop_by_hop(const char *name, size_t len)
 static void resume(dp_req *req);
 static void upstream_cleanup(dp_req *req);
 static void req_release(dp_req *req);
+
+typedef struct pd_abort_call pd_abort_call;
+static void pd_abort_done(pd_abort_call *a, CURLcode result);
+static void on_prefill_done(dp_req *req, CURLcode result);
+static bool pd_decode_start(dp_req *req, const char *resp, size_t resp_len);
+static bool pd_start(dp_req *req);
 
 static void
 cancel_admission(dp_req *req)
@@ -182,11 +207,57 @@ req_release(dp_req *req)
         dp_route_release(req->ep, req->tokens);
         req->ep = NULL;
     }
+    if (req->pre_ep != NULL) {
+        dp_route_release(req->pre_ep, req->tokens);
+        req->pre_ep = NULL;
+    }
+}
+
+/* Returns <easy> to the pool. Keep reset handles: curl_easy_init allocates
+ * and zeroes tens of KiB of buffers, which showed in profiles at high
+ * request rates. */
+static void
+easy_put(dp_ctx *ctx, CURL *easy)
+{
+    if (ctx->n_easy_pool < DP_EASY_POOL) {
+        curl_easy_reset(easy);
+        if (ctx->easy_pool == NULL)
+            ctx->easy_pool = gw_xcalloc(DP_EASY_POOL, sizeof(*ctx->easy_pool));
+        ctx->easy_pool[ctx->n_easy_pool++] = easy;
+    } else {
+        curl_easy_cleanup(easy);
+    }
+}
+
+/* Whether <easy> connected to its engine: from then on the engine may be
+ * working on the request, so its quota is not refunded. */
+static bool
+connected(CURL *easy)
+{
+    curl_off_t t = 0;
+
+    return curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &t) == CURLE_OK && t > 0;
+}
+
+static void
+prefill_cleanup(dp_req *req)
+{
+    dp_ctx *ctx = req->ctx;
+
+    if (req->pre_easy == NULL)
+        return;
+    gw_curlm_remove(ctx->curlm, req->pre_easy); /* no-op if it already completed */
+    easy_put(ctx, req->pre_easy);
+    req->pre_easy = NULL;
+    ctx->pd_outstanding--;
+    curl_slist_free_all(req->pre_hdrs);
+    req->pre_hdrs = NULL;
 }
 
 static void
 upstream_cleanup(dp_req *req)
 {
+    prefill_cleanup(req);
     if (req->in_multi) {
         gw_curlm_remove(req->ctx->curlm, req->easy);
         req->in_multi = false;
@@ -194,17 +265,8 @@ upstream_cleanup(dp_req *req)
     if (req->timer != NULL)
         gw_timer_stop(req->timer);
     if (req->easy != NULL) {
-        dp_ctx *ctx = req->ctx;
-        /* Keep reset handles: curl_easy_init allocates and zeroes tens of
-         * KiB of buffers, which showed in profiles at high request rates. */
-        if (ctx->n_easy_pool < DP_EASY_POOL) {
-            curl_easy_reset(req->easy);
-            if (ctx->easy_pool == NULL)
-                ctx->easy_pool = gw_xcalloc(DP_EASY_POOL, sizeof(*ctx->easy_pool));
-            ctx->easy_pool[ctx->n_easy_pool++] = req->easy;
-        } else {
-            curl_easy_cleanup(req->easy);
-        }
+        req->reached |= connected(req->easy);
+        easy_put(req->ctx, req->easy);
         req->easy = NULL;
     }
     curl_slist_free_all(req->up_hdrs);
@@ -243,6 +305,12 @@ add_route_headers(dp_req *req, struct MHD_Response *resp)
     MHD_add_response_header(resp, "routing-strategy", req->route.plan.label);
     MHD_add_response_header(resp, "target-pod", ep->pod ? ep->pod : addr);
     MHD_add_response_header(resp, "target-pod-ip", addr);
+    if (req->pre_idx >= 0) {
+        const pm_endpoint *pre = &dp_snap_pm(req->snap)->endpoints[req->pre_idx];
+        const char *paddr = dp_snap_addr(req->snap, (uint32_t)req->pre_idx);
+        MHD_add_response_header(resp, "prefill-target-pod", pre->pod ? pre->pod : paddr);
+        MHD_add_response_header(resp, "prefill-target-pod-ip", paddr);
+    }
     if (req->route.profile_auto)
         MHD_add_response_header(resp, "x-aibrix-config-profile", req->route.profile->name);
     if (req->route.affinity) {
@@ -532,50 +600,75 @@ on_timer(gw_loop *loop, void *arg)
 }
 
 static void
-append_header(dp_req *req, const char *name, const char *value)
+append_header(struct curl_slist **list, const char *name, const char *value)
 {
     char line[8192];
     struct curl_slist *nl;
 
     snprintf(line, sizeof(line), "%s: %s", name, value);
-    nl = curl_slist_append(req->up_hdrs, line);
+    nl = curl_slist_append(*list, line);
     if (nl != NULL)
-        req->up_hdrs = nl;
+        *list = nl;
 }
 
 static enum MHD_Result
 copy_client_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
-    dp_req *req = cls;
+    struct curl_slist **list = cls;
     (void)kind;
 
     /* Client headers reach the engine unchanged (Authorization included,
      * which vLLM's --api-key checks), except hop-by-hop ones. */
     if (!is_hop_by_hop(key, strlen(key)))
-        append_header(req, key, value ? value : "");
+        append_header(list, key, value ? value : "");
     return MHD_YES;
+}
+
+/* The headers of a request to an engine: the client's, plus the request id
+ * (the same on a prefill and its decode), no Expect, and a JSON type. */
+static struct curl_slist *
+engine_headers(dp_req *req)
+{
+    struct curl_slist *list = NULL;
+
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, copy_client_header, &list);
+    if (MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Request-Id") == NULL)
+        append_header(&list, "X-Request-Id", req->id);
+    append_header(&list, "Expect", ""); /* no 100-continue round trip */
+    /* Without it curl would send application/x-www-form-urlencoded for a
+     * POST body, which vLLM refuses; the body is JSON whatever the client said. */
+    if (MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Content-Type") == NULL)
+        append_header(&list, "Content-Type", "application/json");
+    return list;
+}
+
+static CURL *
+easy_get(dp_ctx *ctx)
+{
+    return ctx->n_easy_pool > 0 ? ctx->easy_pool[--ctx->n_easy_pool] : curl_easy_init();
+}
+
+/* "http://ip:port<path>" of endpoint <i> of the request's snapshot. */
+static void
+endpoint_url(const dp_req *req, int64_t i, const char *path, char *url, size_t n)
+{
+    const pm_endpoint *ep = &dp_snap_pm(req->snap)->endpoints[i];
+
+    snprintf(url, n, strchr(ep->ip, ':') ? "http://[%s]:%u%s" : "http://%s:%u%s", ep->ip, ep->port,
+             path);
 }
 
 static bool
 upstream_start(dp_req *req)
 {
     dp_ctx *ctx = req->ctx;
-    const pm_endpoint *ep = &dp_snap_pm(req->snap)->endpoints[req->ep_idx];
     char url[PM_MAX_STR + 64];
 
-    req->easy = ctx->n_easy_pool > 0 ? ctx->easy_pool[--ctx->n_easy_pool] : curl_easy_init();
+    req->easy = easy_get(ctx);
     if (req->easy == NULL)
         return false;
-    snprintf(url, sizeof(url), strchr(ep->ip, ':') ? "http://[%s]:%u%s" : "http://%s:%u%s", ep->ip,
-             ep->port, req->path);
-    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, copy_client_header, req);
-    if (MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "X-Request-Id") == NULL)
-        append_header(req, "X-Request-Id", req->id);
-    append_header(req, "Expect", ""); /* no 100-continue round trip */
-    /* Without it curl would send application/x-www-form-urlencoded for a
-     * POST body, which vLLM refuses; the body is JSON whatever the client said. */
-    if (MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Content-Type") == NULL)
-        append_header(req, "Content-Type", "application/json");
+    endpoint_url(req, req->ep_idx, req->path, url, sizeof(url));
+    req->up_hdrs = engine_headers(req);
     req->status = 0;
     req->content_length = -1;
     curl_easy_setopt(req->easy, CURLOPT_URL, url);
@@ -606,8 +699,13 @@ route_and_start(dp_req *req)
 {
     dp_ctx *ctx = req->ctx;
     uint64_t t0 = gw_now_us();
-    int64_t idx = dp_route_pick(ctx, req->snap, &req->route, req->tried, req->n_tried, req->tokens,
-                                &req->err);
+    /* A disaggregated request's decode (and its retries) stays in the
+     * prefill's roleset. */
+    int64_t idx = req->pre_idx >= 0
+                      ? dp_route_pick_pd_decode(ctx, req->snap, &req->route, req->tried,
+                                                req->n_tried, req->tokens, &req->err)
+                      : dp_route_pick(ctx, req->snap, &req->route, req->tried, req->n_tried,
+                                      req->tokens, &req->err);
 
     gw_histogram_observe(gw_metric_child0(ctx->metrics->routing_time),
                          (double)(gw_now_us() - t0 + req->resolve_us) / 1e6);
@@ -718,6 +816,14 @@ dp_proxy_on_curl_done(CURL *easy, CURLcode result, void *arg)
     (void)arg;
 
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&req);
+    if (req->kind == DP_XFER_ABORT) {
+        pd_abort_done((pd_abort_call *)(void *)req, result);
+        return;
+    }
+    if (easy == req->pre_easy) {
+        on_prefill_done(req, result);
+        return;
+    }
     req->in_multi = false;
     gw_timer_stop(req->timer);
     if (result == CURLE_OK && req->headers_done) {
@@ -807,7 +913,7 @@ admission_passed(dp_req *req)
 static void
 admitted(dp_req *req)
 {
-    if (!admission_passed(req) || !route_and_start(req))
+    if (!admission_passed(req) || !(req->route.pd ? pd_start(req) : route_and_start(req)))
         req->has_err = true;
 }
 
@@ -846,7 +952,10 @@ admit(dp_req *req)
         admitted(req);
 }
 
-/* At completion: a request no engine answered is refunded whole; one the
+/* At completion: a request that reached no engine (no endpoint, every
+ * connect failed) is refunded whole; one an engine got but did not answer
+ * (timeout, reset, the client left first) keeps its request and its
+ * reservation, so hanging up early is no way around a limit; one the
  * engine refused (4xx/5xx) costs its request but no tokens; otherwise TPM
  * settles to the engine's usage (the reservation stands when the usage is
  * unknown, e.g. a client that left mid-stream). */
@@ -856,14 +965,277 @@ settle_quota(dp_req *req)
     dp_quota *q = req->ctx->quota;
 
     cancel_admission(req);
-    if (!req->headers_done)
+    if (!req->headers_done && !req->reached)
         dp_quota_rollback(q, &req->grant);
+    else if (!req->headers_done)
+        dp_quota_settle(q, &req->grant, -1);
     else if (req->status >= 400)
         dp_quota_settle(q, &req->grant, 0);
     else if (req->usage.found)
         dp_quota_settle(q, &req->grant, req->usage.prompt_tokens + req->usage.completion_tokens);
     else
         dp_quota_settle(q, &req->grant, -1);
+}
+
+/* ---- prefill/decode ------------------------------------------------------
+ *
+ * A request whose plan is pd is split (dp_pd_body.h has the shapes): the
+ * worker itself sends the prefill, asynchronously on the loop (other
+ * requests go on), reads its whole answer, builds the decode body and then
+ * proxies the decode like any request. The prefill's reservation is held
+ * while it runs. A failed or timed-out prefill is retried on another
+ * prefill endpoint until --prefill-request-timeout has passed; then the
+ * client gets 503 x-error-routing and the log key pd-prefill-request-error.
+ * A decode that fails (or a client that leaves) after a prefill was sent
+ * releases the prefill's KV with POST /abort_request {"rid": <request id>}
+ * (SGLang's API; vLLM frees unpulled KV on its own timeout and answers 404,
+ * which is harmless). */
+
+struct pd_abort_call {
+    dp_xfer_kind kind; /* DP_XFER_ABORT; first */
+    dp_ctx *ctx;
+    CURL *easy;
+    struct curl_slist *hdrs;
+};
+
+static dp_pd_proto
+pd_proto(const dp_ctx *ctx)
+{
+    dp_pd_proto p = DP_PD_AIBRIX;
+    (void)dp_pd_proto_parse(ctx->cfg.pd_protocol, &p); /* validated at start */
+    return p;
+}
+
+static void
+pd_abort_done(pd_abort_call *a, CURLcode result)
+{
+    if (result != CURLE_OK)
+        gw_counter_inc(gw_metric_child(a->ctx->metrics->pd_aborts, "failed"));
+    easy_put(a->ctx, a->easy);
+    curl_slist_free_all(a->hdrs);
+    free(a);
+}
+
+/* Asks the prefill endpoint to free this request's KV (fire and forget). */
+static void
+pd_abort(dp_req *req)
+{
+    dp_ctx *ctx = req->ctx;
+    pd_abort_call *a;
+    char url[PM_MAX_STR + 64], body[128];
+    const char *auth;
+
+    if (!req->prefilled || req->pre_idx < 0)
+        return;
+    req->prefilled = false;
+    a = gw_xcalloc(1, sizeof(*a));
+    a->kind = DP_XFER_ABORT;
+    a->ctx = ctx;
+    a->easy = easy_get(ctx);
+    if (a->easy == NULL) {
+        free(a);
+        return;
+    }
+    endpoint_url(req, req->pre_idx, "/abort_request", url, sizeof(url));
+    snprintf(body, sizeof(body), "{\"rid\":\"%s\"}", req->id); /* ids are printable, no '"' */
+    append_header(&a->hdrs, "Content-Type", "application/json");
+    append_header(&a->hdrs, "Expect", "");
+    auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (auth != NULL) /* an engine behind --api-key checks it here too */
+        append_header(&a->hdrs, "Authorization", auth);
+    curl_easy_setopt(a->easy, CURLOPT_URL, url);
+    curl_easy_setopt(a->easy, CURLOPT_COPYPOSTFIELDS, body);
+    curl_easy_setopt(a->easy, CURLOPT_HTTPHEADER, a->hdrs);
+    curl_easy_setopt(a->easy, CURLOPT_PRIVATE, a);
+    curl_easy_setopt(a->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(a->easy, CURLOPT_TIMEOUT_MS, 2000L);
+    if (gw_curlm_add(ctx->curlm, a->easy) != GW_OK) {
+        pd_abort_done(a, CURLE_FAILED_INIT);
+        return;
+    }
+    gw_counter_inc(gw_metric_child(ctx->metrics->pd_aborts, "sent"));
+    gw_log(GW_LOG_INFO, "DP-PD-ABORT", "req=%s prefill=%s", req->id,
+           dp_snap_addr(req->snap, (uint32_t)req->pre_idx));
+}
+
+static size_t
+on_prefill_write(char *p, size_t size, size_t nmemb, void *arg)
+{
+    dp_req *req = arg;
+    size_t n = size * nmemb;
+
+    /* Keep what fits (a non-streaming answer is small); a streamed
+     * prefill's events beyond the cap only need reading. */
+    if (req->pre_resp.len + n <= req->pre_resp.max && gw_buf_append(&req->pre_resp, p, n) != GW_OK)
+        return 0;
+    return n;
+}
+
+static bool
+prefill_start(dp_req *req)
+{
+    dp_ctx *ctx = req->ctx;
+    char url[PM_MAX_STR + 64];
+    uint64_t now = gw_now_us();
+
+    gw_buf_reset(&req->pre_body);
+    gw_buf_reset(&req->pre_resp);
+    if (dp_pd_prefill_body(pd_proto(ctx), req->body.data, req->body.len, &req->pre_body) != GW_OK) {
+        dp_error_set(&req->err, 400, "x-error-request-body-processing", "true",
+                     "invalid_request_body", "the request cannot be split for prefill");
+        return false;
+    }
+    req->pre_easy = easy_get(ctx);
+    if (req->pre_easy == NULL)
+        return false;
+    ctx->pd_outstanding++;
+    endpoint_url(req, req->pre_idx, req->path, url, sizeof(url));
+    req->pre_hdrs = engine_headers(req);
+    curl_easy_setopt(req->pre_easy, CURLOPT_URL, url);
+    curl_easy_setopt(req->pre_easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(req->pre_easy, CURLOPT_POSTFIELDS, req->pre_body.data);
+    curl_easy_setopt(req->pre_easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->pre_body.len);
+    curl_easy_setopt(req->pre_easy, CURLOPT_HTTPHEADER, req->pre_hdrs);
+    curl_easy_setopt(req->pre_easy, CURLOPT_WRITEFUNCTION, on_prefill_write);
+    curl_easy_setopt(req->pre_easy, CURLOPT_WRITEDATA, req);
+    curl_easy_setopt(req->pre_easy, CURLOPT_PRIVATE, req);
+    curl_easy_setopt(req->pre_easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(req->pre_easy, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(req->pre_easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(req->pre_easy, CURLOPT_CONNECTTIMEOUT_MS, (long)ctx->cfg.connect_timeout_ms);
+    curl_easy_setopt(
+        req->pre_easy, CURLOPT_TIMEOUT_MS,
+        (long)((req->pre_deadline_us > now ? req->pre_deadline_us - now : 1000) / 1000 + 1));
+    if (gw_curlm_add(ctx->curlm, req->pre_easy) != GW_OK) {
+        prefill_cleanup(req);
+        return false;
+    }
+    req->pre_start_us = now;
+    req->prefilled = true;
+    return true;
+}
+
+/* Chooses the pair (or, staged, the prefill) and starts the first phase.
+ * Without a complete roleset the request goes whole to a combined
+ * endpoint, if the model has one. */
+static bool
+pd_start(dp_req *req)
+{
+    dp_ctx *ctx = req->ctx;
+    bool staged = ctx->cfg.pd_staged;
+    int64_t decode;
+    dp_error combined_err;
+
+    if (req->pre_deadline_us == 0)
+        req->pre_deadline_us = gw_now_us() + (uint64_t)ctx->cfg.pd_prefill_timeout_s * 1000000u;
+    if (!dp_route_pick_pd(ctx, req->snap, &req->route, staged, req->pre_tried, req->n_pre_tried,
+                          req->tokens, &decode, &req->err)) {
+        if (req->n_pre_tried > 0)
+            return false;
+        combined_err = req->err;
+        if (route_and_start(req))
+            return true;
+        if (req->n_tried == 0)
+            req->err = combined_err; /* no combined endpoint either: say why pd failed */
+        return false;
+    }
+    req->pre_idx = req->route.pd_prefill;
+    req->pre_ep = dp_snap_state(req->snap, (uint32_t)req->pre_idx);
+    req->pre_tried[req->n_pre_tried++] = (uint32_t)req->pre_idx;
+    gw_counter_inc(gw_metric_child(ctx->metrics->pd_decisions, req->route.pd_how));
+    if (decode >= 0) {
+        req->ep_idx = decode;
+        req->ep = dp_snap_state(req->snap, (uint32_t)decode);
+        req->tried[req->n_tried++] = (uint32_t)decode;
+    }
+    if (dp_pd_has_prefill_call(pd_proto(ctx), staged))
+        return prefill_start(req);
+    /* vllm-kvt batched: the decode's connector pulls from the prefill. */
+    return pd_decode_start(req, NULL, 0);
+}
+
+/* Builds the decode body (from the prefill's answer) and starts the decode
+ * on the endpoint chosen up front, or, staged, on one chosen now. */
+static bool
+pd_decode_start(dp_req *req, const char *resp, size_t resp_len)
+{
+    dp_ctx *ctx = req->ctx;
+    const pm_endpoint *pre = &dp_snap_pm(req->snap)->endpoints[req->pre_idx];
+    gw_buf nb;
+    const char *why = "";
+
+    gw_buf_init(&nb, req->body.max + 65536);
+    if (dp_pd_decode_body(pd_proto(ctx), ctx->cfg.pd_staged, req->body.data, req->body.len, resp,
+                          resp_len, pre->ip, pre->port, &nb, &why) != GW_OK) {
+        gw_buf_fini(&nb);
+        gw_log_ratelimited(GW_LOG_WARN, 10, "DP-PD-DECODE-BODY", "req=%s prefill=%s msg=\"%s\"",
+                           req->id, dp_snap_addr(req->snap, (uint32_t)req->pre_idx), why);
+        dp_error_set(&req->err, 502, "x-error-routing", "true", "upstream_error",
+                     "the prefill's answer cannot start a decode: %s", why);
+        return false;
+    }
+    gw_buf_fini(&req->body);
+    req->body = nb;
+    if (req->ep != NULL) {
+        gw_counter_inc(
+            gw_metric_child(ctx->metrics->routing, req->route.model->name, req->route.plan.label));
+        if (upstream_start(req))
+            return true;
+        dp_error_set(&req->err, 502, "x-error-routing", "true", "upstream_error",
+                     "cannot start the decode request");
+        return false;
+    }
+    return route_and_start(req);
+}
+
+static void
+on_prefill_done(dp_req *req, CURLcode result)
+{
+    dp_ctx *ctx = req->ctx;
+    long status = 0;
+    const char *reason = NULL;
+    double secs = (double)(gw_now_us() - req->pre_start_us) / 1e6;
+
+    curl_easy_getinfo(req->pre_easy, CURLINFO_RESPONSE_CODE, &status);
+    req->reached |= connected(req->pre_easy);
+    prefill_cleanup(req);
+    /* The prefill is over either way: its slot goes back now. */
+    dp_route_release(req->pre_ep, req->tokens);
+    req->pre_ep = NULL;
+    gw_histogram_observe(gw_metric_child0(ctx->metrics->pd_prefill_time), secs);
+    if (result == CURLE_OPERATION_TIMEDOUT)
+        reason = "timeout";
+    else if (result != CURLE_OK)
+        reason = "connect";
+    else if (status < 200 || status > 299)
+        reason = "status";
+    if (reason == NULL) {
+        gw_counter_inc(gw_metric_child(ctx->metrics->pd_prefills, "success"));
+        if (pd_decode_start(req, req->pre_resp.data, req->pre_resp.len))
+            return;
+        pd_abort(req);
+        fail_before_headers(req);
+        return;
+    }
+    gw_counter_inc(gw_metric_child(ctx->metrics->pd_prefills, reason));
+    gw_log_ratelimited(GW_LOG_WARN, 10, "pd-prefill-request-error",
+                       "req=%s prefill=%s reason=%s status=%ld", req->id,
+                       dp_snap_addr(req->snap, (uint32_t)req->pre_idx), reason, status);
+    pd_abort(req);
+    /* Another prefill endpoint, while time allows; the decode chosen with
+     * the failed one goes back too (the pair is chosen again). */
+    req_release(req);
+    req->n_tried = 0;
+    req->ep_idx = -1;
+    if (!ctx->draining && !req->aborted && gw_now_us() < req->pre_deadline_us &&
+        req->n_pre_tried < DP_MAX_TRIES) {
+        gw_counter_inc(gw_metric_child0(ctx->metrics->retries));
+        if (pd_start(req))
+            return;
+    }
+    dp_error_set(&req->err, 503, "x-error-routing", "true", "service_unavailable",
+                 "the prefill failed (%s) and no other prefill endpoint answered in time", reason);
+    fail_before_headers(req);
 }
 
 /* ---- request start ------------------------------------------------------ */
@@ -951,8 +1323,12 @@ req_new(dp_ctx *ctx, struct MHD_Connection *conn, dp_api api, const char *path)
 {
     dp_req *req = gw_xcalloc(1, sizeof(*req));
 
+    req->kind = DP_XFER_REQ;
     req->ctx = ctx;
     req->conn = conn;
+    req->pre_idx = -1;
+    gw_buf_init(&req->pre_body, (size_t)ctx->cfg.max_body_bytes + 65536);
+    gw_buf_init(&req->pre_resp, 1u << 20);
     req->api = api;
     req->path = path;
     req->start_us = gw_now_us();
@@ -1131,12 +1507,17 @@ dp_proxy_completed(dp_ctx *ctx, void *con_cls, enum MHD_RequestTerminationCode t
     upstream_cleanup(req);
     account(req, client_gone);
     settle_quota(req);
+    /* The decode never took the prefill's KV: release it. */
+    if (!req->headers_done || req->final_status >= 400)
+        pd_abort(req);
     req_release(req);
     gw_io_free(req->client_watch);
     gw_timer_free(req->timer);
     curl_slist_free_all(req->resp_hdrs);
     dp_usage_fini(&req->usage);
     dp_sse_strip_fini(&req->strip);
+    gw_buf_fini(&req->pre_body);
+    gw_buf_fini(&req->pre_resp);
     gw_buf_fini(&req->relay);
     gw_buf_fini(&req->body);
     dp_reqinfo_fini(&req->info);

@@ -2,6 +2,8 @@
  * (see dp_route.h). */
 #include "dp_route.h"
 
+#include "dp_pd.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -245,15 +247,138 @@ dp_route_resolve(dp_ctx *ctx, const dp_snap *snap, const dp_route_in *in, dp_rou
         out->plan = *cfg;
     out->affinity = dp_plan_has(&out->plan, "session-affinity");
     out->pfx_plan = dp_plan_has(&out->plan, "prefix-cache");
+    out->pd = dp_plan_has(&out->plan, "pd");
+    out->pd_prefill = -1;
+    out->pd_how = NULL;
     out->pfx_n = 0;
     out->pfx_stamp = 0;
     out->pfx_bucket = NULL;
     out->pfx_outcome = NULL;
     out->pfx_imbalance = false;
-    if (out->pfx_plan && ctx->prefix != NULL && in->text != NULL)
+    /* pd reads prefix matches to place the prefill. */
+    if ((out->pfx_plan || out->pd) && ctx->prefix != NULL && in->text != NULL)
         hash_prompt(ctx, m, in, out);
     setup_vtc(ctx, in, out);
     return true;
+}
+
+/* Fills ctx->scratch with the routable endpoints of the route's model:
+ * ready, not draining, matching its filter, not in <exclude>. Prefill and
+ * decode endpoints serve only through pd: <role> DP_PD_COMBINED keeps
+ * combined ones only (any plan but pd, and pd without a complete roleset),
+ * -2 keeps every role (pd), and DP_PD_PREFILL/DP_PD_DECODE keep that role.
+ * *filtered counts those the filter removed. Returns the count. */
+static uint32_t
+list_candidates(dp_ctx *ctx, const dp_snap *snap, const dp_route *route, const uint32_t *exclude,
+                uint32_t n_exclude, int role, uint32_t *filtered)
+{
+    const pm_snapshot *pm = dp_snap_pm(snap);
+    const dp_model *m = route->model;
+    uint32_t n = 0;
+
+    if (ctx->scratch_cap < m->n_eps) {
+        ctx->scratch_cap = m->n_eps;
+        ctx->scratch = gw_xrealloc(ctx->scratch, ctx->scratch_cap * sizeof(*ctx->scratch));
+        ctx->scores = gw_xrealloc(ctx->scores, 2 * ctx->scratch_cap * sizeof(*ctx->scores));
+        ctx->pfx_match = gw_xrealloc(ctx->pfx_match, ctx->scratch_cap * sizeof(*ctx->pfx_match));
+        ctx->pd_groups = gw_xrealloc(ctx->pd_groups, ctx->scratch_cap * sizeof(*ctx->pd_groups));
+    }
+    *filtered = 0;
+    for (uint32_t i = 0; i < m->n_eps; i++) {
+        const pm_endpoint *e = &pm->endpoints[m->eps[i]];
+        dp_pd_role r = dp_pd_role_of(e);
+        bool skip = !e->ready || e->draining;
+        if (role == -1 || role == DP_PD_COMBINED)
+            skip = skip || r != DP_PD_COMBINED;
+        else if (role != -2)
+            skip = skip || (int)r != role;
+        for (uint32_t x = 0; !skip && x < n_exclude; x++)
+            skip = exclude[x] == m->eps[i];
+        if (!skip && route->filter.n > 0 &&
+            !dp_selector_matches(&route->filter, e->labels, e->n_labels)) {
+            skip = true;
+            (*filtered)++;
+        }
+        if (!skip)
+            ctx->scratch[n++] = m->eps[i];
+    }
+    return n;
+}
+
+static void
+reserve(dp_ep *ep, uint64_t tokens)
+{
+    ep->inflight++;
+    ep->inflight_tokens += tokens;
+}
+
+bool
+dp_route_pick_pd(dp_ctx *ctx, const dp_snap *snap, dp_route *route, bool staged,
+                 const uint32_t *exclude, uint32_t n_exclude, uint64_t tokens, int64_t *decode,
+                 dp_error *err)
+{
+    dp_pd_cfg cfg = {.prefill_spread = (uint32_t)ctx->cfg.pd_prefill_spread,
+                     .decode_spread = (uint32_t)ctx->cfg.pd_decode_spread};
+    uint32_t filtered, n = list_candidates(ctx, snap, route, exclude, n_exclude, -2, &filtered);
+    bool mine = route->pfx_stamp != 0 && route->pfx_stamp == ctx->pfx_stamp;
+    uint32_t n_blocks = mine && ctx->prefix != NULL ? route->pfx_n : 0;
+    dp_pick pick = {.snap = snap,
+                    .states = dp_snap_states(snap),
+                    .cands = ctx->scratch,
+                    .n_cands = n,
+                    .rng = &ctx->rng,
+                    .req = &route->preq};
+    dp_pd_choice c;
+    dp_ep *pre;
+
+    *decode = -1;
+    if (n_blocks > 0)
+        dp_prefix_match(ctx->prefix, ctx->pfx_hashes, n_blocks, pick.states, pick.cands, n,
+                        ctx->pfx_match);
+    if (n == 0 || !dp_pd_choose(&pick, &cfg, !staged, n_blocks > 0 ? ctx->pfx_match : NULL,
+                                n_blocks, ctx->pd_groups, &c)) {
+        dp_error_set(err, 503, "x-error-no-model-backends", "true", "service_unavailable",
+                     "model %.128s has no roleset with a ready prefill and a ready decode "
+                     "endpoint%s",
+                     route->model->name, n_exclude > 0 ? " left to try" : "");
+        return false;
+    }
+    route->pd_prefill = ctx->scratch[c.prefill];
+    route->pd_how = c.how;
+    pre = dp_snap_state(snap, (uint32_t)route->pd_prefill);
+    reserve(pre, tokens);
+    /* The prompt's KV will live on the prefill endpoint. */
+    if (n_blocks > 0)
+        dp_prefix_insert(ctx->prefix, pre, ctx->pfx_hashes, n_blocks);
+    if (c.has_decode) {
+        *decode = ctx->scratch[c.decode];
+        reserve(dp_snap_state(snap, (uint32_t)*decode), tokens);
+    }
+    return true;
+}
+
+int64_t
+dp_route_pick_pd_decode(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const uint32_t *exclude,
+                        uint32_t n_exclude, uint64_t tokens, dp_error *err)
+{
+    uint32_t filtered, pos;
+    uint32_t n = list_candidates(ctx, snap, route, exclude, n_exclude, DP_PD_DECODE, &filtered);
+    const char *roleset = dp_snap_pm(snap)->endpoints[route->pd_prefill].roleset;
+    dp_pick pick = {.snap = snap,
+                    .states = dp_snap_states(snap),
+                    .cands = ctx->scratch,
+                    .n_cands = n,
+                    .rng = &ctx->rng,
+                    .req = &route->preq};
+
+    if (n == 0 || !dp_pd_choose_decode(&pick, roleset, &pos)) {
+        dp_error_set(err, 503, "x-error-routing", "true", "service_unavailable",
+                     "no ready decode endpoint left in the prefill's roleset for model %.128s",
+                     route->model->name);
+        return -1;
+    }
+    reserve(dp_snap_state(snap, ctx->scratch[pos]), tokens);
+    return ctx->scratch[pos];
 }
 
 int64_t
@@ -269,25 +394,8 @@ dp_route_pick(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const uint32_t 
     dp_ep *ep;
 
     route->fallback = NULL;
-    if (ctx->scratch_cap < m->n_eps) {
-        ctx->scratch_cap = m->n_eps;
-        ctx->scratch = gw_xrealloc(ctx->scratch, ctx->scratch_cap * sizeof(*ctx->scratch));
-        ctx->scores = gw_xrealloc(ctx->scores, 2 * ctx->scratch_cap * sizeof(*ctx->scores));
-        ctx->pfx_match = gw_xrealloc(ctx->pfx_match, ctx->scratch_cap * sizeof(*ctx->pfx_match));
-    }
-    for (uint32_t i = 0; i < m->n_eps; i++) {
-        const pm_endpoint *e = &pm->endpoints[m->eps[i]];
-        bool skip = !e->ready || e->draining;
-        for (uint32_t x = 0; !skip && x < n_exclude; x++)
-            skip = exclude[x] == m->eps[i];
-        if (!skip && route->filter.n > 0 &&
-            !dp_selector_matches(&route->filter, e->labels, e->n_labels)) {
-            skip = true;
-            filtered++;
-        }
-        if (!skip)
-            ctx->scratch[n++] = m->eps[i];
-    }
+    n = list_candidates(ctx, snap, route, exclude, n_exclude, route->pd ? DP_PD_COMBINED : -1,
+                        &filtered);
     if (n == 0) {
         dp_error_set(err, 503, "x-error-no-model-backends", "true", "service_unavailable",
                      filtered > 0    ? "no ready endpoint of model %.128s matches external-filter"
@@ -338,8 +446,7 @@ dp_route_pick(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const uint32_t 
     idx = ctx->scratch[pos];
     /* Reserve now, before the loop can run anything else. */
     ep = dp_snap_state(snap, idx);
-    ep->inflight++;
-    ep->inflight_tokens += tokens;
+    reserve(ep, tokens);
     if (route->pfx_plan) {
         route->pfx_bucket = dp_route_pfx_bucket(pfx.matched ? pfx.match[pos] : 0, pfx.n_blocks);
         route->pfx_outcome = pfx.outcome;
@@ -386,5 +493,6 @@ dp_route_fini(dp_ctx *ctx)
     GW_FREE(ctx->pfx_hashes);
     ctx->pfx_hash_cap = 0;
     GW_FREE(ctx->pfx_match);
+    GW_FREE(ctx->pd_groups);
     gw_buf_fini(&ctx->pfx_text);
 }

@@ -55,6 +55,11 @@ typedef struct dp_route {
     const char *pfx_bucket;  /* after a pick: match_percent_bucket of the chosen endpoint */
     const char *pfx_outcome; /* after a pick: DP_PFX_* when prefix-cache decided alone */
     bool pfx_imbalance;      /* after a pick: its load-imbalance guard decided */
+    /* pd (dp_pd): the plan disaggregates; after dp_route_pick_pd the
+     * reserved prefill endpoint (-1: none) and how it was chosen. */
+    bool pd;
+    int64_t pd_prefill;
+    const char *pd_how;
 } dp_route;
 
 /* Resolves <in> against <snap> into <out>. On false <err> holds the client
@@ -74,9 +79,28 @@ bool dp_route_resolve(dp_ctx *ctx, const dp_snap *snap, const dp_route_in *in, d
  * prefix-cache in the plan, inserts the request's blocks for the chosen
  * endpoint (dp_prefix_insert) and sets route->pfx_*. Returns the endpoint
  * index, or -1 with <err> = 503 `x-error-no-model-backends` when nothing is
- * routable. O(candidates), plus O(blocks) with prefix-cache. */
+ * routable. Prefill and decode endpoints are never candidates here: they
+ * serve only through pd. O(candidates), plus O(blocks) with prefix-cache. */
 int64_t dp_route_pick(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const uint32_t *exclude,
                       uint32_t n_exclude, uint64_t tokens, dp_error *err);
+
+/* pd: picks and reserves a prefill endpoint and, unless <staged>, a decode
+ * endpoint of the same roleset (*decode; -1 when staged) among the model's
+ * ready prefill/decode endpoints not in <exclude> (dp_pd.h). Sets
+ * route->pd_prefill and pd_how, and inserts the prompt's blocks for the
+ * prefill in the prefix index. False with <err> = 503
+ * `x-error-no-model-backends` when no roleset is complete; the caller may
+ * then fall back to combined endpoints (dp_route_pick). */
+bool dp_route_pick_pd(dp_ctx *ctx, const dp_snap *snap, dp_route *route, bool staged,
+                      const uint32_t *exclude, uint32_t n_exclude, uint64_t tokens, int64_t *decode,
+                      dp_error *err);
+
+/* pd, staged (or a decode retry): picks and reserves a decode endpoint in
+ * the roleset of route->pd_prefill, not in <exclude>. -1 with <err> = 503
+ * `x-error-routing` when none is left. */
+int64_t dp_route_pick_pd_decode(dp_ctx *ctx, const dp_snap *snap, dp_route *route,
+                                const uint32_t *exclude, uint32_t n_exclude, uint64_t tokens,
+                                dp_error *err);
 
 /* Releases a reservation made by dp_route_pick. */
 void dp_route_release(dp_ep *ep, uint64_t tokens);

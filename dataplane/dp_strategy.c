@@ -24,6 +24,9 @@ static const dp_strategy strategies[] = {
     {"vtc-basic", NULL, dp_strat_vtc_basic, false},
     {"session-affinity", NULL, dp_strat_session_affinity, true},
     {"prefix-cache", dp_strat_prefix_cache_choose, dp_strat_prefix_cache, true},
+    /* pd chooses pairs (dp_route_pick_pd); over combined endpoints, when no
+     * roleset is complete, least-request decides. */
+    {"pd", dp_strat_pd_combined, NULL, false},
 };
 
 const dp_strategy *

@@ -116,7 +116,7 @@ typedef struct dp_strategy {
 } dp_strategy;
 
 /* The strategy called <name> (exact, case-sensitive), or NULL. Names of later
- * issues (pd, the slo family, ...) are not registered and give NULL. */
+ * issues (the slo family, ...) are not registered and give NULL. */
 const dp_strategy *dp_strategy_find(const char *name);
 /* The strategy called <name>/<len> (not NUL-terminated), or NULL. */
 const dp_strategy *dp_strategy_findn(const char *name, size_t len);
@@ -183,6 +183,8 @@ uint32_t dp_strat_session_affinity(const dp_pick *pick, double *scores, const ch
  * scorer in a composition; both read and fill pick->pfx. */
 uint32_t dp_strat_prefix_cache_choose(const dp_pick *pick);
 uint32_t dp_strat_prefix_cache(const dp_pick *pick, double *scores, const char **why);
+/* pd over combined endpoints (dp_pd.h picks the pairs): least-request. */
+uint32_t dp_strat_pd_combined(const dp_pick *pick);
 /* Weighted composition of a plan with n >= 2 (see dp_strat_weighted.c).
  * Returns a position, or UINT32_MAX (with *why) when no member scored any
  * candidate. <scratch> as for dp_plan_pick. */
