@@ -118,6 +118,7 @@ typedef struct dp_ctx {
     uint32_t pfx_hash_cap;
     uint64_t pfx_stamp;
     uint32_t *pfx_match; /* scratch_cap entries */
+    int32_t *pd_groups;  /* scratch_cap entries: dp_pd's roleset per candidate */
     dp_auth_cfg auth;
     dp_quota *quota;         /* RPM/TPM/RPS admission */
     uint32_t pd_outstanding; /* prefill calls in flight */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "gw/gw_cfg.h"
+#include "gw/gw_file.h"
 #include "gw/gw_log.h"
 #include "gw/gw_mem.h"
 

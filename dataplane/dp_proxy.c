@@ -23,6 +23,7 @@
 #include "dp_body_usage.h"
 #include "dp_error.h"
 #include "dp_metrics.h"
+#include "dp_pd_body.h"
 #include "dp_quota.h"
 #include "dp_route.h"
 #include "dp_sse_strip.h"
@@ -864,6 +865,11 @@ request_usage(dp_req *req)
         req->strip_usage = true;
         return;
     }
+    if (!changed) /* unchanged means it failed: TPM keeps the reservation */
+        gw_log_ratelimited(GW_LOG_WARN, 10, "DP-USAGE-REQUEST",
+                           "req=%s msg=\"cannot ask the engine for usage; TPM settles on the "
+                           "estimate\"",
+                           req->id);
     gw_buf_fini(&nb);
 }
 
@@ -940,7 +946,9 @@ admit(dp_req *req)
         .user = u ? u->name : NULL,
         .rpm = u ? u->rpm : 0,
         .tpm = u ? u->tpm : 0,
-        .tokens = (int64_t)req->tokens,
+        /* Without max_tokens the completion is unknown: reserve what
+         * least-latency expects, so a burst cannot pass on prompts alone. */
+        .tokens = (int64_t)req->tokens + (req->info.max_tokens < 0 ? DP_DEFAULT_OUTPUT_TOKENS : 0),
         /* The limit is the base model's config, so its adapters share it. */
         .model = req->route.model->model->name,
         .profile = pf ? pf->name : NULL,
@@ -1240,6 +1248,22 @@ on_prefill_done(dp_req *req, CURLcode result)
 
 /* ---- request start ------------------------------------------------------ */
 
+/* Who it is comes before what it asks for: a bad key is 401 whatever the
+ * model, decided from the headers before the body is read. Takes the
+ * request's snapshot ref (its users decide). Header values stay valid until
+ * the request completes. */
+static bool
+authenticate(dp_req *req)
+{
+    dp_ctx *ctx = req->ctx;
+
+    req->snap = dp_snap_ref(ctx->snap);
+    return dp_auth_check(
+        &ctx->auth, dp_snap_users(req->snap),
+        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "user"), &req->who, &req->err);
+}
+
 static void
 start(dp_req *req)
 {
@@ -1269,20 +1293,15 @@ start(dp_req *req)
         return;
     }
     req->parsed = true;
-    if (ctx->snap == NULL) {
+    if (req->snap == NULL && ctx->snap == NULL) {
         dp_error_set(&req->err, 503, "x-error-routing", "true", "service_unavailable",
                      "the gateway has no routing table yet");
         req->has_err = true;
         return;
     }
-    req->snap = dp_snap_ref(ctx->snap);
-    /* Who it is comes before what it asks for: a bad key is 401 whatever
-     * the model. Header values stay valid until the request completes. */
-    if (!dp_auth_check(
-            &ctx->auth, dp_snap_users(req->snap),
-            MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-            MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "user"), &req->who,
-            &req->err)) {
+    /* Usually done when the headers arrived; not if the first snapshot
+     * came while the body was read. */
+    if (req->snap == NULL && !authenticate(req)) {
         req->has_err = true;
         return;
     }
@@ -1376,6 +1395,12 @@ dp_proxy_handle(dp_ctx *ctx, struct MHD_Connection *conn, dp_api api, const char
             req->too_large = true;
             req->started = true;
             start(req);
+            return respond_error(req);
+        }
+        if (ctx->snap != NULL && !authenticate(req)) {
+            /* Refused before its body is read (MHD then closes). */
+            req->started = true;
+            req->has_err = true;
             return respond_error(req);
         }
         return MHD_YES;

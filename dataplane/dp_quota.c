@@ -107,6 +107,7 @@ struct dp_quota {
     uint16_t port;
     uint64_t timeout_ms;
     gw_redis *redis;
+    bool down_seen; /* a connection attempt failed or a connection dropped */
     bool was_degraded;
     uint32_t workers;
     script admit, adjust;
@@ -118,14 +119,11 @@ struct dp_quota {
 
 /* ---- helpers ------------------------------------------------------------ */
 
+/* 0 marks a free local slot. */
 static uint64_t
 hash_str(const char *s)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s != '\0'; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
+    uint64_t h = gw_fnv1a64(s, strlen(s));
     return h ? h : 1;
 }
 
@@ -202,6 +200,7 @@ on_redis_state(gw_redis *r, bool up, void *arg)
     dp_quota *q = arg;
     (void)r;
 
+    q->down_seen = !up;
     if (up) {
         load_script(q, &q->admit);
         load_script(q, &q->adjust);
@@ -277,10 +276,17 @@ dp_quota_set_workers(dp_quota *q, uint32_t n)
     q->workers = n ? n : 1;
 }
 
+/* Not while the first connection is being made: that is no outage. */
 bool
 dp_quota_degraded(const dp_quota *q)
 {
-    return q->redis != NULL && !gw_redis_is_up(q->redis);
+    return q->redis != NULL && !gw_redis_is_up(q->redis) && q->down_seen;
+}
+
+bool
+dp_quota_redis_up(const dp_quota *q)
+{
+    return q->redis != NULL && gw_redis_is_up(q->redis);
 }
 
 const dp_quota_stats *

@@ -94,8 +94,11 @@ void dp_quota_need(dp_quota *q);
  * local windows split every limit by this. 0 is taken as 1. */
 void dp_quota_set_workers(dp_quota *q, uint32_t n);
 
-/* Whether Redis is configured but not usable now (local windows in use). */
+/* Whether Redis is configured but not usable now (local windows in use);
+ * not while the first connection is being made. */
 bool dp_quota_degraded(const dp_quota *q);
+/* Whether admissions go to Redis now. */
+bool dp_quota_redis_up(const dp_quota *q);
 
 /* Decides <ask>. Returns NULL when decided at once (local windows, or
  * nothing to count): <g> is filled. Otherwise returns a ticket and later

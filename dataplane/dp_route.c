@@ -385,7 +385,6 @@ int64_t
 dp_route_pick(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const uint32_t *exclude,
               uint32_t n_exclude, uint64_t tokens, dp_error *err)
 {
-    const pm_snapshot *pm = dp_snap_pm(snap);
     const dp_model *m = route->model;
     uint32_t n = 0, filtered = 0, pos = 0;
     dp_pick pick;

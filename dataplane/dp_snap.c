@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "gw/gw_log.h"
+#include "gw/gw_digest.h"
 #include "gw/gw_mem.h"
 
 #include "dp_strategy.h"
@@ -44,12 +45,7 @@ struct dp_snap {
 static uint64_t
 hash_str(const char *s)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s != '\0'; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
+    return gw_fnv1a64(s, strlen(s));
 }
 
 static int64_t

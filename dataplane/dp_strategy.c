@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gw/gw_digest.h"
 #include "gw/gw_mem.h"
 
 static const dp_strategy strategies[] = {
@@ -269,18 +270,15 @@ bool
 dp_plan_get(dp_plan_cache *c, const char *str, dp_plan *out, char *why, size_t why_n)
 {
     const dp_strategy *s = dp_strategy_find(str);
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    size_t len = 0;
+    size_t len = strlen(str);
+    uint64_t h;
     uint32_t base;
 
     if (s != NULL) {
         dp_plan_single(s, out);
         return true;
     }
-    for (const char *p = str; *p != '\0'; p++, len++) {
-        h ^= (unsigned char)*p;
-        h *= 1099511628211ull;
-    }
+    h = gw_fnv1a64(str, len);
     if (c == NULL || len == 0 || len >= DP_PLAN_STR_MAX)
         return dp_plan_parse(str, out, why, why_n);
     /* Set-associative: CACHE_WAYS consecutive slots per hash. */

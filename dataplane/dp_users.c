@@ -22,17 +22,6 @@ struct dp_users {
     uint32_t key_mask;
 };
 
-static uint64_t
-hash_bytes(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 static uint32_t
 table_size(uint32_t n)
 {
@@ -54,7 +43,7 @@ dp_users_new(const pm_snapshot *pm)
     u->name_mask = size - 1;
     for (uint32_t i = 0; i < pm->n_users; i++) {
         const char *name = pm->users[i].name;
-        uint32_t at = (uint32_t)hash_bytes(name, strlen(name)) & u->name_mask;
+        uint32_t at = (uint32_t)gw_fnv1a64(name, strlen(name)) & u->name_mask;
         while (u->names[at] != 0)
             at = (at + 1) & u->name_mask;
         u->names[at] = i + 1; /* names are unique (the decoder checked) */
@@ -66,7 +55,7 @@ dp_users_new(const pm_snapshot *pm)
     for (uint32_t i = 0; i < pm->n_users; i++) {
         for (uint32_t k = 0; k < pm->users[i].n_keys; k++) {
             const char *h = pm->users[i].key_hashes[k];
-            uint32_t at = (uint32_t)hash_bytes(h, GW_SHA256_HEX_LEN) & u->key_mask;
+            uint32_t at = (uint32_t)gw_fnv1a64(h, GW_SHA256_HEX_LEN) & u->key_mask;
             bool dup = false;
             while (u->keys[at].user != 0 && !dup) {
                 const key_slot *ks = &u->keys[at];
@@ -101,7 +90,7 @@ dp_users_count(const dp_users *u)
 const pm_user *
 dp_users_by_name(const dp_users *u, const char *name, size_t len)
 {
-    uint32_t at = (uint32_t)hash_bytes(name, len) & u->name_mask;
+    uint32_t at = (uint32_t)gw_fnv1a64(name, len) & u->name_mask;
 
     for (; u->names[at] != 0; at = (at + 1) & u->name_mask) {
         const pm_user *user = &u->pm->users[u->names[at] - 1];
@@ -114,7 +103,7 @@ dp_users_by_name(const dp_users *u, const char *name, size_t len)
 const pm_user *
 dp_users_by_key(const dp_users *u, const char *hex)
 {
-    uint32_t at = (uint32_t)hash_bytes(hex, GW_SHA256_HEX_LEN) & u->key_mask;
+    uint32_t at = (uint32_t)gw_fnv1a64(hex, GW_SHA256_HEX_LEN) & u->key_mask;
 
     /* The probe sequence depends on the digest, not on the key, so timing
      * tells an attacker nothing about keys they do not already hold. */

@@ -11,6 +11,9 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include <string.h>
+
+#include "gw/gw_digest.h"
 #include "gw/gw_mem.h"
 
 #define PROBE 32u
@@ -43,11 +46,7 @@ dp_vtc_free(dp_vtc *v)
 uint64_t
 dp_vtc_user(const char *user)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *user != '\0'; user++) {
-        h ^= (unsigned char)*user;
-        h *= 1099511628211ull;
-    }
+    uint64_t h = gw_fnv1a64(user, strlen(user));
     return h ? h : 1; /* 0 marks a free slot */
 }
 

@@ -23,6 +23,7 @@ write_config() { # KATE_KEYS
 users:
   - {name: alice, rpm: 6, apiKeys: [sk-alice]}
   - {name: tina, tpm: 1000000}
+  - {name: tiny, tpm: 10}
   - {name: dora, rpm: 4}
   - {name: kate, rpm: 1000, apiKeys: $1}
   - {name: bob}
@@ -136,6 +137,11 @@ expect_eq "the client's stream has no usage event" "$(grep -c '"usage"' "$E2E_DI
 expect_eq "and still ends with [DONE]" "$(grep -c '^data: \[DONE\]' "$E2E_DIR/out.body")" 1
 expect_eq "its tokens are charged like the plain request's" \
     "$(( $(redis-cli -p "$R" get "$(tpm_key)") - before ))" "$used"
+expect_eq "tiny's first request passes (an empty window admits)" "$(chat "$REQ" -H 'user: tiny')" 200
+expect_eq "its usage fills the window: the next one is 429" "$(chat "$REQ" -H 'user: tiny')" 429
+expect_eq "with x-error-tpm-exceeded" "$(hdr x-error-tpm-exceeded)" true
+expect_eq "and x-ratelimit-limit-tokens" "$(hdr x-ratelimit-limit-tokens)" 10
+expect_match "x-ratelimit-remaining-tokens is what the first left" "$(hdr x-ratelimit-remaining-tokens)" "^[0-9]$"
 SUREQ='{"model":"mock-model","messages":[{"role":"user","content":"hello there"}],"max_tokens":5,"stream":true,"stream_options":{"include_usage":true}}'
 expect_eq "a client that asks for usage" "$(chat "$SUREQ" -H 'user: tina' -N)" 200
 expect_eq "gets its usage event" "$(grep -c '"usage"' "$E2E_DIR/out.body")" 1
@@ -161,7 +167,10 @@ expect_eq "an unknown user is 403" "$(chat "$REQ" -H 'user: mallory')" 403
 expect_eq "with x-error-user" "$(hdr x-error-user)" true
 expect_eq "without --require-api-key a foreign key passes (the engine's own)" \
     "$(chat "$REQ" -H 'Authorization: Bearer engine-key')" 200
-expect_eq "no secret in any log" "$(grep -lE 'sk-kate|sk-alice|gw-key' "$E2E_DIR"/w*.log | wc -l)" 0
+expect_eq "no secret in any log" "$(grep -lE 'sk-kate|sk-alice|gw-key' "$E2E_DIR"/w*.log "$E2E_DIR"/ctl.log | wc -l)" 0
+expect_eq "a bad key is refused before its body is read" \
+    "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope' -H 'Content-Type: application/json' \
+        --data-binary @<(head -c 3000000 /dev/zero | tr '\0' 'x') "$G3/v1/chat/completions")" 401
 
 # ---- TLS termination -----------------------------------------------------------------
 W4=$(free_port)

@@ -71,16 +71,6 @@ unsigned gw_httpd_connections(const gw_httpd *h);
 /* Stops the daemon, closing every connection, and frees <h>. NULL ok. */
 void gw_httpd_free(gw_httpd *h);
 
-/* Reads the text file <path> whole into *out: NUL-terminated, the caller
- * frees it (and wipes it first if it holds a secret, e.g. with
- * explicit_bzero). Errors, each logged with the path (GW-FILE-READ), *out
- * untouched: GW_ENOENT if it does not exist, GW_EFULL if it is longer than
- * <max> bytes, GW_EINVAL if it holds a NUL byte (not text), GW_ESYS otherwise.
- * Meant for startup reads of PEM files and the like: blocking, and it
- * allocates <max> bytes up front for what is not a regular file. It lives here
- * because HTTPS is its first user; it knows nothing of HTTP. */
-GW_MUST_CHECK gw_err gw_read_file_text(const char *path, size_t max, char **out);
-
 /* Queues a complete response with <body> (copied) and optional extra headers
  * given as NULL-terminated name/value pairs. Returns MHD_queue_response's result. */
 enum MHD_Result gw_httpd_respond(struct MHD_Connection *conn, unsigned status,

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "gw/gw_buf.h"
+#include "gw/gw_file.h"
 #include "gw/gw_httpd.h"
 #include "gw/gw_loop.h"
 #include "gw/gw_mem.h"

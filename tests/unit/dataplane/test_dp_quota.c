@@ -53,7 +53,7 @@ limiter(bool redis)
 static bool
 is_up(void *arg)
 {
-    return !dp_quota_degraded(arg);
+    return dp_quota_redis_up(arg);
 }
 
 static dp_quota *

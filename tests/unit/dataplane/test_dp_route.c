@@ -80,7 +80,7 @@ Test(dp_route, unknown_strategy_header_is_400_including_names_of_later_issues)
 {
     const char *bad[] = {"bogus",
                          "slo-routing",
-                         "pd",
+                         "pd-disagg",
                          "least-request:2,pd",
                          "least-request:x",
                          "random,least-request",
@@ -149,7 +149,7 @@ Test(dp_route, bad_strategies_in_config_are_skipped_in_precedence_order)
     dp_route r;
     dp_error e;
 
-    pm->models[0].locked_strategy = gw_xstrdup("pd");
+    pm->models[0].locked_strategy = gw_xstrdup("bogus-locked");
     fx_add_profile(pm, "default", "least-request:abc");
     pm->settings.routing_strategy = gw_xstrdup("least-kv-cache");
     build();

@@ -128,7 +128,7 @@ Test(dp_strategy, plan_parse_rejects_bad_strings_with_a_reason)
 {
     const char *bad[] = {"",
                          "prefix-cache,random",
-                         "pd",
+                         "prefill-decode",
                          "slo",
                          "Least-Request",
                          "least-request,",
@@ -191,7 +191,8 @@ Test(dp_strategy, registry_knows_exactly_the_implemented_names)
                          "vtc-basic",     "session-affinity", "prefix-cache"};
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
         cr_assert_not_null(dp_strategy_find(yes[i]), "%s", yes[i]);
-    cr_assert_null(dp_strategy_find("pd"));
+    cr_assert_not_null(dp_strategy_find("pd"));
+    cr_assert_null(dp_strategy_find("slo-routing"));
     cr_assert_null(dp_strategy_find("least-utilization"));
 }
 
