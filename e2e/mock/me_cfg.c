@@ -120,6 +120,15 @@ static const opt_def cfg_opts[] = {
             "Simulated cost of each sequence served in a step"),
     CFG_OPT("time-scale", OPT_F64, time_scale, "1", 0.0001, 1000, "F",
             "Wall seconds per simulated second (0.1 = ten times faster than real time)"),
+    CFG_OPT("pd-role", OPT_STR, pd_role_name, "both", 0, 0, "prefill|decode|both",
+            "Prefill/decode disaggregation role; both = a plain engine that ignores "
+            "kv_transfer_params"),
+    CFG_OPT("kv-transfer-ms", OPT_U32, kv_transfer_ms, "5", 0, 3600000, "MS",
+            "Decode role: simulated time of one KV pull from the prefill"),
+    CFG_OPT("kv-ttl-ms", OPT_U32, kv_ttl_ms, "30000", 1, 86400000, "MS",
+            "Prefill role: KV that no decode pulled is freed after this"),
+    CFG_OPT("engine-id", OPT_STR, engine_id, NULL, 0, 0, "ID",
+            "Engine id in kv_transfer_params (remote_engine_id); default mock-<port>"),
     CFG_OPT("help", OPT_HELP, help, NULL, 0, 0, NULL, "Print this help and exit"),
 };
 
@@ -243,6 +252,15 @@ cfg_validate(me_cfg *cfg, char *why, size_t whyn)
         cfg->error_nested = true;
     } else {
         snprintf(why, whyn, "--error-format: '%s' is neither flat nor nested", cfg->error_format);
+        return GW_EINVAL;
+    }
+    if (!me_pd_parse_role(cfg->pd_role_name, &cfg->pd_role)) {
+        snprintf(why, whyn, "--pd-role: '%s' is none of prefill, decode, both", cfg->pd_role_name);
+        return GW_EINVAL;
+    }
+    if (cfg->engine_id != NULL &&
+        (cfg->engine_id[0] == '\0' || strlen(cfg->engine_id) > ME_PD_ID_MAX)) {
+        snprintf(why, whyn, "--engine-id: needs 1..%d bytes", ME_PD_ID_MAX);
         return GW_EINVAL;
     }
     if (!gw_log_parse_level(cfg->log_level, &lvl)) {
@@ -384,6 +402,8 @@ me_cfg_fini(me_cfg *cfg)
     GW_FREE(cfg->error_format);
     GW_FREE(cfg->port_file);
     GW_FREE(cfg->log_level);
+    GW_FREE(cfg->pd_role_name);
+    GW_FREE(cfg->engine_id);
 }
 
 void

@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "gw/gw_err.h"
+#include "me_pd.h"
 
 typedef struct me_knobs {
     double error_rate;         /* 0..1: fraction of generation requests answered 500 */
@@ -74,7 +75,13 @@ typedef struct me_cfg {
     double prefill_us_per_token; /* cost of each prompt token computed in a step */
     double decode_us_per_seq;    /* cost of each sequence served in a step */
     double time_scale;           /* wall seconds per simulated second */
-    me_knobs knobs;              /* startup values of the run-time knobs */
+    /* Prefill/decode roles (me_pd; README "Prefill/decode roles"). */
+    char *pd_role_name;      /* owned; --pd-role, source of pd_role */
+    me_pd_role pd_role;      /* both = plain engine, kv_transfer_params ignored */
+    char *engine_id;         /* owned, may be NULL: then each port is "mock-<port>" */
+    unsigned kv_transfer_ms; /* decode: simulated time of one KV pull */
+    unsigned kv_ttl_ms;      /* prefill: KV no decode pulled is freed after this */
+    me_knobs knobs;          /* startup values of the run-time knobs */
 } me_cfg;
 
 /* Fills <cfg> (zeroed by the caller) from argv: defaults first, then flags,

@@ -18,7 +18,16 @@
  * With --kv-sim the slot and the fixed ttft/itl sleeps are replaced by the
  * simulator (me_sim): the request's prompt is hashed, submitted as a
  * sequence, and each token is waited for (sim_wait); the sequence is
- * released in the request-completed callback like a slot. */
+ * released in the request-completed callback like a slot.
+ *
+ * With --pd-role prefill|decode (me_pd) chat and completions requests are
+ * checked for the PD shape before the faults apply. A prefill registers its
+ * simulated KV in the engine's store once its (only) token exists, and
+ * serves the decodes' pulls (/_mock/kv/...) and /abort_request. A decode
+ * fetches the KV from the prefill with a blocking HTTP exchange in its own
+ * connection thread, without the engine's mutex and before it takes a slot
+ * (vLLM keeps such requests out of the running batch while their KV
+ * arrives), then generates without recomputing the prompt. */
 #include "me_engine.h"
 
 #include <errno.h>
@@ -44,6 +53,7 @@
 #include "gw/gw_mem.h"
 #include "me_gen.h"
 #include "me_metrics.h"
+#include "me_pd.h"
 #include "me_reqlog.h"
 #include "me_sim.h"
 
@@ -58,6 +68,9 @@
 #define KNOB_RATE_MAX   1e9  /* force_tokens_per_s */
 #define LORA_MAX        1024 /* adapters loaded at once per port */
 #define LORA_HIST_MAX   16   /* vllm:lora_requests_info label sets kept */
+#define KV_PREFIX       "/_mock/kv/"
+#define KV_FETCH_MS     10000 /* a decode's whole KV fetch, so nothing hangs */
+#define KV_IDLE_MAX     64    /* idle keep-alive fetch handles kept per decode port */
 
 #define CT_JSON  "application/json"
 #define CT_SSE   "text/event-stream; charset=utf-8"
@@ -81,6 +94,9 @@ typedef enum route {
     RT_LOAD_LORA,
     RT_UNLOAD_LORA,
     RT_RESET_PREFIX,
+    RT_KV_PULL,    /* GET /_mock/kv/<id>: a decode pulls a prefill's KV */
+    RT_KV_COMPUTE, /* POST /_mock/kv/compute: vllm-kvt batched */
+    RT_ABORT,      /* POST /abort_request: the gateway frees a prefill's KV */
     RT_NOT_FOUND,
     RT_BAD_METHOD,
 } route;
@@ -105,6 +121,8 @@ static const struct {
     {"/v1/load_lora_adapter", "POST", RT_LOAD_LORA},
     {"/v1/unload_lora_adapter", "POST", RT_UNLOAD_LORA},
     {"/reset_prefix_cache", "POST", RT_RESET_PREFIX},
+    {"/_mock/kv/compute", "POST", RT_KV_COMPUTE},
+    {"/abort_request", "POST", RT_ABORT},
 };
 
 /* Counters behind /_mock/stats. received/in_flight/completed/cancelled/
@@ -121,6 +139,13 @@ typedef struct me_stats {
     uint64_t health_checks;
     uint64_t metrics_scrapes;
     uint64_t model_listings; /* GET /v1/models: discovery traffic, like /metrics */
+    /* Prefill/decode roles (kv_expired and kv_held come from the store). */
+    uint64_t kv_registered;  /* prefill: KV entries put (a prefill's first token) */
+    uint64_t kv_pulled;      /* prefill: entries a decode pulled */
+    uint64_t kv_computed;    /* prefill: /_mock/kv/compute answered */
+    uint64_t kv_aborted;     /* prefill: entries /abort_request freed */
+    uint64_t kv_pull_failed; /* decode: fetches that failed (500s) */
+    uint64_t pd_rejected;    /* both roles: requests refused for their PD shape (400s) */
 } me_stats;
 
 /* One loaded LoRA adapter. */
@@ -165,6 +190,13 @@ struct me_engine {
     size_t nhist;
     double token_carry;     /* force_tokens_per_s: fraction of a token not yet counted */
     uint64_t token_last_ns; /* force_tokens_per_s: when tokens were last added */
+    me_pd_store *kv;        /* owned; --pd-role prefill only, else NULL */
+    me_pd_client *http;     /* owned; --pd-role decode only: fetches KV, thread-safe */
+    /* Immutable after start: this port's engine id, and the host its
+     * kv_transfer_params advertise (the listen host, loopback for a
+     * wildcard). */
+    char engine_id[ME_PD_ID_MAX + 1];
+    char kv_host[ME_PD_HOST_MAX + 1];
 };
 
 typedef struct me_req {
@@ -191,6 +223,12 @@ typedef struct me_req {
     gw_buf out; /* SSE bytes not yet handed to MHD */
     size_t out_off;
     char id[REQ_ID_MAX + 16];
+    /* Prefill/decode roles. */
+    bool pd_prefill;              /* a checked prefill: registers KV at its first token */
+    bool kv_put;                  /* ... and has done so */
+    char kv_id[ME_PD_ID_MAX + 1]; /* prefill: the id its KV is held under */
+    bool pd_decode;               /* a checked decode: fetches <dec> first */
+    me_pd_decode dec;             /* decode: where its KV comes from */
 } me_req;
 
 static uint64_t
@@ -449,16 +487,18 @@ more_tokens(me_req *req, unsigned n)
 /* ---- the KV-cache simulator (--kv-sim) ---------------------------------- */
 
 /* Hands the request's prompt to the simulator. False when it could never fit
- * in the KV cache (only a batch of embeddings inputs can be that long). */
+ * in the KV cache (only a batch of embeddings inputs can be that long). A PD
+ * decode's prompt KV was transferred, so it is not computed again. */
 static bool
 sim_submit(me_req *req)
 {
     me_engine *eng = req->eng;
     unsigned out = req->plan.api == ME_API_EMBEDDINGS ? 0 : req->plan.completion_tokens;
+    unsigned remote = req->pd_decode ? req->plan.prompt_tokens : 0;
 
     pthread_mutex_lock(&eng->mu);
-    req->seq = me_sim_submit(eng->sim, req->plan.model, req->plan.prompt_tokens, out, req->hashes,
-                             req->nhashes);
+    req->seq = me_sim_submit(eng->sim, req->plan.model, req->plan.prompt_tokens, out, remote,
+                             req->hashes, req->nhashes);
     pthread_mutex_unlock(&eng->mu);
     req->hashes = NULL; /* the simulator took it either way */
     req->nhashes = 0;
@@ -493,6 +533,67 @@ sim_wait(me_req *req, unsigned ntok)
     }
     pthread_mutex_unlock(&eng->mu);
     return ok;
+}
+
+/* ---- prefill/decode roles ---------------------------------------------- */
+
+/* A prefill's first token exists, so its KV is complete: registers it under
+ * req->kv_id for one decode to pull. Once per request; no-op otherwise. */
+static void
+pd_register(me_req *req)
+{
+    me_engine *eng = req->eng;
+    bool replaced;
+
+    if (!req->pd_prefill || req->kv_put)
+        return;
+    req->kv_put = true;
+    pthread_mutex_lock(&eng->mu);
+    replaced = me_pd_store_put(eng->kv, req->kv_id, req->plan.prompt_tokens, mono_ns());
+    eng->stats.kv_registered++;
+    pthread_mutex_unlock(&eng->mu);
+    gw_log(GW_LOG_DEBUG, "ME-PD-KV", "port=%u op=register prompt_tokens=%u replaced=%d", eng->port,
+           req->plan.prompt_tokens, replaced);
+}
+
+/* me_pd_cancel_fn of a decode's fetch. */
+static bool
+fetch_cancelled(void *arg)
+{
+    me_req *req = arg;
+
+    return atomic_load(&req->eng->stopping) || client_gone(req);
+}
+
+/* A decode fetches its KV from the prefill, then spends --kv-transfer-ms
+ * moving it. False with <msg> set when the fetch failed (a 500, counted in
+ * kv_pull_failed), or with msg[0] == '\0' when the client left or the
+ * engine stops (no answer; the request counts as cancelled). */
+static bool
+pd_fetch(me_req *req, char *msg, size_t msgn)
+{
+    me_engine *eng = req->eng;
+    char why[2048]; /* two escaped ids and the prefill's reason fit */
+    char q[ME_PD_HOST_MAX + 8];
+    gw_err rc;
+
+    msg[0] = '\0';
+    rc = me_pd_fetch(eng->http, &req->dec, req->plan.prompt_tokens, KV_FETCH_MS, fetch_cancelled,
+                     req, why, sizeof(why));
+    if (rc == GW_ECLOSED)
+        return false; /* the client left or the engine stops: nobody to answer */
+    if (rc != GW_OK) {
+        pthread_mutex_lock(&eng->mu);
+        eng->stats.kv_pull_failed++;
+        pthread_mutex_unlock(&eng->mu);
+        /* Not <why>: it quotes the request id, a header value. */
+        gw_log(GW_LOG_INFO, "ME-PD-FETCH-FAIL", "port=%u proto=%s peer=%s:%u err=%s", eng->port,
+               me_pd_proto_name(req->dec.proto), gw_log_q(q, sizeof(q), req->dec.host),
+               req->dec.port, gw_strerror(rc));
+        snprintf(msg, msgn, "mock engine: KV transfer failed: %s", why);
+        return false;
+    }
+    return wait_client(req, eng->cfg->kv_transfer_ms);
 }
 
 /* ---- replies ----------------------------------------------------------- */
@@ -743,10 +844,13 @@ stream_next(me_req *req)
             /* The simulator records the token metrics itself. */
             if (!sim_wait(req, tok + 1))
                 return false;
+            if (tok == 0)
+                pd_register(req);
         } else if (tok == 0) {
             if (req->plan.api != ME_API_CHAT && !wait_client(req, req->knobs.ttft_ms))
                 return false;
             first_token(req);
+            pd_register(req);
         } else {
             if (!wait_client(req, req->knobs.itl_ms))
                 return false;
@@ -787,6 +891,24 @@ on_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     return (ssize_t)n;
 }
 
+/* The non-streaming chat.completion / text_completion body; a prefill's
+ * carries the kv_transfer_params its decode needs (NixlConnector's shape).
+ * Streams carry none: a staged vllm-kvt decode goes by the request id. */
+static enum MHD_Result
+reply_generated(me_req *req, struct MHD_Connection *conn)
+{
+    me_engine *eng = req->eng;
+    json_t *params = NULL;
+    char *out;
+
+    if (req->pd_prefill)
+        params = me_pd_params_json(eng->engine_id, eng->kv_host, eng->port, req->kv_id,
+                                   req->plan.prompt_tokens, eng->cfg->kv_block_size);
+    out = me_gen_response(eng->cfg, &req->plan, req->id, (long)time(NULL), params);
+    json_decref(params);
+    return reply(req, conn, MHD_HTTP_OK, CT_JSON, out);
+}
+
 static enum MHD_Result
 start_stream(me_req *req, struct MHD_Connection *conn)
 {
@@ -808,13 +930,52 @@ start_stream(me_req *req, struct MHD_Connection *conn)
     return ret;
 }
 
+/* The PD shape of a chat or completions request on a prefill or decode
+ * port (README "Prefill/decode roles"). Returns 0, or the 400 to answer
+ * with <msg>; counts the refusal. */
+static unsigned
+pd_check(me_req *req, struct MHD_Connection *conn, const json_t *body, char *msg, size_t msgn)
+{
+    me_engine *eng = req->eng;
+    const char *xrid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    unsigned status = 0;
+    char q[600];
+
+    if (eng->cfg->pd_role == ME_PD_PREFILL) {
+        status = me_pd_check_prefill(body, req->plan.max_tokens, msg, msgn);
+        if (status == 0) {
+            gw_err rc = me_pd_request_id(body, xrid, req->kv_id, msg, msgn);
+
+            /* No id at all: the KV goes by the response id. */
+            if (rc == GW_ENOENT)
+                gw_strlcpy(req->kv_id, req->id, sizeof(req->kv_id));
+            else if (rc != GW_OK)
+                status = 400;
+        }
+        req->pd_prefill = status == 0;
+    } else {
+        status = me_pd_check_decode(body, xrid, &req->dec, msg, msgn);
+        if (status == 0 && req->dec.request_id[0] == '\0')
+            gw_strlcpy(req->dec.request_id, req->id, sizeof(req->dec.request_id));
+        req->pd_decode = status == 0;
+    }
+    if (status != 0) {
+        pthread_mutex_lock(&eng->mu);
+        eng->stats.pd_rejected++;
+        pthread_mutex_unlock(&eng->mu);
+        gw_log(GW_LOG_INFO, "ME-PD-REJECT", "port=%u role=%s msg=%s", eng->port,
+               me_pd_role_name(eng->cfg->pd_role), gw_log_q(q, sizeof(q), msg));
+    }
+    return status;
+}
+
 static enum MHD_Result
 serve_generate(me_req *req, struct MHD_Connection *conn, me_api api)
 {
     const me_cfg *cfg = req->eng->cfg;
     json_error_t jerr;
     json_t *body;
-    char msg[512];
+    char msg[2200]; /* room for a failed KV transfer's whole story */
     unsigned status;
     bool fail;
     char *out;
@@ -834,6 +995,14 @@ serve_generate(me_req *req, struct MHD_Connection *conn, me_api api)
         json_decref(body);
         return reply_error(req, conn, status, msg);
     }
+    make_id(req, conn);
+    if (cfg->pd_role != ME_PD_BOTH && api != ME_API_EMBEDDINGS) {
+        status = pd_check(req, conn, body, msg, sizeof(msg));
+        if (status != 0) {
+            json_decref(body);
+            return reply_error(req, conn, status, msg);
+        }
+    }
 
     /* Faults, in order: hang, slow, error_rate. */
     fail = take_knobs(req);
@@ -850,7 +1019,15 @@ serve_generate(me_req *req, struct MHD_Connection *conn, me_api api)
         json_decref(body);
         return reply_error(req, conn, 500, "mock engine: injected failure (error_rate)");
     }
-    make_id(req, conn);
+    if (req->pd_decode) {
+        if (!pd_fetch(req, msg, sizeof(msg))) {
+            json_decref(body);
+            return msg[0] != '\0' ? reply_error(req, conn, 500, msg) : MHD_NO;
+        }
+        /* The prompt is not recomputed: the first token takes one decode
+         * step (with --kv-sim, sim_submit marks the prompt transferred). */
+        req->knobs.ttft_ms = req->knobs.itl_ms;
+    }
     if (req->eng->sim != NULL) {
         req->nhashes = me_gen_block_hashes(&req->plan, body, cfg->kv_block_size, &req->hashes);
         if (!sim_submit(req)) {
@@ -887,13 +1064,14 @@ serve_generate(me_req *req, struct MHD_Connection *conn, me_api api)
     if (req->seq != NULL) {
         if (!sim_wait(req, SIM_ALL))
             return MHD_NO;
+        pd_register(req);
         req->gen_done = true;
-        out = me_gen_response(cfg, &req->plan, req->id, (long)time(NULL));
-        return reply(req, conn, MHD_HTTP_OK, CT_JSON, out);
+        return reply_generated(req, conn);
     }
     if (!slot_acquire(req) || !wait_client(req, req->knobs.ttft_ms))
         return MHD_NO;
     first_token(req);
+    pd_register(req);
     if (req->plan.completion_tokens > 1) {
         uint64_t rest = (uint64_t)(req->plan.completion_tokens - 1) * req->knobs.itl_ms;
 
@@ -902,8 +1080,7 @@ serve_generate(me_req *req, struct MHD_Connection *conn, me_api api)
         more_tokens(req, req->plan.completion_tokens - 1);
     }
     req->gen_done = true;
-    out = me_gen_response(cfg, &req->plan, req->id, (long)time(NULL));
-    return reply(req, conn, MHD_HTTP_OK, CT_JSON, out);
+    return reply_generated(req, conn);
 }
 
 /* ---- admin API (/_mock/...) and the other endpoints -------------------- */
@@ -1056,9 +1233,16 @@ serve_stats(me_req *req, struct MHD_Connection *conn)
     me_sim_stats k = {.blocks_total = eng->cfg->kv_blocks};
     unsigned running;
     unsigned waiting;
+    uint64_t kv_expired = 0;
+    size_t kv_held = 0;
     json_t *j;
 
     pthread_mutex_lock(&eng->mu);
+    if (eng->kv != NULL) {
+        me_pd_store_expire(eng->kv, mono_ns());
+        kv_expired = me_pd_store_expired(eng->kv);
+        kv_held = me_pd_store_held(eng->kv);
+    }
     s = eng->stats;
     running = eng->running;
     waiting = eng->waiting;
@@ -1083,6 +1267,15 @@ serve_stats(me_req *req, struct MHD_Connection *conn)
                      "kv_blocks_total", (json_int_t)k.blocks_total, "evictions",
                      (json_int_t)k.evictions, "preemptions", (json_int_t)k.preemptions, "steps",
                      (json_int_t)k.steps));
+    /* Prefill/decode roles; zeros on a plain (both) engine. */
+    json_object_update_new(
+        j,
+        json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "pd_role",
+                  me_pd_role_name(eng->cfg->pd_role), "engine_id", eng->engine_id, "kv_registered",
+                  (json_int_t)s.kv_registered, "kv_pulled", (json_int_t)s.kv_pulled, "kv_computed",
+                  (json_int_t)s.kv_computed, "kv_aborted", (json_int_t)s.kv_aborted, "kv_expired",
+                  (json_int_t)kv_expired, "kv_held", (json_int_t)kv_held, "kv_pull_failed",
+                  (json_int_t)s.kv_pull_failed, "pd_rejected", (json_int_t)s.pd_rejected));
     return reply_json(req, conn, MHD_HTTP_OK, j);
 }
 
@@ -1097,6 +1290,8 @@ serve_reset(me_req *req, struct MHD_Connection *conn)
     me_metrics_reset(eng->met);
     if (eng->sim != NULL)
         me_sim_reset_cache(eng->sim, true);
+    if (eng->kv != NULL)
+        me_pd_store_clear(eng->kv);
     eng->stats = (me_stats){.in_flight = eng->stats.in_flight};
     eng->knobs = eng->cfg->knobs;
     eng->fault_seq = 0;
@@ -1104,6 +1299,138 @@ serve_reset(me_req *req, struct MHD_Connection *conn)
     lora_load_startup(eng);
     pthread_mutex_unlock(&eng->mu);
     return reply_json(req, conn, MHD_HTTP_OK, json_pack("{s:b}", "reset", 1));
+}
+
+/* ---- the prefill's KV endpoints ----------------------------------------- */
+
+static enum MHD_Result
+reply_detail(me_req *req, struct MHD_Connection *conn, unsigned status, const char *msg)
+{
+    return reply_json(req, conn, status, json_pack("{s:s}", "detail", msg));
+}
+
+/* GET /_mock/kv/<id>[?engine_id=E]: a decode's pull. 200 consumes the
+ * entry; 404 when nothing is held under <id>; 409 when E is not this
+ * engine (the entry stays). */
+static enum MHD_Result
+serve_kv_pull(me_req *req, struct MHD_Connection *conn, const char *url)
+{
+    me_engine *eng = req->eng;
+    const char *id = url + strlen(KV_PREFIX);
+    const char *want = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "engine_id");
+    char msg[2 * ME_PD_ID_MAX + 128];
+    me_pd_kv kv;
+    gw_err rc;
+
+    pthread_mutex_lock(&eng->mu);
+    rc = me_pd_store_take(eng->kv, id, want, mono_ns(), &kv);
+    if (rc == GW_OK)
+        eng->stats.kv_pulled++;
+    pthread_mutex_unlock(&eng->mu);
+    if (rc == GW_ENOENT) {
+        snprintf(msg, sizeof(msg),
+                 "no KV held for request '%.256s' (never prefilled here, already pulled, "
+                 "aborted or expired)",
+                 id);
+        return reply_detail(req, conn, MHD_HTTP_NOT_FOUND, msg);
+    }
+    if (rc != GW_OK) {
+        snprintf(msg, sizeof(msg), "engine_id '%.256s' is not this prefill's ('%s')", want,
+                 eng->engine_id);
+        return reply_detail(req, conn, MHD_HTTP_CONFLICT, msg);
+    }
+    gw_log(GW_LOG_DEBUG, "ME-PD-KV", "port=%u op=pull prompt_tokens=%u", eng->port,
+           kv.prompt_tokens);
+    return reply_json(req, conn, MHD_HTTP_OK,
+                      me_pd_kv_json(kv.engine_id, kv.prompt_tokens, eng->cfg->kv_block_size));
+}
+
+/* POST /_mock/kv/compute {"request_id","prompt_tokens"}: vllm-kvt batched,
+ * where the gateway sends the prefill nothing and the decode's connector
+ * asks it to compute. Runs like a 1-token generation of that many prompt
+ * tokens (faults, slot or simulator, metrics), then answers like a pull of
+ * an entry made and consumed at once. */
+static enum MHD_Result
+serve_kv_compute(me_req *req, struct MHD_Connection *conn)
+{
+    me_engine *eng = req->eng;
+    json_t *j = json_loadb(req->body.data != NULL ? req->body.data : "", req->body.len, 0, NULL);
+    const json_t *rid = json_object_get(j, "request_id");
+    const json_t *pt = json_object_get(j, "prompt_tokens");
+    json_int_t n = json_integer_value(pt);
+    bool ok;
+    bool fail;
+
+    ok = json_is_string(rid) && json_string_length(rid) > 0 &&
+         json_string_length(rid) <= ME_PD_ID_MAX && json_is_integer(pt) && n >= 1 &&
+         n <= eng->cfg->max_model_len;
+    json_decref(j);
+    if (!ok)
+        return reply_detail(req, conn, 400,
+                            "the body must be {\"request_id\": a non-empty string, "
+                            "\"prompt_tokens\": an integer in 1..max-model-len}");
+    req->plan = (me_plan){.api = ME_API_COMPLETIONS,
+                          .prompt_tokens = (unsigned)n,
+                          .completion_tokens = 1,
+                          .length = true,
+                          .max_tokens = 1};
+    fail = take_knobs(req);
+    if (req->knobs.hang) {
+        wait_client(req, WAIT_FOREVER);
+        return MHD_NO;
+    }
+    if (!wait_client(req, req->knobs.slow_ms))
+        return MHD_NO;
+    if (fail)
+        return reply_error(req, conn, 500, "mock engine: injected failure (error_rate)");
+    if (eng->sim != NULL) {
+        /* No prompt text, so no block hashes: nothing of it is cached. */
+        if (!sim_submit(req))
+            return reply_detail(req, conn, 400, "prompt larger than the whole KV cache");
+        if (!sim_wait(req, SIM_ALL))
+            return MHD_NO;
+    } else {
+        if (!slot_acquire(req) || !wait_client(req, req->knobs.ttft_ms))
+            return MHD_NO;
+        first_token(req);
+    }
+    req->gen_done = true;
+    pthread_mutex_lock(&eng->mu);
+    eng->stats.kv_computed++;
+    pthread_mutex_unlock(&eng->mu);
+    return reply_json(
+        req, conn, MHD_HTTP_OK,
+        me_pd_kv_json(eng->engine_id, req->plan.prompt_tokens, eng->cfg->kv_block_size));
+}
+
+/* POST /abort_request {"rid": id} (SGLang's name): frees the KV a prefill
+ * holds under <id>, as a gateway does when the decode failed. */
+static enum MHD_Result
+serve_abort(me_req *req, struct MHD_Connection *conn)
+{
+    me_engine *eng = req->eng;
+    json_t *j = json_loadb(req->body.data != NULL ? req->body.data : "", req->body.len, 0, NULL);
+    const json_t *rid = json_object_get(j, "rid");
+    char msg[ME_PD_ID_MAX + 64];
+    gw_err rc;
+
+    if (!json_is_string(rid) || json_string_length(rid) == 0) {
+        json_decref(j);
+        return reply_json(
+            req, conn, 400,
+            json_pack("{s:b, s:s}", "success", 0, "message", "'rid' must be a non-empty string"));
+    }
+    pthread_mutex_lock(&eng->mu);
+    rc = me_pd_store_drop(eng->kv, json_string_value(rid), mono_ns());
+    if (rc == GW_OK)
+        eng->stats.kv_aborted++;
+    pthread_mutex_unlock(&eng->mu);
+    snprintf(msg, sizeof(msg), "no KV held for rid '%.256s'", json_string_value(rid));
+    json_decref(j);
+    if (rc != GW_OK)
+        return reply_json(req, conn, MHD_HTTP_NOT_FOUND,
+                          json_pack("{s:b, s:s}", "success", 0, "message", msg));
+    return reply_json(req, conn, MHD_HTTP_OK, json_pack("{s:b}", "success", 1));
 }
 
 /* The force_ttft_ms / force_tpot_ms / force_tokens_per_s knobs, applied
@@ -1346,6 +1673,15 @@ dispatch(me_req *req, struct MHD_Connection *conn, const char *url, const char *
             me_sim_reset_cache(eng->sim, false);
         pthread_mutex_unlock(&eng->mu);
         return reply(req, conn, MHD_HTTP_OK, NULL, NULL);
+    case RT_KV_PULL:
+    case RT_KV_COMPUTE:
+    case RT_ABORT:
+        /* Only a prefill holds KV; elsewhere these paths do not exist. */
+        if (eng->cfg->pd_role != ME_PD_PREFILL)
+            break;
+        if (req->rt == RT_KV_PULL)
+            return serve_kv_pull(req, conn, url);
+        return req->rt == RT_ABORT ? serve_abort(req, conn) : serve_kv_compute(req, conn);
     case RT_BAD_METHOD:
         return reply_const(req, conn, MHD_HTTP_METHOD_NOT_ALLOWED, BODY_405);
     case RT_NOT_FOUND:
@@ -1368,6 +1704,10 @@ find_route(const char *url, const char *method)
             return routes[i].rt;
         path_known = true;
     }
+    /* /_mock/kv/<id>: the id is the rest of the (unescaped) path. */
+    if (!path_known && strncmp(url, KV_PREFIX, strlen(KV_PREFIX)) == 0 &&
+        url[strlen(KV_PREFIX)] != '\0')
+        return strcmp(method, "GET") == 0 ? RT_KV_PULL : RT_BAD_METHOD;
     return path_known ? RT_BAD_METHOD : RT_NOT_FOUND;
 }
 
@@ -1403,6 +1743,7 @@ req_free(me_req *req)
     gw_buf_fini(&req->body);
     gw_buf_fini(&req->out);
     me_stream_fini(&req->st);
+    me_pd_decode_fini(&req->dec);
     free(req->hashes);
     free(req);
 }
@@ -1581,6 +1922,30 @@ fail:
     return -1;
 }
 
+/* The PD identity of a freshly bound engine: its engine id, the host its
+ * kv_transfer_params advertise, and (prefill role) its KV store. A wildcard
+ * listen address is advertised as loopback, which a decode can dial. */
+static void
+pd_setup(me_engine *eng)
+{
+    const me_cfg *cfg = eng->cfg;
+    const char *host = cfg->host;
+
+    if (cfg->engine_id != NULL)
+        gw_strlcpy(eng->engine_id, cfg->engine_id, sizeof(eng->engine_id));
+    else
+        snprintf(eng->engine_id, sizeof(eng->engine_id), "mock-%u", eng->port);
+    if (strcmp(host, "0.0.0.0") == 0 || host[0] == '\0')
+        host = "127.0.0.1";
+    else if (strcmp(host, "::") == 0)
+        host = "::1";
+    gw_strlcpy(eng->kv_host, host, sizeof(eng->kv_host));
+    if (cfg->pd_role == ME_PD_PREFILL)
+        eng->kv = me_pd_store_new(eng->engine_id, (uint64_t)cfg->kv_ttl_ms * 1000000ULL);
+    if (cfg->pd_role == ME_PD_DECODE)
+        eng->http = me_pd_client_new(KV_IDLE_MAX);
+}
+
 gw_err
 me_engine_start(const me_cfg *cfg, uint16_t port, me_engine **out)
 {
@@ -1588,6 +1953,7 @@ me_engine_start(const me_cfg *cfg, uint16_t port, me_engine **out)
     pthread_condattr_t ca;
     unsigned flags;
     bool v6 = false;
+    char qid[ME_PD_ID_MAX + 8];
     int fd;
 
     eng->cfg = cfg;
@@ -1617,6 +1983,7 @@ me_engine_start(const me_cfg *cfg, uint16_t port, me_engine **out)
     if (fd < 0)
         goto fail;
     snprintf(eng->port_str, sizeof(eng->port_str), "%u", eng->port);
+    pd_setup(eng);
     eng->id_salt = mix64(((uint64_t)eng->port << 48) ^ wall_ms() ^ (uint64_t)(uintptr_t)eng);
 
     flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
@@ -1637,7 +2004,8 @@ me_engine_start(const me_cfg *cfg, uint16_t port, me_engine **out)
         gw_log(GW_LOG_ERR, "ME-LISTEN-FAIL", "port=%u msg=\"cannot start daemon\"", eng->port);
         goto fail;
     }
-    gw_log(GW_LOG_NOTICE, "ME-LISTEN", "port=%u models=%zu", eng->port, cfg->nmodels);
+    gw_log(GW_LOG_NOTICE, "ME-LISTEN", "port=%u models=%zu pd_role=%s engine_id=%s", eng->port,
+           cfg->nmodels, me_pd_role_name(cfg->pd_role), gw_log_q(qid, sizeof(qid), eng->engine_id));
     *out = eng;
     return GW_OK;
 fail:
@@ -1670,6 +2038,8 @@ me_engine_free(me_engine *eng)
         MHD_stop_daemon(eng->mhd); /* joins every connection thread */
     /* After the daemon: every request has released its sequence. */
     me_sim_free(eng->sim);
+    me_pd_store_free(eng->kv);
+    me_pd_client_free(eng->http); /* after the daemon: no fetch runs */
     me_reqlog_free(eng->log);
     me_metrics_free(eng->met);
     lora_clear(eng);

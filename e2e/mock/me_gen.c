@@ -385,6 +385,7 @@ me_gen_plan(const me_cfg *cfg, me_api api, const json_t *body, me_lora_fn is_lor
         return 400;
     }
     if (given) {
+        plan->max_tokens = (long long)max_tokens;
         plan->completion_tokens = max_tokens < (json_int_t)cfg->max_output_tokens
                                       ? (unsigned)max_tokens
                                       : cfg->max_output_tokens;
@@ -459,13 +460,15 @@ usage_json(const me_plan *plan)
 }
 
 char *
-me_gen_response(const me_cfg *cfg, const me_plan *plan, const char *id, long created)
+me_gen_response(const me_cfg *cfg, const me_plan *plan, const char *id, long created,
+                json_t *kv_params)
 {
     gw_buf text;
     char tok[24];
     const char *fr = plan->length ? "length" : "stop";
     json_t *choice;
     json_t *text_j;
+    json_t *body;
 
     /* Each token is at most " tok4294967295" (14 bytes). */
     gw_buf_init(&text, (size_t)plan->completion_tokens * 16 + 16);
@@ -485,10 +488,13 @@ me_gen_response(const me_cfg *cfg, const me_plan *plan, const char *id, long cre
     else
         choice = json_pack("{s:i, s:o, s:n, s:s, s:n, s:n}", "index", 0, "text", text_j, "logprobs",
                            "finish_reason", fr, "stop_reason", "prompt_logprobs");
-    return dump(json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", id, "object",
-                          plan->api == ME_API_CHAT ? "chat.completion" : "text_completion",
-                          "created", (json_int_t)created, "model", me_gen_model_name(cfg, plan),
-                          "choices", choice, "usage", usage_json(plan)));
+    body = json_pack("{s:s, s:s, s:I, s:s, s:[o], s:o}", "id", id, "object",
+                     plan->api == ME_API_CHAT ? "chat.completion" : "text_completion", "created",
+                     (json_int_t)created, "model", me_gen_model_name(cfg, plan), "choices", choice,
+                     "usage", usage_json(plan));
+    if (kv_params != NULL)
+        json_object_set(body, "kv_transfer_params", kv_params);
+    return dump(body);
 }
 
 static uint64_t

@@ -42,6 +42,7 @@ typedef struct me_plan {
     bool base64;                /* embeddings: encoding_format "base64" */
     unsigned prompt_tokens;     /* by the tokenizer rule above */
     unsigned completion_tokens; /* N; 0 for embeddings */
+    long long max_tokens;       /* the output limit as requested (before the cap); 0 = unset */
     /* The LoRA adapter the request named ("" = a base model). The mock
      * serves it like its base model: model index 0, whose model_name label
      * its metrics carry (vLLM labels by the first served name). */
@@ -91,8 +92,12 @@ char *me_gen_error(const me_cfg *cfg, unsigned status, const char *msg);
  * "max_model_len": null. */
 char *me_gen_models(const me_cfg *cfg, long created, const me_lora_card *loras, size_t n);
 
-/* Non-streaming chat.completion or text_completion body for <plan>. */
-char *me_gen_response(const me_cfg *cfg, const me_plan *plan, const char *id, long created);
+/* Non-streaming chat.completion or text_completion body for <plan>. With
+ * <kv_params> (borrowed, may be NULL) the body also carries it as the
+ * top-level "kv_transfer_params" after "usage", as vLLM's prefill with a
+ * KV connector answers. */
+char *me_gen_response(const me_cfg *cfg, const me_plan *plan, const char *id, long created,
+                      json_t *kv_params);
 
 /* /v1/embeddings body: one deterministic, L2-normalised vector of
  * cfg->embedding_dim floats per input (same input, same vector). <body> is the

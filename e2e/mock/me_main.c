@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "gw/gw_log.h"
 #include "gw/gw_mem.h"
 #include "me_cfg.h"
@@ -66,6 +68,13 @@ main(int argc, char **argv)
         return 0;
     }
 
+    /* Before any thread exists: curl_global_init is not thread-safe, and
+     * decodes fetch KV with curl from MHD's connection threads. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "%s: curl_global_init failed\n", argv[0]);
+        me_cfg_fini(&cfg);
+        return 1;
+    }
     /* Before any thread exists, so MHD's threads inherit the mask. */
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&set);
@@ -81,9 +90,9 @@ main(int argc, char **argv)
     if (cfg.port_file != NULL && write_port_file(cfg.port_file, engs, cfg.nports) != 0)
         goto out;
     gw_log(GW_LOG_NOTICE, "ME-START",
-           "ports=%zu models=%zu ttft_ms=%u itl_ms=%u kv_sim=%d time_scale=%g pid=%ld", cfg.nports,
-           cfg.nmodels, cfg.knobs.ttft_ms, cfg.knobs.itl_ms, cfg.kv_sim, cfg.time_scale,
-           (long)getpid());
+           "ports=%zu models=%zu ttft_ms=%u itl_ms=%u kv_sim=%d time_scale=%g pd_role=%s pid=%ld",
+           cfg.nports, cfg.nmodels, cfg.knobs.ttft_ms, cfg.knobs.itl_ms, cfg.kv_sim, cfg.time_scale,
+           me_pd_role_name(cfg.pd_role), (long)getpid());
 
     while (sigwait(&set, &sig) != 0)
         ;
@@ -99,5 +108,6 @@ out:
         me_engine_free(engs[i]);
     free(engs);
     me_cfg_fini(&cfg);
+    curl_global_cleanup();
     return status;
 }

@@ -54,6 +54,7 @@ struct me_seq {
     size_t npub; /* blocks[0..npub) were offered to the prefix cache */
     seq_state state;
     bool queried;      /* prefix-cache stats recorded (first admission only) */
+    unsigned remote;   /* prompt tokens whose KV arrives by transfer (PD decode) */
     unsigned target;   /* tokens whose KV this (re)admission must compute */
     unsigned computed; /* tokens whose KV exists */
     unsigned produced; /* tokens generated */
@@ -237,6 +238,17 @@ admit(me_sim *sim, me_seq *s)
         sim->query_tokens += s->prompt;
         sim->hit_tokens += s->computed;
         me_metrics_prefix_cache(sim->met, s->model, s->prompt, s->computed);
+    }
+    /* A PD decode: the prefill's KV was transferred into the fresh blocks.
+     * As in vLLM, the last prompt token is still computed here (its logits
+     * give the first token), so the first step is a 1-token prefill chunk.
+     * Only once: a preempted decode recomputes its prompt locally. */
+    if (s->remote > 0) {
+        unsigned r = s->remote < s->target ? s->remote : s->target - 1;
+
+        if (r > s->computed)
+            s->computed = r;
+        s->remote = 0;
     }
     wait_unlink(sim, s);
     sim->running[sim->nrunning++] = s;
@@ -531,7 +543,7 @@ me_sim_free(me_sim *sim)
 
 me_seq *
 me_sim_submit(me_sim *sim, size_t model, unsigned prompt_tokens, unsigned out_tokens,
-              uint64_t *hashes, size_t nhashes)
+              unsigned remote_tokens, uint64_t *hashes, size_t nhashes)
 {
     me_seq *s;
     /* An empty prompt still computes one position, as a BOS would. */
@@ -550,6 +562,7 @@ me_sim_submit(me_sim *sim, size_t model, unsigned prompt_tokens, unsigned out_to
     s->nhashes = nhashes;
     s->blocks = gw_xcalloc(div_up(span, sim->bs), sizeof(*s->blocks));
     s->target = prompt;
+    s->remote = remote_tokens;
     cond_init_mono(&s->cv);
     s->arrival_ns = sim_now(sim);
     wait_push(sim, s, false);

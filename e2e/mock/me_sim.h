@@ -63,13 +63,17 @@ void me_sim_free(me_sim *sim);
 
 /* Queues a sequence for <model> with <prompt_tokens> prompt tokens whose full
  * blocks hash to <hashes> (<nhashes> = prompt_tokens / block_size entries,
- * chained as me_gen_block_hashes makes them), that generates <out_tokens>
- * tokens (0: prefill only, as for embeddings). Takes ownership of <hashes>
- * (malloc'd, may be NULL when nhashes is 0). Returns NULL (and frees
- * <hashes>) when the prompt and output could never fit in the whole cache;
- * me_cfg_parse makes that impossible for requests within --max-model-len. */
+ * chained as me_gen_block_hashes makes them; fewer, even none, only means
+ * the blocks past them are never cached), that generates <out_tokens>
+ * tokens (0: prefill only, as for embeddings). The KV of the first
+ * <remote_tokens> prompt tokens (a PD decode: 0 otherwise) arrives by
+ * transfer and is not computed, except the last prompt token, which always
+ * is. Takes ownership of <hashes> (malloc'd, may be NULL when nhashes is 0).
+ * Returns NULL (and frees <hashes>) when the prompt and output could never
+ * fit in the whole cache; me_cfg_parse makes that impossible for requests
+ * within --max-model-len. */
 me_seq *me_sim_submit(me_sim *sim, size_t model, unsigned prompt_tokens, unsigned out_tokens,
-                      uint64_t *hashes, size_t nhashes);
+                      unsigned remote_tokens, uint64_t *hashes, size_t nhashes);
 
 /* Sleeps on <seq> (releasing <mu>) until it has generated <ntok> tokens or
  * finished, or <timeout_ns> pass, whichever comes first; may return early.
