@@ -287,6 +287,12 @@ dp_metrics_new(dp_ctx *ctx)
                              "Prefill KV releases (POST /abort_request) sent after a failed "
                              "decode, and those that failed",
                              (const char *const[]){"result", NULL}, &m->pd_aborts);
+    rc |= gw_metrics_histogram(m->reg, "llmgw_worker_pd_decode_duration_seconds",
+                               "pd decode duration, from the decode request to its end", NULL,
+                               pd_buckets, GW_ARRAY_LEN(pd_buckets), &m->pd_decode_time);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_pd_selected_total",
+                             "pd endpoints chosen, by role (prefill, decode) and address",
+                             (const char *const[]){"role", "endpoint", NULL}, &m->pd_selected);
     if (rc == GW_OK) {
         gw_metric_fam_set_max_children(m->pfx_decisions, 1000);
         gw_metric_fam_set_max_children(m->pfx_imbalance, 1000);
@@ -295,6 +301,7 @@ dp_metrics_new(dp_ctx *ctx)
          * bound the series it can create. */
         gw_metric_fam_set_max_children(m->routing, 1000);
         gw_metric_fam_set_max_children(m->fallbacks, 1000);
+        gw_metric_fam_set_max_children(m->pd_selected, 2000);
     }
     if (rc != GW_OK) {
         gw_log(GW_LOG_ALERT, "DP-METRICS-REGISTER", "msg=\"metric registration failed\"");

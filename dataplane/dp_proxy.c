@@ -72,9 +72,10 @@ struct dp_req {
     uint64_t pre_start_us, pre_deadline_us;
     uint32_t pre_tried[DP_MAX_TRIES];
     uint32_t n_pre_tried;
-    bool prefilled;      /* a prefill call was sent: its KV may be held */
-    uint64_t resolve_us; /* time dp_route_resolve took (added to the first pick's) */
-    dp_ep *ep;           /* reservation held; see file comment */
+    bool prefilled;           /* a prefill call was sent: its KV may be held */
+    uint64_t decode_start_us; /* pd: when the decode request started */
+    uint64_t resolve_us;      /* time dp_route_resolve took (added to the first pick's) */
+    dp_ep *ep;                /* reservation held; see file comment */
     int64_t ep_idx;
     uint64_t tokens;
     uint32_t tried[DP_MAX_TRIES];
@@ -1158,6 +1159,8 @@ pd_start(dp_req *req)
     }
     req->pre_idx = req->route.pd_prefill;
     req->pre_ep = dp_snap_state(req->snap, (uint32_t)req->pre_idx);
+    gw_counter_inc(gw_metric_child(ctx->metrics->pd_selected, "prefill",
+                                   dp_snap_addr(req->snap, (uint32_t)req->pre_idx)));
     req->pre_tried[req->n_pre_tried++] = (uint32_t)req->pre_idx;
     gw_counter_inc(gw_metric_child(ctx->metrics->pd_decisions, req->route.pd_how));
     if (decode >= 0) {
@@ -1193,6 +1196,7 @@ pd_decode_start(dp_req *req, const char *resp, size_t resp_len)
     }
     gw_buf_fini(&req->body);
     req->body = nb;
+    req->decode_start_us = gw_now_us();
     if (req->ep != NULL) {
         gw_counter_inc(
             gw_metric_child(ctx->metrics->routing, req->route.model->name, req->route.plan.label));
@@ -1500,6 +1504,12 @@ account(dp_req *req, bool client_gone)
     if (req->headers_done) {
         gw_histogram_observe(gw_metric_child(m->ttft, model),
                              (double)(req->headers_us - req->start_us) / 1e6);
+    }
+    if (req->decode_start_us != 0 && req->ep_idx >= 0) {
+        gw_histogram_observe(gw_metric_child0(m->pd_decode_time),
+                             (double)(now - req->decode_start_us) / 1e6);
+        gw_counter_inc(gw_metric_child(m->pd_selected, "decode",
+                                       dp_snap_addr(req->snap, (uint32_t)req->ep_idx)));
     }
     if (req->usage.found) {
         gw_counter_add(gw_metric_child(m->tokens, model, "prompt"),
