@@ -69,6 +69,22 @@ part(const dp_pick *pick, const groups *g, const int32_t *gi, uint32_t i)
     return r;
 }
 
+/* A decode's load: the gateway's fleet-wide in-flight count, or the engine's
+ * own running + waiting when that is higher (requests from elsewhere, or
+ * decodes still running after their client left). */
+static double
+decode_load(const dp_ep *e)
+{
+    double l = (double)dp_ep_load(e);
+
+    if (e->running >= 0) {
+        double eng = e->running + (e->waiting > 0 ? e->waiting : 0);
+        if (eng > l)
+            l = eng;
+    }
+    return l;
+}
+
 /* Decode score terms need the maxima over the decodes considered. */
 typedef struct decode_norm {
     double max_load, max_thru, max_free;
@@ -86,7 +102,7 @@ free_kv(const dp_ep *e)
 static double
 decode_score(const dp_ep *e, const decode_norm *n)
 {
-    double s = 1.0 + (n->max_load > 0 ? (double)dp_ep_load(e) / n->max_load : 0);
+    double s = 1.0 + (n->max_load > 0 ? decode_load(e) / n->max_load : 0);
 
     if (e->tokens_per_s >= 0 && n->max_thru > 0)
         s += 1.0 - e->tokens_per_s / n->max_thru;
@@ -96,7 +112,7 @@ decode_score(const dp_ep *e, const decode_norm *n)
 static void
 decode_norm_add(decode_norm *n, const dp_ep *e)
 {
-    double load = (double)dp_ep_load(e);
+    double load = decode_load(e);
 
     if (load > n->max_load)
         n->max_load = load;
@@ -174,20 +190,26 @@ best_prefill_in(const dp_pick *pick, const groups *g, const int32_t *gi, int gro
     return b.ties > 0;
 }
 
+static double
+role_load(const dp_ep *e, dp_pd_role role)
+{
+    return role == DP_PD_DECODE ? decode_load(e) : (double)dp_ep_load(e);
+}
+
 /* The least loaded candidate of <role> among eligible rolesets if loads
  * spread beyond <spread> (strictly more when <strict>). */
 static bool
 imbalanced(const dp_pick *pick, const groups *g, const int32_t *gi, dp_pd_role role,
            uint32_t spread, bool strict, uint32_t *out)
 {
-    uint64_t lo = UINT64_MAX, hi = 0;
+    double lo = INFINITY, hi = -INFINITY;
     best b = {0};
 
     for (uint32_t i = 0; i < pick->n_cands; i++) {
-        uint64_t l;
+        double l;
         if (part(pick, g, gi, i) != role)
             continue;
-        l = dp_ep_load(dp_pick_ep(pick, i));
+        l = role_load(dp_pick_ep(pick, i), role);
         lo = l < lo ? l : lo;
         hi = l > hi ? l : hi;
     }
@@ -195,7 +217,7 @@ imbalanced(const dp_pick *pick, const groups *g, const int32_t *gi, dp_pd_role r
         return false;
     for (uint32_t i = 0; i < pick->n_cands; i++) {
         if (part(pick, g, gi, i) == role)
-            best_offer(&b, pick, (double)dp_ep_load(dp_pick_ep(pick, i)), i);
+            best_offer(&b, pick, role_load(dp_pick_ep(pick, i), role), i);
     }
     *out = b.pos;
     return true;

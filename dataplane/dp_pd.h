@@ -9,7 +9,8 @@
  * (a rolling update). The pair is always taken from one roleset.
  *
  * Loads are the gateway's fleet-wide in-flight counts (dp_ep_load), fresh on
- * every worker. In order:
+ * every worker; a decode's is the engine's running + waiting when that is
+ * higher (scraped). In order:
  *  1. prefill imbalance: when prefill loads differ by more than
  *     prefill_spread (AIBRIX_PREFILL_LOAD_IMBALANCE_MIN_SPREAD, 16), the
  *     least loaded prefill wins and the decode follows its roleset;

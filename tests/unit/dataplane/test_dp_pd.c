@@ -193,3 +193,18 @@ Test(dp_pd, staged_chooses_the_prefill_first_and_the_decode_within_its_roleset)
     cr_assert_eq(dec, 2, "the less loaded decode of a");
     cr_assert_not(dp_pd_choose_decode(&p, "zzz", &dec));
 }
+
+Test(dp_pd, a_decode_busy_with_others_work_counts_its_engine_queue)
+{
+    const char *d[] = {"a/prefill", "a/decode", "b/prefill", "b/decode"};
+    dp_pick p;
+    dp_pd_choice c;
+
+    build(d, 4);
+    ep(1)->running = 30; /* a's decode runs 30 requests the gateway did not send */
+    ep(1)->waiting = 2;
+    p = pick(4);
+    cr_assert(dp_pd_choose(&p, &cfg, true, NULL, 0, groups, &c));
+    cr_assert_str_eq(c.how, "decode_imbalance");
+    cr_assert_eq(c.decode, 3);
+}
