@@ -13,6 +13,7 @@
 
 #include "ctl_http.h"
 #include "ctl_src_endpoints.h"
+#include "ctl_util.h"
 #include "gw/gw_log.h"
 #include "gw/gw_mem.h"
 
@@ -89,6 +90,73 @@ on_hup(gw_loop *loop, int signo, void *arg)
     }
 }
 
+/* This process's name in Events and the Lease: the flag, else $POD_NAME or
+ * the host name with a random suffix (two processes on one host differ). */
+static char *
+make_identity(const ctl_cfg *cfg)
+{
+    const char *pod = getenv("POD_NAME");
+    char host[256] = "llmgw-controller";
+    uint32_t r = 0;
+
+    if (cfg->leader_elect_identity != NULL && cfg->leader_elect_identity[0] != '\0')
+        return gw_xstrdup(cfg->leader_elect_identity);
+    if (pod != NULL && pod[0] != '\0')
+        gw_strlcpy(host, pod, sizeof(host));
+    else if (gethostname(host, sizeof(host) - 1) != 0)
+        gw_strlcpy(host, "llmgw-controller", sizeof(host));
+    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+        r = (uint32_t)gw_now_us();
+    return ctl_strf("%s_%08x", host, (unsigned)r);
+}
+
+/* The kubernetes source: the API client, the Event recorder and the
+ * watches. */
+static gw_err
+start_kube(ctl_ctx *ctx)
+{
+    const ctl_cfg *cfg = ctx->cfg;
+    ctl_kube_conf kc = {0};
+    ctl_kube_opts ko = {.request_timeout_ms = cfg->kube_request_timeout_ms,
+                        .user_agent = "llmgw-controller/" GW_VERSION};
+    char *why = NULL;
+    char q[512];
+    gw_err rc;
+
+    rc = ctl_kube_conf_load(cfg->kubeconfig, cfg->kube_context, cfg->kube_sa_dir, &kc, &why);
+    if (rc != GW_OK) {
+        gw_log(GW_LOG_ERR, "CTL-KUBE-CONFIG", "msg=%s", gw_log_q(q, sizeof(q), why));
+        free(why);
+        return rc;
+    }
+    rc = ctl_kube_new(ctx->loop, &kc, &ko, ctx->metrics, &ctx->kube);
+    gw_log(GW_LOG_NOTICE, "CTL-KUBE-CONFIG", "server=%s origin=%s namespace=%s", kc.server,
+           gw_log_q(q, sizeof(q), kc.origin), kc.ns);
+    ctl_kube_conf_fini(&kc);
+    if (rc != GW_OK)
+        return rc;
+    ctx->identity = make_identity(cfg);
+    ctx->config_ns = gw_xstrdup(cfg->kube_config_ns != NULL && cfg->kube_config_ns[0] != '\0'
+                                    ? cfg->kube_config_ns
+                                    : ctl_kube_namespace(ctx->kube));
+    ctx->kevents = ctl_kevent_new(ctx->kube, ctx->metrics, ctx->identity);
+    ctl_kevent_enable(ctx->kevents, ctx->leading);
+    ctl_src_kube_opts so = {
+        .namespaces = cfg->kube_namespaces,
+        .pod_selector = cfg->kube_pod_selector,
+        .config_ns = ctx->config_ns,
+        .configmap = cfg->kube_configmap,
+        .configmap_key = cfg->kube_configmap_key,
+        .secret = cfg->kube_secret,
+        .secret_key = cfg->kube_secret_key,
+        .watch_timeout_ms = cfg->kube_watch_timeout_ms,
+        .backoff_initial_ms = cfg->kube_backoff_initial_ms,
+        .backoff_max_ms = cfg->kube_backoff_max_ms,
+    };
+    return ctl_src_kube_start(ctx->loop, ctx->kube, ctx->store, ctx->metrics, ctx->kevents, &so,
+                              &ctx->src_kube);
+}
+
 gw_err
 ctl_ctx_init(ctl_ctx *ctx, const ctl_cfg *cfg)
 {
@@ -112,6 +180,7 @@ ctl_ctx_init(ctl_ctx *ctx, const ctl_cfg *cfg)
     gw_err rc;
 
     ctx->cfg = cfg;
+    ctx->leading = !cfg->leader_elect;
     rc = ctl_cfg_discovery(cfg, &ctx->discovery, &why);
     if (rc != GW_OK) {
         gw_log(GW_LOG_ERR, "CTL-START-DISCOVERY", "msg=%s", gw_log_q(q, sizeof(q), why));
@@ -152,6 +221,8 @@ ctl_ctx_init(ctl_ctx *ctx, const ctl_cfg *cfg)
                    "msg=\"--llm-backend-endpoints is ignored with the file source\"");
         rc = ctl_src_file_start(ctx->loop, ctx->store, ctx->metrics, cfg->config, cfg->file_poll_ms,
                                 &ctx->src_file);
+    } else if (ctx->discovery == CTL_DISC_KUBERNETES) {
+        rc = start_kube(ctx);
     } else {
         if (cfg->config != NULL && cfg->config[0] != '\0')
             gw_log(GW_LOG_WARN, "CTL-START-IGNORED",
@@ -188,6 +259,15 @@ ctl_ctx_fini(ctl_ctx *ctx)
 {
     ctl_src_file_free(ctx->src_file);
     ctx->src_file = NULL;
+    ctl_src_kube_free(ctx->src_kube);
+    ctx->src_kube = NULL;
+    ctl_kevent_free(ctx->kevents);
+    ctx->kevents = NULL;
+    /* Last of the Kubernetes parts: cancels whatever request is in flight. */
+    ctl_kube_free(ctx->kube);
+    ctx->kube = NULL;
+    GW_FREE(ctx->identity);
+    GW_FREE(ctx->config_ns);
     ctl_http_free(ctx->http);
     ctx->http = NULL;
     ctl_publish_free(ctx->publish);
