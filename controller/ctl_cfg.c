@@ -112,6 +112,9 @@ const gw_cfg_opt ctl_cfg_opts[] = {
     GW_CFG_BOOL("manage-httproutes", "LLMGW_MANAGE_HTTPROUTES", ctl_cfg, manage_httproutes, false,
                 "Create and keep one HTTPRoute per model (<model>-router) attached to "
                 "--gateway-name, and delete it when the model's last pod is gone"),
+    GW_CFG_BOOL("httproute-status", "LLMGW_HTTPROUTE_STATUS", ctl_cfg, httproute_status, true,
+                "Write status.parents (Accepted, ResolvedRefs) on every HTTPRoute attached to "
+                "--gateway-name (needs the Gateway API CRDs)"),
     GW_CFG_STR("gateway-name", "LLMGW_GATEWAY_NAME", ctl_cfg, gateway_name, "llmgw",
                "Gateway that managed HTTPRoutes attach to, and whose routes get status"),
     GW_CFG_STR("gateway-namespace", "LLMGW_GATEWAY_NAMESPACE", ctl_cfg, gateway_namespace, "",

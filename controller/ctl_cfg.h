@@ -66,6 +66,7 @@ typedef struct ctl_cfg {
     uint64_t kube_backoff_max_ms;
     /* Kubernetes writers (ctl_httproute) */
     bool manage_httproutes;
+    bool httproute_status; /* status on routes attached to our Gateway */
     char *gateway_name;
     char *gateway_namespace;
     char *gateway_controller_name;

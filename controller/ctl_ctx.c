@@ -70,11 +70,50 @@ on_store_change(ctl_store *st, void *arg)
 }
 
 static void
+stop_now(void *arg)
+{
+    ctl_ctx *ctx = arg;
+
+    gw_loop_stop(ctx->loop);
+}
+
+static void
+on_stop_deadline(gw_loop *loop, void *arg)
+{
+    (void)loop;
+    gw_log(GW_LOG_WARN, "CTL-STOP-DEADLINE", "msg=\"the Lease release did not finish\"");
+    stop_now(arg);
+}
+
+/* SIGTERM/SIGINT: a leader first hands its Lease over (so a standby takes
+ * over at once, not a lease duration later), within one second. */
+static void
 on_stop_signal(gw_loop *loop, int signo, void *arg)
 {
-    (void)arg;
+    ctl_ctx *ctx = arg;
+    (void)loop;
+
     gw_log(GW_LOG_NOTICE, "CTL-STOP", "signal=%s", signo == SIGTERM ? "TERM" : "INT");
-    gw_loop_stop(loop);
+    if (ctx->leader == NULL || ctx->stop_timer != NULL) {
+        stop_now(ctx);
+        return;
+    }
+    ctx->stop_timer = gw_timer_new(ctx->loop, on_stop_deadline, ctx);
+    gw_timer_start(ctx->stop_timer, 1000);
+    ctl_leader_release(ctx->leader, stop_now, ctx);
+}
+
+/* Leadership changed: only the leader writes to Kubernetes and serves
+ * workers (DESIGN §3). */
+static void
+on_leader(void *arg, bool leading)
+{
+    ctl_ctx *ctx = arg;
+
+    ctx->standby = !leading;
+    ctl_publish_set_standby(ctx->publish, !leading);
+    ctl_kevent_enable(ctx->kevents, leading);
+    ctl_httproute_set_leading(ctx->routes, leading);
 }
 
 static void
@@ -140,7 +179,7 @@ start_kube(ctl_ctx *ctx)
                                     ? cfg->kube_config_ns
                                     : ctl_kube_namespace(ctx->kube));
     ctx->kevents = ctl_kevent_new(ctx->kube, ctx->metrics, ctx->identity);
-    ctl_kevent_enable(ctx->kevents, ctx->leading);
+    ctl_kevent_enable(ctx->kevents, !ctx->standby);
     ctl_src_kube_opts so = {
         .namespaces = cfg->kube_namespaces,
         .pod_selector = cfg->kube_pod_selector,
@@ -153,8 +192,44 @@ start_kube(ctl_ctx *ctx)
         .backoff_initial_ms = cfg->kube_backoff_initial_ms,
         .backoff_max_ms = cfg->kube_backoff_max_ms,
     };
-    return ctl_src_kube_start(ctx->loop, ctx->kube, ctx->store, ctx->metrics, ctx->kevents, &so,
-                              &ctx->src_kube);
+    rc = ctl_src_kube_start(ctx->loop, ctx->kube, ctx->store, ctx->metrics, ctx->kevents, &so,
+                            &ctx->src_kube);
+    if (rc != GW_OK)
+        return rc;
+    if (cfg->manage_httproutes || cfg->httproute_status) {
+        ctl_httproute_opts ro = {
+            .manage = cfg->manage_httproutes,
+            .namespaces = cfg->kube_namespaces,
+            .gateway_name = cfg->gateway_name,
+            .gateway_ns = cfg->gateway_namespace != NULL && cfg->gateway_namespace[0] != '\0'
+                              ? cfg->gateway_namespace
+                              : ctx->config_ns,
+            .controller_name = cfg->gateway_controller_name,
+            .request_timeout_ms = cfg->httproute_timeout_ms,
+            .watch_timeout_ms = cfg->kube_watch_timeout_ms,
+            .backoff_initial_ms = cfg->kube_backoff_initial_ms,
+            .backoff_max_ms = cfg->kube_backoff_max_ms,
+        };
+        rc = ctl_httproute_start(ctx->loop, ctx->kube, ctx->metrics, ctx->src_kube, &ro,
+                                 &ctx->routes);
+        if (rc != GW_OK)
+            return rc;
+        ctl_httproute_set_leading(ctx->routes, !ctx->standby);
+    }
+    if (cfg->leader_elect) {
+        ctl_leader_opts lo = {
+            .ns = ctx->config_ns,
+            .name = cfg->leader_elect_lease,
+            .identity = ctx->identity,
+            .lease_duration_ms = cfg->lease_duration_ms,
+            .renew_deadline_ms = cfg->renew_deadline_ms,
+            .retry_period_ms = cfg->retry_period_ms,
+        };
+        ctl_publish_set_standby(ctx->publish, true);
+        rc =
+            ctl_leader_start(ctx->loop, ctx->kube, ctx->metrics, &lo, on_leader, ctx, &ctx->leader);
+    }
+    return rc;
 }
 
 gw_err
@@ -180,7 +255,7 @@ ctl_ctx_init(ctl_ctx *ctx, const ctl_cfg *cfg)
     gw_err rc;
 
     ctx->cfg = cfg;
-    ctx->leading = !cfg->leader_elect;
+    ctx->standby = cfg->leader_elect;
     rc = ctl_cfg_discovery(cfg, &ctx->discovery, &why);
     if (rc != GW_OK) {
         gw_log(GW_LOG_ERR, "CTL-START-DISCOVERY", "msg=%s", gw_log_q(q, sizeof(q), why));
@@ -259,6 +334,12 @@ ctl_ctx_fini(ctl_ctx *ctx)
 {
     ctl_src_file_free(ctx->src_file);
     ctx->src_file = NULL;
+    ctl_leader_free(ctx->leader);
+    ctx->leader = NULL;
+    gw_timer_free(ctx->stop_timer);
+    ctx->stop_timer = NULL;
+    ctl_httproute_free(ctx->routes);
+    ctx->routes = NULL;
     ctl_src_kube_free(ctx->src_kube);
     ctx->src_kube = NULL;
     ctl_kevent_free(ctx->kevents);

@@ -14,8 +14,10 @@
 
 #include "ctl_cfg.h"
 #include "ctl_compile.h"
+#include "ctl_httproute.h"
 #include "ctl_kevent.h"
 #include "ctl_kube.h"
+#include "ctl_leader.h"
 #include "ctl_load.h"
 #include "ctl_metrics.h"
 #include "ctl_publish.h"
@@ -45,11 +47,15 @@ typedef struct ctl_ctx {
     ctl_kube *kube;         /* the API client */
     ctl_kevent *kevents;    /* Events on pods/ConfigMaps (leader only) */
     ctl_src_kube *src_kube; /* pods, ConfigMap, Secret */
+    ctl_httproute *routes;  /* managed HTTPRoutes and their status */
+    ctl_leader *leader;     /* NULL without --leader-elect */
+    gw_timer *stop_timer;   /* shutdown deadline while the Lease is released */
     char *identity;         /* this process in Events and the Lease */
     char *config_ns;        /* ConfigMap/Secret/Lease namespace */
-    /* Leadership: true without --leader-elect. A standby compiles but
-     * neither writes to Kubernetes nor publishes, and /readyz says 503. */
-    bool leading;
+    /* Leader election lost (or not decided yet): the process compiles but
+     * neither writes to Kubernetes nor publishes, and /readyz says 503.
+     * Always false without --leader-elect. */
+    bool standby;
 } ctl_ctx;
 
 /* Builds everything from <cfg> (validated; borrowed for the context's life):

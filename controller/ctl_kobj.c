@@ -57,6 +57,7 @@ ctl_kpod_fini(ctl_kpod *p)
     free(p->roleset);
     free(p->role);
     free(p->config);
+    free(p->service);
     for (uint32_t i = 0; i < p->n_labels; i++)
         free(p->labels[i]);
     free(p->labels);
@@ -199,6 +200,11 @@ ctl_kpod_parse(const json_t *pod, ctl_kpod *out, char **why)
         json_object_get(labels, "stormservice.orchestration.aibrix.ai/pod-group-index"));
     p.skipped = (nt != NULL && strcmp(nt, "worker") == 0) ||
                 (pgi != NULL && pgi[0] != '\0' && strcmp(pgi, "0") != 0);
+    const char *svc = json_string_value(json_object_get(labels, CTL_KOBJ_SERVICE_NAME));
+    if (svc == NULL || svc[0] == '\0')
+        svc = json_string_value(json_object_get(ann, CTL_KOBJ_SERVICE_NAME));
+    if (svc != NULL && svc[0] != '\0' && !take_str(svc, CTL_KOBJ_SERVICE_NAME, &p.service, why))
+        goto fail;
     const char *cfg = json_string_value(json_object_get(ann, CTL_KOBJ_ANN_CONFIG));
     if (cfg != NULL && cfg[0] != '\0')
         p.config = gw_xstrdup(cfg); /* the profile parser checks its size */

@@ -8,6 +8,8 @@
  *   metrics   label model.aibrix.ai/metric-port, default the port;
  *   engine    label model.aibrix.ai/engine, default "vllm";
  *   PD        labels roleset-name and role-name;
+ *   service   label or annotation model.aibrix.ai/service-name (the Service
+ *             managed HTTPRoutes point at; default derived from the model);
  *   routable  status.podIP set, condition Ready=True, no deletionTimestamp;
  *   draining  deletionTimestamp set: no new requests, in-flight ones finish;
  *   skipped   not an HTTP endpoint at all: Ray worker pods
@@ -33,6 +35,7 @@
 #define CTL_KOBJ_LABEL_MPORT    "model.aibrix.ai/metric-port"
 #define CTL_KOBJ_LABEL_ENGINE   "model.aibrix.ai/engine"
 #define CTL_KOBJ_ANN_CONFIG     "model.aibrix.ai/config"
+#define CTL_KOBJ_SERVICE_NAME   "model.aibrix.ai/service-name"
 #define CTL_KOBJ_LABEL_ROLESET  "roleset-name"
 #define CTL_KOBJ_LABEL_ROLE     "role-name"
 #define CTL_KOBJ_DEFAULT_PORT   8000
@@ -55,6 +58,7 @@ typedef struct ctl_kpod {
     bool terminating; /* deletionTimestamp set */
     bool skipped;     /* not an HTTP endpoint (Ray worker, pod group index > 0) */
     char *config;     /* the model.aibrix.ai/config annotation text */
+    char *service;    /* model.aibrix.ai/service-name label or annotation; NULL = none */
     uint32_t n_labels;
     char **labels; /* "key=value", sorted by key, at most PM_MAX_LABELS */
 } ctl_kpod;
