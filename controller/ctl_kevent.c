@@ -130,11 +130,17 @@ ctl_kevent_emit(ctl_kevent *ev, const json_t *obj, const char *type, const char 
         return;
     }
     e = ctl_kevent_build(obj, type, reason, message, ev->instance, gw_wall_ms());
-    if (e == NULL)
+    if (e == NULL) {
+        /* Every field is a string we checked or made: a broken invariant. */
+        gw_log(GW_LOG_ALERT, "CTL-KUBE-EVENT-BUILD", "object=%s", gw_log_q(q, sizeof(q), name));
         return;
+    }
     path = ctl_strf("/api/v1/namespaces/%s/events", ns != NULL ? ns : "default");
     if (ctl_kube_request(ev->kube, "POST", path, NULL, e, on_written, ev, NULL) == GW_OK)
         ev->inflight++;
+    else
+        gw_log_ratelimited(GW_LOG_WARN, 1, "CTL-KUBE-EVENT-FAIL", "object=%s msg=\"not sent\"",
+                           gw_log_q(q, sizeof(q), name));
     free(path);
     json_decref(e);
 }

@@ -544,6 +544,7 @@ struct ctl_kube_req {
     bool in_cb;    /* inside on_line: cancel must wait for curl */
     bool too_big;  /* over a cap */
     bool bad_line; /* a stream line that is not JSON */
+    bool deferred; /* started from a line callback: added by the defer timer */
     ctl_kube_line_fn on_line;
     ctl_kube_done_fn cb;
     void *arg;
@@ -572,6 +573,11 @@ struct ctl_kube {
     bool token_stale; /* a 401 came back: re-read the file */
     bool warned_plain;
     ctl_kube_req *reqs;
+    /* libcurl refuses multi calls from inside its callbacks
+     * (CURLM_RECURSIVE_API_CALL): requests started from a line callback
+     * wait for this zero-delay timer. */
+    unsigned in_write;
+    gw_timer *defer;
 };
 
 const char *
@@ -669,7 +675,9 @@ feed_lines(ctl_kube_req *r)
                 return false;
             }
             r->in_cb = true;
+            r->k->in_write++;
             r->on_line(ev, r->arg);
+            r->k->in_write--;
             r->in_cb = false;
             json_decref(ev);
             if (r->cancelled)
@@ -761,6 +769,32 @@ on_done(CURL *easy, CURLcode cc, void *arg)
     req_free(r);
 }
 
+/* Adds the requests started from inside a curl callback. One that curl
+ * refuses now completes with GW_EIO, as if its transfer had failed. */
+static void
+on_defer(gw_loop *loop, void *arg)
+{
+    ctl_kube *k = arg;
+    (void)loop;
+
+    for (bool again = true; again;) {
+        again = false;
+        for (ctl_kube_req *r = k->reqs; r != NULL; r = r->next) {
+            if (!r->deferred)
+                continue;
+            r->deferred = false;
+            if (gw_curlm_add(k->curlm, r->easy) != GW_OK) {
+                ctl_kube_resp resp = {.err = GW_EIO};
+                req_unlink(r);
+                r->cb(&resp, r->arg);
+                req_free(r);
+                again = true; /* the list changed under us */
+                break;
+            }
+        }
+    }
+}
+
 gw_err
 ctl_kube_new(gw_loop *loop, const ctl_kube_conf *conf, const ctl_kube_opts *o, ctl_metrics *metrics,
              ctl_kube **out)
@@ -779,6 +813,7 @@ ctl_kube_new(gw_loop *loop, const ctl_kube_conf *conf, const ctl_kube_opts *o, c
     k->timeout_ms = o->request_timeout_ms;
     k->user_agent = gw_xstrdup(o->user_agent != NULL ? o->user_agent : "llmgw-controller");
     k->token = ctl_dup_opt(conf->token);
+    k->defer = gw_timer_new(loop, on_defer, k);
     rc = gw_curlm_new(loop, on_done, k, 0, MAX_IDLE_CONNS, &k->curlm);
     if (rc != GW_OK) {
         ctl_kube_free(k);
@@ -797,9 +832,11 @@ ctl_kube_free(ctl_kube *k)
     while (k->reqs != NULL) {
         ctl_kube_req *r = k->reqs;
         req_unlink(r);
-        gw_curlm_remove(k->curlm, r->easy);
+        if (!r->deferred)
+            gw_curlm_remove(k->curlm, r->easy);
         req_free(r);
     }
+    gw_timer_free(k->defer);
     gw_curlm_free(k->curlm);
     ctl_kube_conf_fini(&k->conf);
     free(k->user_agent);
@@ -923,7 +960,10 @@ start(ctl_kube *k, const char *method, const char *path, const char *content_typ
     }
     r->hdrs = make_headers(k, body != NULL ? content_type : NULL);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
-    if (gw_curlm_add(k->curlm, e) != GW_OK) {
+    if (k->in_write > 0) {
+        r->deferred = true;
+        gw_timer_start(k->defer, 0);
+    } else if (gw_curlm_add(k->curlm, e) != GW_OK) {
         req_free(r);
         return GW_EIO;
     }
@@ -960,6 +1000,7 @@ ctl_kube_cancel(ctl_kube_req *r)
     if (r->in_cb)
         return; /* the write callback stops the transfer; on_done frees it */
     req_unlink(r);
-    gw_curlm_remove(r->k->curlm, r->easy);
+    if (!r->deferred)
+        gw_curlm_remove(r->k->curlm, r->easy);
     req_free(r);
 }

@@ -1022,6 +1022,9 @@ def kubelet_loop():
                 if obj is not None and obj["metadata"]["uid"] == uid and \
                         not obj["metadata"].get("finalizers"):
                     STORE._write(res, "DELETED", copy.deepcopy(obj), obj)
+                if ARGS.verbose:
+                    sys.stderr.write("kubeapi: kubelet: %s/%s grace over (%s)\n" % (
+                        ns, name, "deleted" if obj is not None else "already gone"))
             wait = STORE.kubelet[0][0] - now if STORE.kubelet else 1.0
             STORE.cond.wait(max(0.01, min(wait, 1.0)))
 
