@@ -1237,6 +1237,17 @@ class Handler(BaseHTTPRequestHandler):
         q = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         body = self.read_body() if method in ("POST", "PUT", "PATCH", "DELETE") else b""
         user = None
+        # Logged when it starts (an open watch shows with code 0 until it
+        # ends), completed in the finally clause.
+        entry = {"method": method, "path": path, "query": q,
+                 "contentType": self.headers.get("Content-Type") or "",
+                 "userAgent": self.headers.get("User-Agent") or "", "user": None, "code": 0,
+                 "body": body.decode("utf-8", "replace")[:4096] if method != "GET" else ""}
+        if not path.startswith("/_test"):
+            with CONTROL_LOCK:
+                REQUEST_SEQ[0] += 1
+                entry["seq"] = REQUEST_SEQ[0]
+                REQUEST_LOG.append(entry)
         try:
             ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             if body and "protobuf" in ctype:
@@ -1294,13 +1305,8 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         finally:
             with CONTROL_LOCK:
-                REQUEST_SEQ[0] += 1
-                REQUEST_LOG.append({
-                    "seq": REQUEST_SEQ[0], "method": method, "path": path, "query": q,
-                    "contentType": self.headers.get("Content-Type") or "",
-                    "userAgent": self.headers.get("User-Agent") or "",
-                    "user": user, "code": self.status_sent,
-                    "body": body.decode("utf-8", "replace")[:4096] if method != "GET" else ""})
+                entry["user"] = user
+                entry["code"] = self.status_sent
 
     def control(self, method, path, q, body):
         """Test hooks (no auth): see README.md, "Test control"."""
