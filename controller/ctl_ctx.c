@@ -156,9 +156,8 @@ start_kube(ctl_ctx *ctx)
 {
     const ctl_cfg *cfg = ctx->cfg;
     ctl_kube_conf kc = {0};
-    ctl_kube_opts ko = {.request_timeout_ms = cfg->kube_request_timeout_ms,
-                        .user_agent = "llmgw-controller/" GW_VERSION};
-    char *why = NULL;
+    ctl_kube_opts ko = {.request_timeout_ms = cfg->kube_request_timeout_ms};
+    char *why = NULL, *ua;
     char q[512];
     gw_err rc;
 
@@ -168,13 +167,17 @@ start_kube(ctl_ctx *ctx)
         free(why);
         return rc;
     }
+    /* The identity in the User-Agent tells replicas apart in audit logs. */
+    ctx->identity = make_identity(cfg);
+    ua = ctl_strf("llmgw-controller/%s (%s)", GW_VERSION, ctx->identity);
+    ko.user_agent = ua;
     rc = ctl_kube_new(ctx->loop, &kc, &ko, ctx->metrics, &ctx->kube);
+    free(ua);
     gw_log(GW_LOG_NOTICE, "CTL-KUBE-CONFIG", "server=%s origin=%s namespace=%s", kc.server,
            gw_log_q(q, sizeof(q), kc.origin), kc.ns);
     ctl_kube_conf_fini(&kc);
     if (rc != GW_OK)
         return rc;
-    ctx->identity = make_identity(cfg);
     ctx->config_ns = gw_xstrdup(cfg->kube_config_ns != NULL && cfg->kube_config_ns[0] != '\0'
                                     ? cfg->kube_config_ns
                                     : ctl_kube_namespace(ctx->kube));
