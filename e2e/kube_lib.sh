@@ -97,4 +97,14 @@ start_kube_controller() {
 }
 
 # kube_requests [SINCE]: the double's request log.
-kube_requests() { curl -s "$KUBEAPI/_test/requests?since=${1:-0}"; }
+kube_requests() { curl -sk "$KUBEAPI/_test/requests?since=${1:-0}"; }
+
+# new_controller NAME ARGS...: another controller on fresh ports; sets
+# NEW_HTTP to its admin port and leaves CTL_* (the first controller's) alone.
+new_controller() {
+    local saved=("$CTL_PUB" "$CTL_REP" "$CTL_PULL" "$CTL_HTTP")
+    unset CTL_PUB CTL_REP CTL_PULL CTL_HTTP
+    start_controller "$@"
+    NEW_HTTP=$CTL_HTTP
+    CTL_PUB=${saved[0]} CTL_REP=${saved[1]} CTL_PULL=${saved[2]} CTL_HTTP=${saved[3]}
+}
