@@ -140,7 +140,8 @@ ctl_kpod_parse(const json_t *pod, ctl_kpod *out, char **why)
         *why = gw_xstrdup("not an object with metadata");
         return GW_EINVAL;
     }
-    if (ctl_kobj_name(pod) == NULL || ctl_kobj_ns(pod) == NULL) {
+    if (ctl_kobj_name(pod) == NULL || ctl_kobj_ns(pod) == NULL || ctl_kobj_name(pod)[0] == '\0' ||
+        ctl_kobj_ns(pod)[0] == '\0') {
         *why = gw_xstrdup("metadata.name and metadata.namespace are required");
         return GW_EINVAL;
     }
