@@ -108,3 +108,21 @@ new_controller() {
     NEW_HTTP=$CTL_HTTP
     CTL_PUB=${saved[0]} CTL_REP=${saved[1]} CTL_PULL=${saved[2]} CTL_HTTP=${saved[3]}
 }
+
+# make_pki DIR: a CA, a server certificate for 127.0.0.1 (srv.*), a client
+# certificate CN=llmgw-controller (cli.*) and an unrelated CA (other.*).
+make_pki() {
+    local d=$1
+    command -v openssl >/dev/null || { echo "$E2E_NAME: openssl is required"; exit 1; }
+    mkdir -p "$d"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$d/srv.key" -out "$d/srv.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\n' >"$d/ext"
+    openssl x509 -req -in "$d/srv.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+        -extfile "$d/ext" -out "$d/srv.crt" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj /CN=llmgw-controller -keyout "$d/cli.key" -out "$d/cli.csr" 2>/dev/null
+    openssl x509 -req -in "$d/cli.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+        -out "$d/cli.crt" 2>/dev/null
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other-ca -keyout "$d/other.key" \
+        -out "$d/other.crt" 2>/dev/null
+}

@@ -7,17 +7,8 @@
 # does not verify is refused.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/../kube_lib.sh"
-command -v openssl >/dev/null || { echo "kube_auth: openssl is required"; exit 1; }
-
 d=$E2E_DIR/pki
-mkdir -p "$d"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$d/srv.key" -out "$d/srv.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' >"$d/ext"
-openssl x509 -req -in "$d/srv.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 2 -extfile "$d/ext" -out "$d/srv.crt" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj /CN=llmgw-controller -keyout "$d/cli.key" -out "$d/cli.csr" 2>/dev/null
-openssl x509 -req -in "$d/cli.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 2 -out "$d/cli.crt" 2>/dev/null
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other-ca -keyout "$d/other.key" -out "$d/other.crt" 2>/dev/null
+make_pki "$d"
 
 start_kubeapi api --tls-cert "$d/srv.crt" --tls-key "$d/srv.key" --kubeconfig-ca "$d/ca.crt" \
     --token admin-token --token sa-token-1 --client-ca "$d/ca.crt" --bookmark-interval 0.5

@@ -106,7 +106,7 @@ ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "up
 
 class Res:
     def __init__(self, group, version, plural, kind, singular, namespaced, short=(), status=False,
-                 crd=False, categories=(), fields=()):
+                 crd=False, categories=(), fields=(), gen=False):
         self.group = group
         self.version = version
         self.plural = plural
@@ -118,6 +118,7 @@ class Res:
         self.crd = crd  # custom resource: no strategic merge, rv required on update
         self.categories = list(categories)
         self.fields = set(["metadata.name", "metadata.namespace"]) | set(fields)
+        self.gen = gen
 
     @property
     def gv(self):
@@ -131,9 +132,9 @@ class Res:
         return self.plural + ("." + self.group if self.group else "")
 
     def tracks_generation(self):
-        # Custom resources always carry metadata.generation; built-ins here
-        # that do (Deployments...) are not served.
-        return self.crd
+        # Custom resources always carry metadata.generation, and so do the
+        # built-in workload types.
+        return self.crd or self.gen
 
 
 POD_FIELDS = ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
@@ -155,6 +156,16 @@ RESOURCES = [
     Res("", "v1", "secrets", "Secret", "secret", True, fields=("type",)),
     Res("", "v1", "events", "Event", "event", True, ["ev"], fields=EVENT_FIELDS),
     Res("coordination.k8s.io", "v1", "leases", "Lease", "lease", True),
+    Res("", "v1", "serviceaccounts", "ServiceAccount", "serviceaccount", True, ["sa"]),
+    Res("apps", "v1", "deployments", "Deployment", "deployment", True, ["deploy"], status=True,
+        categories=["all"], gen=True),
+    Res("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", "clusterrole", False),
+    Res("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding",
+        "clusterrolebinding", False),
+    Res("rbac.authorization.k8s.io", "v1", "roles", "Role", "role", True),
+    Res("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", "rolebinding", True),
+    Res("gateway.networking.k8s.io", "v1", "gatewayclasses", "GatewayClass", "gatewayclass", False,
+        ["gc"], status=True, crd=True),
     Res("gateway.networking.k8s.io", "v1", "gateways", "Gateway", "gateway", True, ["gtw"],
         status=True, crd=True),
     Res("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute", "httproute", True,
@@ -170,6 +181,7 @@ NAMESPACES = RES_BY_GV["v1"]["namespaces"]
 # survive a write; anything else is dropped silently.
 CRD_STATUS_FIELDS = {
     ("gateway.networking.k8s.io", "httproutes"): {"parents"},
+    ("gateway.networking.k8s.io", "gatewayclasses"): {"conditions", "supportedFeatures"},
     ("gateway.networking.k8s.io", "gateways"): {"addresses", "conditions", "listeners"},
 }
 
@@ -1148,6 +1160,81 @@ def bump(res, ns, name):
 
 
 # --------------------------------------------------------------------------
+# Authorization: RBAC for service-account users (--token-user), evaluated
+# against the Roles, ClusterRoles and bindings stored in the double itself,
+# so applying a manifest's RBAC and running a client with its token checks
+# that the rules are enough (and that anything else is refused).
+# --------------------------------------------------------------------------
+
+TOKEN_USERS = {}  # token -> user name ("system:serviceaccount:<ns>:<name>")
+
+
+def rule_allows(rule, verb, group, resource, name):
+    def has(field, value):
+        vals = rule.get(field) or []
+        return "*" in vals or value in vals
+    if not has("verbs", verb) or not has("apiGroups", group) or not has("resources", resource):
+        return False
+    names = rule.get("resourceNames") or []
+    return not names or (name is not None and name in names)
+
+
+def rbac_allows(user, verb, group, resource, ns, name):
+    """The RBAC authorizer: some binding of <user> grants the request."""
+    if not user.startswith("system:serviceaccount:"):
+        return True
+    sa_ns, sa_name = user.split(":")[2:4]
+
+    def subject_ok(b):
+        return any(sj.get("kind") == "ServiceAccount" and sj.get("name") == sa_name and
+                   (sj.get("namespace") or b["metadata"].get("namespace")) == sa_ns
+                   for sj in b.get("subjects") or [])
+
+    def role_rules(ref, ns):
+        if ref.get("kind") == "ClusterRole":
+            r = STORE.objs[("rbac.authorization.k8s.io", "clusterroles")].get(
+                (None, ref.get("name")))
+        else:
+            r = STORE.objs[("rbac.authorization.k8s.io", "roles")].get((ns, ref.get("name")))
+        return (r or {}).get("rules") or []
+
+    with STORE.cond:
+        for b in STORE.objs[("rbac.authorization.k8s.io", "clusterrolebindings")].values():
+            if subject_ok(b) and any(rule_allows(r, verb, group, resource, name)
+                                     for r in role_rules(b.get("roleRef") or {}, None)):
+                return True
+        if ns is not None:
+            for (bns, _), b in STORE.objs[("rbac.authorization.k8s.io", "rolebindings")].items():
+                if bns == ns and subject_ok(b) and any(
+                        rule_allows(r, verb, group, resource, name)
+                        for r in role_rules(b.get("roleRef") or {}, ns)):
+                    return True
+    return False
+
+
+def authorize(user, method, q, target):
+    res, ns, name, sub, watch_path = target
+    if method == "GET":
+        verb = "get" if name is not None and not watch_path else (
+            "watch" if watch_path or q.get("watch") in ("true", "1") else "list")
+    else:
+        verb = {"POST": "create", "PUT": "update", "PATCH": "patch",
+                "DELETE": "delete" if name is not None else "deletecollection"}[method]
+    if name is None:
+        # list/watch restricted to one object by a metadata.name field
+        # selector are authorized against that name (resourceNames).
+        m = re.search(r"(?:^|,)metadata\.name==?([^,]+)", q.get("fieldSelector") or "")
+        name = m.group(1) if m else None
+    resource = res.plural + ("/" + sub if sub else "")
+    if rbac_allows(user, verb, res.group, resource, ns, name):
+        return
+    scope = 'in the namespace "%s"' % ns if ns else "at the cluster scope"
+    raise ApiError(403, "Forbidden", '%s is forbidden: User "%s" cannot %s resource "%s" in API '
+                   'group "%s" %s' % (res.qualified(), user, verb, resource, res.group, scope),
+                   {"kind": res.plural, "group": res.group})
+
+
+# --------------------------------------------------------------------------
 # HTTP.
 # --------------------------------------------------------------------------
 
@@ -1194,6 +1281,8 @@ class Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization") or ""
         if auth.startswith("Bearer "):
             with CONTROL_LOCK:
+                if auth[7:] in TOKEN_USERS:
+                    return TOKEN_USERS[auth[7:]]
                 if auth[7:] in TOKENS:
                     return "token"
         cert = getattr(self.connection, "getpeercert", None)
@@ -1208,7 +1297,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def auth_required(self):
         with CONTROL_LOCK:
-            return bool(TOKENS) or bool(ARGS.client_ca)
+            return bool(TOKENS) or bool(TOKEN_USERS) or bool(ARGS.client_ca)
 
     # -- dispatch --
 
@@ -1269,6 +1358,7 @@ class Handler(BaseHTTPRequestHandler):
             user = self.user()
             if user is None and self.auth_required():
                 raise ApiError(401, "Unauthorized", "Unauthorized")
+            self.request_user = user or "anonymous"
             fault = take_fault(method, path)
             if fault is not None:
                 action = fault.get("action", "error")
@@ -1422,6 +1512,7 @@ class Handler(BaseHTTPRequestHandler):
         target = self.route(method, path)
         if target is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        authorize(self.request_user, method, q, target)
         res, ns, name, sub, watch_path = target
         dry = q.get("dryRun") == "All"
         if method == "GET" and name is None:
@@ -1714,6 +1805,9 @@ def main():
                    help="watches without timeoutSeconds last this times [1, 2) seconds")
     p.add_argument("--token", action="append", default=[],
                    help="accepted bearer token (repeatable); none = no authentication")
+    p.add_argument("--token-user", action="append", default=[],
+                   help="TOKEN=system:serviceaccount:NS:NAME: a token whose requests RBAC "
+                        "authorizes (repeatable)")
     p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--tls-key", help="key of --tls-cert")
     p.add_argument("--client-ca", help="accept client certificates signed by this CA")
@@ -1727,6 +1821,9 @@ def main():
     ARGS = p.parse_args()
     STORE = Store(max(1, ARGS.history))
     TOKENS.update(ARGS.token)
+    for tu in ARGS.token_user:
+        tok, _, user = tu.partition("=")
+        TOKEN_USERS[tok] = user
     if ARGS.kubeconfig and ARGS.kubeconfig_token is None and ARGS.token:
         ARGS.kubeconfig_token = ARGS.token[0]
 
