@@ -494,7 +494,8 @@ rebuild(ctl_src_kube *s)
         ctl_model_fini(&s->models[i].last_good);
     }
     free(s->models);
-    qsort(ms_new, n_ms, sizeof(*ms_new), cmp_model_state);
+    if (n_ms > 1)
+        qsort(ms_new, n_ms, sizeof(*ms_new), cmp_model_state);
     s->models = ms_new;
     s->n_models = n_ms;
     if (set->n_models > 1)

@@ -121,11 +121,16 @@ YAML
 within_ms "the Service appears: ResolvedRefs turns True despite two conflicts" 2000 is_eq True \
     cj '{.status.parents[?(@.controllerName=="llmgw.io/gateway-controller")].conditions[?(@.type=="ResolvedRefs")].status}'
 expect_eq "the other controller's entry is kept" "$(cj '{.status.parents[?(@.controllerName=="example.com/other")].conditions[0].message}')" theirs
-seq=$(kube_requests | jq -r '[.[] | select((.path|test("/httproutes/custom(/status)?$")) and (.userAgent|test("llmgw")))] | .[-5:] | map(.method+":"+(.code|tostring)) | join(" ")')
-expect_eq "each conflict was retried on a fresh read" "$seq" "PUT:409 GET:200 PUT:409 GET:200 PUT:200"
-expect_eq "conflicts are counted" "$(metric "$CTL" 'llmgw_controller_kube_writes_total{kind="httproute_status",result="conflict"}')" 2
+# Every 409 the controller met was followed by a fresh read (a GET of the
+# route) before its next write. Besides the two injected conflicts there may
+# be a genuine one: a pass that starts from a watch cache that has not yet
+# seen our own last write; the same rule resolves it.
+ctl_seq=$(kube_requests | jq -r '[.[] | select((.path|test("/httproutes/custom(/status)?$")) and (.userAgent|test("llmgw")))] | map(.method+":"+(.code|tostring)) | join(" ")')
+expect_true "each conflict was retried on a fresh read ($ctl_seq)" \
+    bash -c "! grep -qE 'PUT:409 PUT' <<<'$ctl_seq' && grep -qE 'PUT:409 GET:200 PUT:409 GET:200 PUT:200' <<<'$ctl_seq'"
 n409=$(kube_requests | jq '[.[] | select(.method=="PUT" and (.path|test("custom/status$")) and .code==409)] | length')
-expect_eq "the double answered exactly two 409s" "$n409" 2
+expect_true "the double answered the two injected 409s ($n409 in all)" test "$n409" -ge 2
+expect_eq "conflicts are counted" "$(metric "$CTL" 'llmgw_controller_kube_writes_total{kind="httproute_status",result="conflict"}')" "$n409"
 kc patch $C --type=merge -p '{"spec":{"parentRefs":[{"name":"other-gw"}]}}' >/dev/null
 within_ms "a route detached from our Gateway loses our entry" 1000 is_eq "example.com/other" cj '{.status.parents[*].controllerName}'
 
