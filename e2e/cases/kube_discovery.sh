@@ -58,7 +58,8 @@ eventually "after its grace period the pod is gone from the snapshot" 5 is_eq ab
 # ---- deleted ----
 kc delete pod p2 --grace-period=0 --force >/dev/null 2>&1
 within_ms "the last pod deleted: the model is gone" 1000 is_eq 0 snap_jq '.models | length'
-expect_eq "requests for it are refused as an unknown model" "$(chat '{"model":"mock-model","messages":[{"role":"user","content":"x"}]}')" 404
+chat_code() { chat '{"model":"mock-model","messages":[{"role":"user","content":"x"}]}'; }
+within_ms "the worker refuses it as an unknown model" 1000 is_eq 404 chat_code
 
 # ---- gateway settings from a ConfigMap, live ----
 cm() {

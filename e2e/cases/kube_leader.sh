@@ -58,7 +58,7 @@ spawn svc python3 "$E2E_SRC/e2e/tools/svc_proxy.py" --ready "http://127.0.0.1:$A
     --map "$S_PULL=$A_PULL,$B_PULL"
 sleep 0.5
 CTL_PUB=tcp://127.0.0.1:$S_PUB CTL_REP=tcp://127.0.0.1:$S_REP CTL_PULL=tcp://127.0.0.1:$S_PULL start_worker w1 "$W"
-expect_eq "the worker routes through the leader's snapshot" "$(served_by 12 mock-model)" "p1 p2"
+expect_eq "the worker routes through the leader's snapshot" "$(served_by 20 mock-model)" "p1 p2"
 
 # ---- the leader dies under traffic ----
 : >"$E2E_DIR/codes"
