@@ -5,9 +5,11 @@
  *
  * Discovery (--llm-backend-discovery): "" = auto, meaning `file` when
  * --config is set, else `endpoints` when --llm-backend-endpoints is set, else
- * `redis` (Llumnix's documented default). `file` and `endpoints` are
- * available; `redis`, `etcd` and `kubernetes` are refused with a clear
- * "not available yet" message until their milestone lands.
+ * `kubernetes` when --kubeconfig (or KUBECONFIG) is set or the process runs in
+ * a pod (KUBERNETES_SERVICE_HOST), else `redis` (Llumnix's documented
+ * default). `file`, `endpoints` and `kubernetes` are available; `redis` and
+ * `etcd` are refused with a clear "not available yet" message until their
+ * milestone lands. --manage-httproutes and --leader-elect need `kubernetes`.
  *
  * Validation also loads the --config file or parses the endpoint list, so
  * `--check-config` checks the discovery input too. The struct is filled once
@@ -47,11 +49,41 @@ typedef struct ctl_cfg {
     uint64_t adapter_refresh_ms; /* 0 = LoRA adapter discovery off */
     char *engine_api_key;        /* secret: Bearer token for engines' /v1/models */
     char *log_level;
+    /* kubernetes source (ctl_kube, ctl_src_kube) */
+    char *kubeconfig;        /* --kubeconfig (KUBECONFIG); NULL/"" = in-cluster or ~/.kube */
+    char *kube_context;      /* "" = current-context */
+    char *kube_sa_dir;       /* service-account mount (in-cluster) */
+    char *kube_namespaces;   /* "" = all namespaces */
+    char *kube_pod_selector; /* label selector of model pods */
+    char *kube_config_ns;    /* ConfigMap/Secret/Lease namespace; "" = the controller's */
+    char *kube_configmap;    /* "" = none */
+    char *kube_configmap_key;
+    char *kube_secret; /* "" = none */
+    char *kube_secret_key;
+    uint64_t kube_request_timeout_ms;
+    uint64_t kube_watch_timeout_ms;
+    uint64_t kube_backoff_initial_ms;
+    uint64_t kube_backoff_max_ms;
+    /* Kubernetes writers (ctl_httproute) */
+    bool manage_httproutes;
+    bool httproute_status; /* status on routes attached to our Gateway */
+    char *gateway_name;
+    char *gateway_namespace;
+    char *gateway_controller_name;
+    uint64_t httproute_timeout_ms;
+    /* leader election (ctl_leader) */
+    bool leader_elect;
+    char *leader_elect_lease;
+    char *leader_elect_identity; /* "" = $POD_NAME or hostname, plus a random suffix */
+    uint64_t lease_duration_ms;
+    uint64_t renew_deadline_ms;
+    uint64_t retry_period_ms;
 } ctl_cfg;
 
 typedef enum ctl_discovery {
     CTL_DISC_FILE = 1,
     CTL_DISC_ENDPOINTS,
+    CTL_DISC_KUBERNETES,
 } ctl_discovery;
 
 /* The option table (read-only). */
@@ -64,7 +96,7 @@ void ctl_cfg_validate(const void *cfg, gw_cfg_errs *errs);
  * the fix when the mode is unknown, not available yet, or lacks its input. */
 GW_MUST_CHECK gw_err ctl_cfg_discovery(const ctl_cfg *cfg, ctl_discovery *out, char **why);
 
-/* Static name of <d> ("file", "endpoints"). */
+/* Static name of <d> ("file", "endpoints", "kubernetes"). */
 const char *ctl_discovery_name(ctl_discovery d);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "ctl_http.h"
 #include "ctl_src_endpoints.h"
+#include "ctl_util.h"
 #include "gw/gw_log.h"
 #include "gw/gw_mem.h"
 
@@ -69,11 +70,50 @@ on_store_change(ctl_store *st, void *arg)
 }
 
 static void
+stop_now(void *arg)
+{
+    ctl_ctx *ctx = arg;
+
+    gw_loop_stop(ctx->loop);
+}
+
+static void
+on_stop_deadline(gw_loop *loop, void *arg)
+{
+    (void)loop;
+    gw_log(GW_LOG_WARN, "CTL-STOP-DEADLINE", "msg=\"the Lease release did not finish\"");
+    stop_now(arg);
+}
+
+/* SIGTERM/SIGINT: a leader first hands its Lease over (so a standby takes
+ * over at once, not a lease duration later), within one second. */
+static void
 on_stop_signal(gw_loop *loop, int signo, void *arg)
 {
-    (void)arg;
+    ctl_ctx *ctx = arg;
+    (void)loop;
+
     gw_log(GW_LOG_NOTICE, "CTL-STOP", "signal=%s", signo == SIGTERM ? "TERM" : "INT");
-    gw_loop_stop(loop);
+    if (ctx->leader == NULL || ctx->stop_timer != NULL) {
+        stop_now(ctx);
+        return;
+    }
+    ctx->stop_timer = gw_timer_new(ctx->loop, on_stop_deadline, ctx);
+    gw_timer_start(ctx->stop_timer, 1000);
+    ctl_leader_release(ctx->leader, stop_now, ctx);
+}
+
+/* Leadership changed: only the leader writes to Kubernetes and serves
+ * workers (DESIGN §3). */
+static void
+on_leader(void *arg, bool leading)
+{
+    ctl_ctx *ctx = arg;
+
+    ctx->standby = !leading;
+    ctl_publish_set_standby(ctx->publish, !leading);
+    ctl_kevent_enable(ctx->kevents, leading);
+    ctl_httproute_set_leading(ctx->routes, leading);
 }
 
 static void
@@ -87,6 +127,112 @@ on_hup(gw_loop *loop, int signo, void *arg)
         gw_log(GW_LOG_NOTICE, "CTL-RELOAD", "msg=\"SIGHUP: re-reading the config file\"");
         ctl_src_file_reload(ctx->src_file);
     }
+}
+
+/* This process's name in Events and the Lease: the flag, else $POD_NAME or
+ * the host name with a random suffix (two processes on one host differ). */
+static char *
+make_identity(const ctl_cfg *cfg)
+{
+    const char *pod = getenv("POD_NAME");
+    char host[256] = "llmgw-controller";
+    uint32_t r = 0;
+
+    if (cfg->leader_elect_identity != NULL && cfg->leader_elect_identity[0] != '\0')
+        return gw_xstrdup(cfg->leader_elect_identity);
+    if (pod != NULL && pod[0] != '\0')
+        gw_strlcpy(host, pod, sizeof(host));
+    else if (gethostname(host, sizeof(host) - 1) != 0)
+        gw_strlcpy(host, "llmgw-controller", sizeof(host));
+    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+        r = (uint32_t)gw_now_us();
+    return ctl_strf("%s_%08x", host, (unsigned)r);
+}
+
+/* The kubernetes source: the API client, the Event recorder and the
+ * watches. */
+static gw_err
+start_kube(ctl_ctx *ctx)
+{
+    const ctl_cfg *cfg = ctx->cfg;
+    ctl_kube_conf kc = {0};
+    ctl_kube_opts ko = {.request_timeout_ms = cfg->kube_request_timeout_ms};
+    char *why = NULL, *ua;
+    char q[512];
+    gw_err rc;
+
+    rc = ctl_kube_conf_load(cfg->kubeconfig, cfg->kube_context, cfg->kube_sa_dir, &kc, &why);
+    if (rc != GW_OK) {
+        gw_log(GW_LOG_ERR, "CTL-KUBE-CONFIG", "msg=%s", gw_log_q(q, sizeof(q), why));
+        free(why);
+        return rc;
+    }
+    /* The identity in the User-Agent tells replicas apart in audit logs. */
+    ctx->identity = make_identity(cfg);
+    ua = ctl_strf("llmgw-controller/%s (%s)", GW_VERSION, ctx->identity);
+    ko.user_agent = ua;
+    rc = ctl_kube_new(ctx->loop, &kc, &ko, ctx->metrics, &ctx->kube);
+    free(ua);
+    gw_log(GW_LOG_NOTICE, "CTL-KUBE-CONFIG", "server=%s origin=%s namespace=%s", kc.server,
+           gw_log_q(q, sizeof(q), kc.origin), kc.ns);
+    ctl_kube_conf_fini(&kc);
+    if (rc != GW_OK)
+        return rc;
+    ctx->config_ns = gw_xstrdup(cfg->kube_config_ns != NULL && cfg->kube_config_ns[0] != '\0'
+                                    ? cfg->kube_config_ns
+                                    : ctl_kube_namespace(ctx->kube));
+    ctx->kevents = ctl_kevent_new(ctx->kube, ctx->metrics, ctx->identity);
+    ctl_kevent_enable(ctx->kevents, !ctx->standby);
+    ctl_src_kube_opts so = {
+        .namespaces = cfg->kube_namespaces,
+        .pod_selector = cfg->kube_pod_selector,
+        .config_ns = ctx->config_ns,
+        .configmap = cfg->kube_configmap,
+        .configmap_key = cfg->kube_configmap_key,
+        .secret = cfg->kube_secret,
+        .secret_key = cfg->kube_secret_key,
+        .watch_timeout_ms = cfg->kube_watch_timeout_ms,
+        .backoff_initial_ms = cfg->kube_backoff_initial_ms,
+        .backoff_max_ms = cfg->kube_backoff_max_ms,
+    };
+    rc = ctl_src_kube_start(ctx->loop, ctx->kube, ctx->store, ctx->metrics, ctx->kevents, &so,
+                            &ctx->src_kube);
+    if (rc != GW_OK)
+        return rc;
+    if (cfg->manage_httproutes || cfg->httproute_status) {
+        ctl_httproute_opts ro = {
+            .manage = cfg->manage_httproutes,
+            .namespaces = cfg->kube_namespaces,
+            .gateway_name = cfg->gateway_name,
+            .gateway_ns = cfg->gateway_namespace != NULL && cfg->gateway_namespace[0] != '\0'
+                              ? cfg->gateway_namespace
+                              : ctx->config_ns,
+            .controller_name = cfg->gateway_controller_name,
+            .request_timeout_ms = cfg->httproute_timeout_ms,
+            .watch_timeout_ms = cfg->kube_watch_timeout_ms,
+            .backoff_initial_ms = cfg->kube_backoff_initial_ms,
+            .backoff_max_ms = cfg->kube_backoff_max_ms,
+        };
+        rc = ctl_httproute_start(ctx->loop, ctx->kube, ctx->metrics, ctx->src_kube, &ro,
+                                 &ctx->routes);
+        if (rc != GW_OK)
+            return rc;
+        ctl_httproute_set_leading(ctx->routes, !ctx->standby);
+    }
+    if (cfg->leader_elect) {
+        ctl_leader_opts lo = {
+            .ns = ctx->config_ns,
+            .name = cfg->leader_elect_lease,
+            .identity = ctx->identity,
+            .lease_duration_ms = cfg->lease_duration_ms,
+            .renew_deadline_ms = cfg->renew_deadline_ms,
+            .retry_period_ms = cfg->retry_period_ms,
+        };
+        ctl_publish_set_standby(ctx->publish, true);
+        rc =
+            ctl_leader_start(ctx->loop, ctx->kube, ctx->metrics, &lo, on_leader, ctx, &ctx->leader);
+    }
+    return rc;
 }
 
 gw_err
@@ -112,6 +258,7 @@ ctl_ctx_init(ctl_ctx *ctx, const ctl_cfg *cfg)
     gw_err rc;
 
     ctx->cfg = cfg;
+    ctx->standby = cfg->leader_elect;
     rc = ctl_cfg_discovery(cfg, &ctx->discovery, &why);
     if (rc != GW_OK) {
         gw_log(GW_LOG_ERR, "CTL-START-DISCOVERY", "msg=%s", gw_log_q(q, sizeof(q), why));
@@ -152,6 +299,8 @@ ctl_ctx_init(ctl_ctx *ctx, const ctl_cfg *cfg)
                    "msg=\"--llm-backend-endpoints is ignored with the file source\"");
         rc = ctl_src_file_start(ctx->loop, ctx->store, ctx->metrics, cfg->config, cfg->file_poll_ms,
                                 &ctx->src_file);
+    } else if (ctx->discovery == CTL_DISC_KUBERNETES) {
+        rc = start_kube(ctx);
     } else {
         if (cfg->config != NULL && cfg->config[0] != '\0')
             gw_log(GW_LOG_WARN, "CTL-START-IGNORED",
@@ -188,6 +337,21 @@ ctl_ctx_fini(ctl_ctx *ctx)
 {
     ctl_src_file_free(ctx->src_file);
     ctx->src_file = NULL;
+    ctl_leader_free(ctx->leader);
+    ctx->leader = NULL;
+    gw_timer_free(ctx->stop_timer);
+    ctx->stop_timer = NULL;
+    ctl_httproute_free(ctx->routes);
+    ctx->routes = NULL;
+    ctl_src_kube_free(ctx->src_kube);
+    ctx->src_kube = NULL;
+    ctl_kevent_free(ctx->kevents);
+    ctx->kevents = NULL;
+    /* Last of the Kubernetes parts: cancels whatever request is in flight. */
+    ctl_kube_free(ctx->kube);
+    ctx->kube = NULL;
+    GW_FREE(ctx->identity);
+    GW_FREE(ctx->config_ns);
     ctl_http_free(ctx->http);
     ctx->http = NULL;
     ctl_publish_free(ctx->publish);

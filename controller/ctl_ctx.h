@@ -14,11 +14,16 @@
 
 #include "ctl_cfg.h"
 #include "ctl_compile.h"
+#include "ctl_httproute.h"
+#include "ctl_kevent.h"
+#include "ctl_kube.h"
+#include "ctl_leader.h"
 #include "ctl_load.h"
 #include "ctl_metrics.h"
 #include "ctl_publish.h"
 #include "ctl_scrape.h"
 #include "ctl_src_file.h"
+#include "ctl_src_kube.h"
 #include "ctl_store.h"
 #include "gw/gw_err.h"
 #include "gw/gw_loop.h"
@@ -38,6 +43,19 @@ typedef struct ctl_ctx {
     ctl_scrape *scrape;     /* engine signals and LoRA adapter discovery */
     ctl_src_file *src_file; /* NULL unless discovery is file */
     gw_timer *debounce;
+    /* kubernetes discovery (all NULL otherwise) */
+    ctl_kube *kube;         /* the API client */
+    ctl_kevent *kevents;    /* Events on pods/ConfigMaps (leader only) */
+    ctl_src_kube *src_kube; /* pods, ConfigMap, Secret */
+    ctl_httproute *routes;  /* managed HTTPRoutes and their status */
+    ctl_leader *leader;     /* NULL without --leader-elect */
+    gw_timer *stop_timer;   /* shutdown deadline while the Lease is released */
+    char *identity;         /* this process in Events and the Lease */
+    char *config_ns;        /* ConfigMap/Secret/Lease namespace */
+    /* Leader election lost (or not decided yet): the process compiles but
+     * neither writes to Kubernetes nor publishes, and /readyz says 503.
+     * Always false without --leader-elect. */
+    bool standby;
 } ctl_ctx;
 
 /* Builds everything from <cfg> (validated; borrowed for the context's life):

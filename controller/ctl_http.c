@@ -204,6 +204,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     if (strcmp(url, "/healthz") == 0)
         return gw_httpd_respond(conn, 200, CT_TEXT, "ok\n", 3, NULL);
     if (strcmp(url, "/readyz") == 0) {
+        /* A standby is not ready, so the controller Service sends workers
+         * to the leader only. */
+        if (h->ctx->standby)
+            return gw_httpd_respond(conn, 503, CT_TEXT, "standby (not the leader)\n", 25, NULL);
         if (ctl_compile_gen(h->ctx->compile) > 0)
             return gw_httpd_respond(conn, 200, CT_TEXT, "ready\n", 6, NULL);
         return gw_httpd_respond(conn, 503, CT_TEXT, "no snapshot yet\n", 16, NULL);

@@ -1,7 +1,8 @@
 /* ctl_http: the controller's admin HTTP server on gw_httpd:
  *   GET /healthz         200 "ok" while the loop runs;
  *   GET /readyz          200 "ready" once a snapshot with gen > 0 exists,
- *                        else 503 "no snapshot yet";
+ *                        else 503 "no snapshot yet"; 503 "standby (not the
+ *                        leader)" while leader election has not picked us;
  *   GET /metrics         Prometheus text (ctl_metrics);
  *   GET /debug/snapshot  JSON view of the current snapshot and fleet load;
  * HEAD is answered like GET; another method on these paths is 405, any

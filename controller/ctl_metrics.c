@@ -5,6 +5,7 @@
  * rate() and alerting on absent series). */
 #include "ctl_metrics.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "gw/gw_log.h"
@@ -20,6 +21,8 @@ struct ctl_metrics {
     gw_metric *refreshes[CTL_FETCH_COUNT];
     gw_metric *scrape_seconds, *stale;
     gw_metric_fam *ep_age;
+    gw_metric_fam *kube_requests, *kube_lists, *kube_watch_ends, *kube_writes;
+    gw_metric *leader, *leader_transitions;
 };
 
 static const char *const fetch_names[CTL_FETCH_COUNT] = {"ok", "http_error", "timeout", "connect",
@@ -71,6 +74,10 @@ ctl_metrics_new(const char *version)
     static const char *const version_l[] = {"version", NULL};
     static const char *const result_l[] = {"result", NULL};
     static const char *const endpoint_l[] = {"endpoint", NULL};
+    static const char *const verb_code_l[] = {"verb", "code", NULL};
+    static const char *const resource_l[] = {"resource", NULL};
+    static const char *const resource_reason_l[] = {"resource", "reason", NULL};
+    static const char *const kind_result_l[] = {"kind", "result", NULL};
     ctl_metrics *m = gw_xcalloc(1, sizeof(*m));
     gw_metric_fam *f;
 
@@ -92,6 +99,9 @@ ctl_metrics_new(const char *version)
                            "Source inputs refused (the last good version stays)", source_l);
     gw_metric_child(m->config_errors, "file");
     gw_metric_child(m->config_errors, "endpoints");
+    gw_metric_child(m->config_errors, "kubernetes-annotation");
+    gw_metric_child(m->config_errors, "kubernetes-configmap");
+    gw_metric_child(m->config_errors, "kubernetes-secret");
     f = reg(m, COUNTER, "llmgw_controller_reports_received_total", "Worker load reports applied",
             NULL);
     m->reports = gw_metric_child0(f);
@@ -121,6 +131,27 @@ ctl_metrics_new(const char *version)
             "Engine /v1/models fetches (LoRA adapter discovery) by outcome", result_l);
     for (int r = 0; r < CTL_FETCH_COUNT; r++)
         m->refreshes[r] = gw_metric_child(f, fetch_names[r]);
+    m->kube_requests = reg(m, COUNTER, "llmgw_controller_kube_requests_total",
+                           "Kubernetes API requests by verb and HTTP status (\"error\": no "
+                           "answer: connect, TLS, timeout)",
+                           verb_code_l);
+    m->kube_lists =
+        reg(m, COUNTER, "llmgw_controller_kube_lists_total",
+            "Completed Kubernetes LISTs (first sync and re-lists after 410)", resource_l);
+    m->kube_watch_ends = reg(m, COUNTER, "llmgw_controller_kube_watch_ends_total",
+                             "Kubernetes watches that ended, by reason (timeout: a clean end, "
+                             "expired: 410, error)",
+                             resource_reason_l);
+    m->kube_writes = reg(m, COUNTER, "llmgw_controller_kube_writes_total",
+                         "Kubernetes writes by kind (httproute, httproute_status, event, lease) "
+                         "and result (ok, conflict, error)",
+                         kind_result_l);
+    f = reg(m, GAUGE, "llmgw_controller_leader",
+            "1 while this controller leads (writes to Kubernetes and serves workers)", NULL);
+    m->leader = gw_metric_child0(f);
+    f = reg(m, COUNTER, "llmgw_controller_leader_transitions_total",
+            "Times this controller became or stopped being the leader", NULL);
+    m->leader_transitions = gw_metric_child0(f);
     f = reg(m, GAUGE, "llmgw_controller_build_info", "Build information (always 1)", version_l);
     gw_gauge_set(gw_metric_child(f, version), 1);
     return m;
@@ -222,6 +253,50 @@ ctl_metrics_stale_endpoints(ctl_metrics *m, unsigned n)
 {
     if (m != NULL)
         gw_gauge_set(m->stale, n);
+}
+
+void
+ctl_metrics_kube_request(ctl_metrics *m, const char *verb, long status)
+{
+    char code[24];
+
+    if (m == NULL)
+        return;
+    if (status > 0)
+        snprintf(code, sizeof(code), "%ld", status);
+    else
+        snprintf(code, sizeof(code), "error");
+    gw_counter_inc(gw_metric_child(m->kube_requests, verb, code));
+}
+
+void
+ctl_metrics_kube_list(ctl_metrics *m, const char *resource)
+{
+    if (m != NULL)
+        gw_counter_inc(gw_metric_child(m->kube_lists, resource));
+}
+
+void
+ctl_metrics_kube_watch_end(ctl_metrics *m, const char *resource, const char *reason)
+{
+    if (m != NULL)
+        gw_counter_inc(gw_metric_child(m->kube_watch_ends, resource, reason));
+}
+
+void
+ctl_metrics_kube_write(ctl_metrics *m, const char *kind, const char *result)
+{
+    if (m != NULL)
+        gw_counter_inc(gw_metric_child(m->kube_writes, kind, result));
+}
+
+void
+ctl_metrics_leader(ctl_metrics *m, bool leading)
+{
+    if (m == NULL)
+        return;
+    gw_gauge_set(m->leader, leading ? 1 : 0);
+    gw_counter_inc(m->leader_transitions);
 }
 
 gw_err

@@ -7,6 +7,7 @@
 #ifndef CTL_METRICS_H
 #define CTL_METRICS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "gw/gw_buf.h"
@@ -61,6 +62,19 @@ void ctl_metrics_endpoint_gone(ctl_metrics *m, const char *pod);
 
 /* Endpoints whose engine numbers are unknown or stale right now. */
 void ctl_metrics_stale_endpoints(ctl_metrics *m, unsigned n);
+
+/* ---- Kubernetes (ctl_kube, ctl_kwatch, the writers, ctl_leader) ---- */
+
+/* One API request ended: HTTP <status>, or 0 when no answer came. */
+void ctl_metrics_kube_request(ctl_metrics *m, const char *verb, long status);
+/* A LIST of <resource> completed. */
+void ctl_metrics_kube_list(ctl_metrics *m, const char *resource);
+/* A watch of <resource> ended: <reason> "timeout", "expired" or "error". */
+void ctl_metrics_kube_watch_end(ctl_metrics *m, const char *resource, const char *reason);
+/* A write of <kind> ended with <result> "ok", "conflict" or "error". */
+void ctl_metrics_kube_write(ctl_metrics *m, const char *kind, const char *result);
+/* Leadership changed to <leading>. */
+void ctl_metrics_leader(ctl_metrics *m, bool leading);
 
 /* Appends the Prometheus text exposition to <out>; GW_EFULL past its cap. */
 GW_MUST_CHECK gw_err ctl_metrics_render(ctl_metrics *m, gw_buf *out);

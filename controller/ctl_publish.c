@@ -24,6 +24,7 @@ struct ctl_publish {
     uint64_t load_interval_ms;
     gw_buf snap_bytes; /* encoded current snapshot; empty before the first */
     pm_load *last_load;
+    bool standby; /* not the leader: nothing is sent, REQs get no answer */
 };
 
 /* msgpack maps start with 0x80..0x8f (fixmap), 0xde or 0xdf. */
@@ -52,6 +53,12 @@ on_rep(gw_bus *bus, const void *data, size_t len, void *arg)
     pm_envelope env;
     gw_err rc;
 
+    if (p->standby) {
+        /* A standby must not hand out its snapshot: the worker retries and
+         * reaches the leader once the Service routes it there. */
+        gw_log_ratelimited(GW_LOG_INFO, 1, "CTL-REP-STANDBY", "msg=\"standby: request ignored\"");
+        return;
+    }
     strip_topic(&data, &len);
     rc = pm_peek_envelope(data, len, &env);
     if (rc != GW_OK || env.kind != PM_KIND_SNAPSHOT_REQ) {
@@ -127,7 +134,7 @@ ctl_publish_load_tick(ctl_publish *p)
     ctl_load_build(p->load, snap, gw_now_ms(), gw_wall_ms(), &ld);
     gw_buf_init(&b, PM_MAX_MSG_BYTES);
     rc = pm_load_encode(ld, &b);
-    if (rc == GW_OK)
+    if (rc == GW_OK && !p->standby)
         rc = gw_bus_send(p->pub, 'L', b.data, b.len);
     if (rc != GW_OK && rc != GW_EAGAIN)
         gw_log_ratelimited(GW_LOG_WARN, 1, "CTL-LOAD-SEND", "err=%s", gw_strerror(rc));
@@ -163,6 +170,8 @@ ctl_publish_snapshot(ctl_publish *p)
         gw_buf_reset(&p->snap_bytes);
         return;
     }
+    if (p->standby)
+        return; /* kept encoded for the moment this process leads */
     rc = gw_bus_send(p->pub, 'S', p->snap_bytes.data, p->snap_bytes.len);
     if (rc != GW_OK && rc != GW_EAGAIN)
         gw_log(GW_LOG_WARN, "CTL-SNAP-SEND", "gen=%llu err=%s", (unsigned long long)snap->env.gen,
@@ -170,6 +179,16 @@ ctl_publish_snapshot(ctl_publish *p)
     /* Follow with a load message right away so workers see the new
      * generation's endpoints with numbers without waiting for the tick. */
     ctl_publish_load_tick(p);
+}
+
+void
+ctl_publish_set_standby(ctl_publish *p, bool standby)
+{
+    if (p->standby == standby)
+        return;
+    p->standby = standby;
+    if (!standby)
+        ctl_publish_snapshot(p); /* workers connected to us get it now */
 }
 
 const pm_load *

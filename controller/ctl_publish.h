@@ -18,6 +18,7 @@
 #ifndef CTL_PUBLISH_H
 #define CTL_PUBLISH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "ctl_compile.h"
@@ -45,6 +46,11 @@ GW_MUST_CHECK gw_err ctl_publish_start(gw_loop *loop, const ctl_publish_opts *o,
 /* Publishes the compiler's current snapshot (call after a compile that
  * changed it): encodes it, sends 'S' on PUB and keeps the bytes for REP. */
 void ctl_publish_snapshot(ctl_publish *p);
+
+/* Standby (leader election lost): snapshots are still encoded but nothing is
+ * sent on PUB and REP requests get no answer. Leaving standby publishes the
+ * current snapshot at once. Starts active. */
+void ctl_publish_set_standby(ctl_publish *p, bool standby);
 
 /* Builds and publishes one load message now (the timer does this every
  * interval); also expires silent workers. */

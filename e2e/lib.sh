@@ -13,7 +13,8 @@ E2E_BUILD=${LLMGW_BUILD_DIR:-$E2E_SRC/build}
 E2E_BIN_CTL=$E2E_BUILD/controller/llmgw-controller
 E2E_BIN_DP=$E2E_BUILD/dataplane/llmgw-worker
 E2E_BIN_MOCK=$E2E_BUILD/e2e/mock/llmgw-mock-engine
-E2E_DIR=$(mktemp -d /tmp/llmgw-e2e.XXXXXX)
+E2E_KUBEAPI=$E2E_SRC/e2e/kubeapi/kubeapi.py
+E2E_DIR=$(mktemp -d "${TMPDIR:-/tmp}/llmgw-e2e.XXXXXX")
 E2E_NAME=$(basename "${0%.sh}")
 E2E_PASS=0
 E2E_FAIL=0
@@ -159,11 +160,34 @@ mock_clear() { curl -s -X DELETE "http://127.0.0.1:$1/_mock/requests" >/dev/null
 # metric URL NAME_WITH_LABELS: the value of one sample line of a /metrics page.
 metric() { curl -s "$1/metrics" | awk -v m="$2" '$1==m {print $2; found=1} END{if(!found) print "absent"}'; }
 
+# start_kubeapi NAME [ARGS...]: the Kubernetes API test double
+# (e2e/kubeapi/kubeapi.py) on a free loopback port. Sets KUBEAPI to its URL
+# and KUBECONFIG to the kubeconfig it writes ($E2E_DIR/NAME.kubeconfig).
+# KUBEAPI_PORT reuses a port (restarts).
+start_kubeapi() {
+    local name=$1; shift
+    local port=${KUBEAPI_PORT:-$(free_port)} scheme=http a
+    for a in "$@"; do [ "$a" == --tls-cert ] && scheme=https; done
+    spawn "$name" python3 "$E2E_KUBEAPI" --port "$port" --kubeconfig "$E2E_DIR/$name.kubeconfig" "$@"
+    KUBEAPI=$scheme://127.0.0.1:$port
+    KUBECONFIG=$E2E_DIR/$name.kubeconfig
+    export KUBECONFIG
+    for ((i = 0; i < 200; i++)); do
+        [ -f "$KUBECONFIG" ] && curl -sk -o /dev/null --max-time 1 "$KUBEAPI/healthz" && return 0
+        sleep 0.05
+    done
+    not_ok "kube API double $name starts"
+}
+
+# kc ARGS...: real kubectl against $KUBECONFIG, with a per-case cache.
+kc() { kubectl --cache-dir "$E2E_DIR/kcache" "$@"; }
+
 e2e_check_logs() {
     local f bad=0
     for f in "$E2E_DIR"/*.log; do
         [ -f "$f" ] || continue
         if grep -q 'lvl=alert' "$f"; then not_ok "no alert lines in $(basename "$f")" "$(grep -m3 'lvl=alert' "$f")"; bad=1; fi
+        if grep -q 'kubeapi: Traceback' "$f"; then not_ok "no internal error in the kube API double ($(basename "$f"))" "$(grep -m1 -A8 'kubeapi: Traceback' "$f" | tail -3)"; bad=1; fi
         if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$f"; then
             not_ok "no sanitizer report in $(basename "$f")" "$(grep -m3 -E 'Sanitizer|runtime error' "$f")"; bad=1
         fi

@@ -9,7 +9,16 @@
 #include "ctl_cfg.h"
 #include "ut_leak.h"
 
-TestSuite(ctl_cfg, .fini = ut_leak_check, .timeout = 10);
+/* The environment may name a kubeconfig or a cluster (a developer's shell,
+ * a CI pod); the discovery tests need neither. */
+static void
+clean_env(void)
+{
+    unsetenv("KUBECONFIG");
+    unsetenv("KUBERNETES_SERVICE_HOST");
+}
+
+TestSuite(ctl_cfg, .init = clean_env, .fini = ut_leak_check, .timeout = 10);
 
 /* Runs gw_cfg_parse on <args> (NULL-terminated) and captures stderr+stdout
  * text into *text (heap). */
@@ -64,6 +73,22 @@ Test(ctl_cfg, defaults_match_the_documented_ones)
     cr_assert_eq(cfg.debounce_ms, 5);
     cr_assert_eq(cfg.worker_expiry_ms, 3000);
     cr_assert_str_eq(cfg.backend_model, "default");
+    cr_assert_str_eq(cfg.kube_pod_selector, "model.aibrix.ai/name");
+    cr_assert_str_eq(cfg.kube_sa_dir, "/var/run/secrets/kubernetes.io/serviceaccount");
+    cr_assert_str_eq(cfg.kube_configmap_key, "config.yaml");
+    cr_assert_eq(cfg.kube_watch_timeout_ms, 300000);
+    cr_assert_eq(cfg.kube_backoff_initial_ms, 200);
+    cr_assert_eq(cfg.kube_backoff_max_ms, 30000);
+    cr_assert_not(cfg.manage_httproutes);
+    cr_assert(cfg.httproute_status);
+    cr_assert_str_eq(cfg.gateway_name, "llmgw");
+    cr_assert_str_eq(cfg.gateway_controller_name, "llmgw.io/gateway-controller");
+    cr_assert_eq(cfg.httproute_timeout_ms, 120000);
+    cr_assert_not(cfg.leader_elect);
+    cr_assert_str_eq(cfg.leader_elect_lease, "llmgw-controller");
+    cr_assert_eq(cfg.lease_duration_ms, 15000);
+    cr_assert_eq(cfg.renew_deadline_ms, 10000);
+    cr_assert_eq(cfg.retry_period_ms, 2000);
     cr_assert_str_eq(cfg.log_level, "notice");
     gw_cfg_free(ctl_cfg_opts, &cfg);
     free(text);
@@ -85,6 +110,15 @@ Test(ctl_cfg, discovery_is_auto_resolved)
     cr_assert_eq(d, CTL_DISC_ENDPOINTS);
     cr_assert_str_eq(ctl_discovery_name(d), "endpoints");
     cfg.endpoints = "";
+    cfg.kubeconfig = "/k/config";
+    cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_OK);
+    cr_assert_eq(d, CTL_DISC_KUBERNETES, "a kubeconfig means kubernetes");
+    cr_assert_str_eq(ctl_discovery_name(d), "kubernetes");
+    cfg.kubeconfig = "";
+    setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1", 1);
+    cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_OK);
+    cr_assert_eq(d, CTL_DISC_KUBERNETES, "in a pod, auto means kubernetes");
+    unsetenv("KUBERNETES_SERVICE_HOST");
     cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_EINVAL, "auto falls back to redis");
     cr_assert_str_eq(why, "discovery backend redis is not available yet; use --config or "
                           "--llm-backend-endpoints");
@@ -105,8 +139,8 @@ Test(ctl_cfg, explicit_modes_need_their_input_and_later_ones_are_refused)
     cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_EINVAL);
     cr_assert(strstr(why, "needs --llm-backend-endpoints") != NULL);
     free(why);
-    const char *later[] = {"redis", "etcd", "kubernetes"};
-    for (size_t i = 0; i < 3; i++) {
+    const char *later[] = {"redis", "etcd"};
+    for (size_t i = 0; i < 2; i++) {
         cfg.discovery = (char *)later[i];
         cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_EINVAL);
         cr_assert(strstr(why, "is not available yet") != NULL, "%s", why);
@@ -117,6 +151,34 @@ Test(ctl_cfg, explicit_modes_need_their_input_and_later_ones_are_refused)
     cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_EINVAL);
     cr_assert(strstr(why, "must be file, endpoints") != NULL);
     free(why);
+    cfg.discovery = "kubernetes";
+    cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_OK);
+    cr_assert_eq(d, CTL_DISC_KUBERNETES);
+}
+
+Test(ctl_cfg, kubernetes_checks_the_kubeconfig_and_leader_timing)
+{
+    ctl_cfg cfg;
+    char *text;
+
+    cr_assert_eq(RUN(&cfg, &text, "--llm-backend-discovery", "kubernetes", "--kubeconfig",
+                     "/nonexistent/kubeconfig"),
+                 GW_CFG_EXIT_ERR);
+    cr_assert(strstr(text, "kubernetes: no kubeconfig file found") != NULL, "%s", text);
+    gw_cfg_free(ctl_cfg_opts, &cfg);
+    free(text);
+    cr_assert_eq(RUN(&cfg, &text, "--config", "x.yaml", "--leader-elect"), GW_CFG_EXIT_ERR);
+    cr_assert(strstr(text, "need the kubernetes discovery source") != NULL, "%s", text);
+    gw_cfg_free(ctl_cfg_opts, &cfg);
+    free(text);
+    cr_assert_eq(RUN(&cfg, &text, "--llm-backend-discovery", "kubernetes", "--leader-elect",
+                     "--leader-elect-lease-duration", "5s", "--leader-elect-renew-deadline", "6s",
+                     "--gateway-controller-name", "nodomain"),
+                 GW_CFG_EXIT_ERR);
+    cr_assert(strstr(text, "renew-deadline must be shorter") != NULL, "%s", text);
+    cr_assert(strstr(text, "--gateway-controller-name must look like") != NULL, "%s", text);
+    gw_cfg_free(ctl_cfg_opts, &cfg);
+    free(text);
 }
 
 Test(ctl_cfg, no_discovery_input_exits_with_the_not_yet_message)
