@@ -502,8 +502,10 @@ rebuild(ctl_src_kube *s)
         qsort(set->models, set->n_models, sizeof(*set->models), cmp_model);
     if (s->cm.good != NULL && s->cm.good->settings.routing_strategy != NULL)
         set->settings.routing_strategy = gw_xstrdup(s->cm.good->settings.routing_strategy);
-    /* TODO(kube): copy the users and API keys of s->sec.good into <set> once
-     * pm_snapshot carries them (issue 6 adds them to the file schema). #3 */
+    /* Users and API key digests come from the Secret only: keys are secrets,
+     * whatever a ConfigMap might say. */
+    for (uint32_t i = 0; s->sec.good != NULL && i < s->sec.good->n_users; i++)
+        ctl_user_copy(ctl_set_add_user(set), &s->sec.good->users[i]);
     gw_log(GW_LOG_INFO, "CTL-KUBE-SET", "models=%u endpoints=%u", set->n_models, set->n_endpoints);
     ctl_store_replace(s->store, CTL_SRC_KUBERNETES, set);
     if (s->on_change != NULL)
