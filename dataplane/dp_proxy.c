@@ -660,6 +660,28 @@ endpoint_url(const dp_req *req, int64_t i, const char *path, char *url, size_t n
              path);
 }
 
+/* The options every request of <req> to an engine shares: a JSON POST of
+ * <body> with <hdrs>, bytes to <wr>, the whole exchange within
+ * <timeout_ms>. */
+static void
+easy_post(dp_req *req, CURL *easy, const char *url, const gw_buf *body, struct curl_slist *hdrs,
+          curl_write_callback wr, long timeout_ms)
+{
+    curl_easy_setopt(easy, CURLOPT_URL, url);
+    curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body->data);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, wr);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, req);
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, req);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)req->ctx->cfg.connect_timeout_ms);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+}
+
 static bool
 upstream_start(dp_req *req)
 {
@@ -673,21 +695,10 @@ upstream_start(dp_req *req)
     req->up_hdrs = engine_headers(req);
     req->status = 0;
     req->content_length = -1;
-    curl_easy_setopt(req->easy, CURLOPT_URL, url);
-    curl_easy_setopt(req->easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, req->body.data);
-    curl_easy_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body.len);
-    curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, req->up_hdrs);
+    easy_post(req, req->easy, url, &req->body, req->up_hdrs, on_write,
+              (long)ctx->cfg.upstream_timeout_ms);
     curl_easy_setopt(req->easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(req->easy, CURLOPT_HEADERDATA, req);
-    curl_easy_setopt(req->easy, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(req->easy, CURLOPT_WRITEDATA, req);
-    curl_easy_setopt(req->easy, CURLOPT_PRIVATE, req);
-    curl_easy_setopt(req->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(req->easy, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(req->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(req->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)ctx->cfg.connect_timeout_ms);
-    curl_easy_setopt(req->easy, CURLOPT_TIMEOUT_MS, (long)ctx->cfg.upstream_timeout_ms);
     if (gw_curlm_add(ctx->curlm, req->easy) != GW_OK)
         return false;
     req->in_multi = true;
@@ -1109,21 +1120,8 @@ prefill_start(dp_req *req)
     ctx->pd_outstanding++;
     endpoint_url(req, req->pre_idx, req->path, url, sizeof(url));
     req->pre_hdrs = engine_headers(req);
-    curl_easy_setopt(req->pre_easy, CURLOPT_URL, url);
-    curl_easy_setopt(req->pre_easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(req->pre_easy, CURLOPT_POSTFIELDS, req->pre_body.data);
-    curl_easy_setopt(req->pre_easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->pre_body.len);
-    curl_easy_setopt(req->pre_easy, CURLOPT_HTTPHEADER, req->pre_hdrs);
-    curl_easy_setopt(req->pre_easy, CURLOPT_WRITEFUNCTION, on_prefill_write);
-    curl_easy_setopt(req->pre_easy, CURLOPT_WRITEDATA, req);
-    curl_easy_setopt(req->pre_easy, CURLOPT_PRIVATE, req);
-    curl_easy_setopt(req->pre_easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(req->pre_easy, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(req->pre_easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(req->pre_easy, CURLOPT_CONNECTTIMEOUT_MS, (long)ctx->cfg.connect_timeout_ms);
-    curl_easy_setopt(
-        req->pre_easy, CURLOPT_TIMEOUT_MS,
-        (long)((req->pre_deadline_us > now ? req->pre_deadline_us - now : 1000) / 1000 + 1));
+    easy_post(req, req->pre_easy, url, &req->pre_body, req->pre_hdrs, on_prefill_write,
+              (long)((req->pre_deadline_us > now ? req->pre_deadline_us - now : 1000) / 1000 + 1));
     if (gw_curlm_add(ctx->curlm, req->pre_easy) != GW_OK) {
         prefill_cleanup(req);
         return false;
