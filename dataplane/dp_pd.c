@@ -256,22 +256,17 @@ dp_pd_choose(const dp_pick *pick, const dp_pd_cfg *cfg, bool with_decode, const 
             (void)best_decode_in(pick, &g, gi, gi[pos], &out->decode, &unused);
         return true;
     }
-    if (with_decode && imbalanced(pick, &g, gi, DP_PD_DECODE, cfg->decode_spread, false, &pos)) {
-        out->decode = pos;
-        out->how = "decode_imbalance";
-        for (uint32_t i = 0; i < pick->n_cands; i++) {
-            if (part(pick, &g, gi, i) == DP_PD_PREFILL &&
-                (double)dp_ep_load(dp_pick_ep(pick, i)) > max_pload)
-                max_pload = (double)dp_ep_load(dp_pick_ep(pick, i));
-        }
-        (void)best_prefill_in(pick, &g, gi, gi[pos], max_pload, match, n_blocks, &out->prefill,
-                              &unused);
-        return true;
-    }
     for (uint32_t i = 0; i < pick->n_cands; i++) {
         if (part(pick, &g, gi, i) == DP_PD_PREFILL &&
             (double)dp_ep_load(dp_pick_ep(pick, i)) > max_pload)
             max_pload = (double)dp_ep_load(dp_pick_ep(pick, i));
+    }
+    if (with_decode && imbalanced(pick, &g, gi, DP_PD_DECODE, cfg->decode_spread, false, &pos)) {
+        out->decode = pos;
+        out->how = "decode_imbalance";
+        (void)best_prefill_in(pick, &g, gi, gi[pos], max_pload, match, n_blocks, &out->prefill,
+                              &unused);
+        return true;
     }
     for (uint32_t k = 0; k < g.n; k++) {
         pscores[k] = dscores[k] = NAN;
