@@ -131,6 +131,15 @@ ctl_etcd_put_body(const char *key, const char *value, int64_t lease)
 }
 
 char *
+ctl_etcd_key_body(const char *key)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "key", b64_json(key, strlen(key)));
+    return dump(o);
+}
+
+char *
 ctl_etcd_auth_body(const char *name, const char *password)
 {
     json_t *o = json_object();

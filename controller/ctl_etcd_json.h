@@ -30,6 +30,8 @@ char *ctl_etcd_range_body(const char *prefix);
 char *ctl_etcd_watch_body(const char *prefix, int64_t start_revision);
 char *ctl_etcd_put_body(const char *key, const char *value, int64_t lease);
 char *ctl_etcd_auth_body(const char *name, const char *password);
+/* {"key": <key>}: exactly one key (deleterange). */
+char *ctl_etcd_key_body(const char *key);
 
 /* One key-value of a range answer or watch event. */
 typedef struct ctl_etcd_kv {

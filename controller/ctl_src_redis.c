@@ -34,6 +34,7 @@ struct ctl_src_redis {
     unsigned failures; /* consecutive failed refreshes */
     bool down;         /* announced as down (stale list served) */
     bool busy;         /* a refresh is running */
+    bool changed;      /* the running refresh changed the table */
     bool closing;      /* in ctl_src_redis_free: callbacks do nothing */
     char *cursor;      /* SCAN cursor of the running refresh */
     char **keys;       /* keys listed by the running refresh */
@@ -74,7 +75,11 @@ refresh_done(ctl_src_redis *s)
     s->down = false;
     s->failures = 0;
     s->busy = false;
-    changed = ctl_disc_table_end(s->table, now);
+    /* Kept across failed refreshes: a put that changed the table in one
+     * is published by the next good one. */
+    changed = s->changed;
+    s->changed = false;
+    changed |= ctl_disc_table_end(s->table, now);
     changed |= ctl_disc_table_expire(s->table, now);
     keys_clear(s);
     if (changed)
@@ -110,7 +115,6 @@ on_mget(gw_redis *r, gw_err rc, const redisReply *reply, void *arg)
 {
     ctl_src_redis *s = arg;
     uint64_t now = gw_wall_ms();
-    bool changed = false;
     size_t first;
     (void)r;
 
@@ -125,9 +129,8 @@ on_mget(gw_redis *r, gw_err rc, const redisReply *reply, void *arg)
         const redisReply *v = reply->element[i];
         /* nil: the key expired between SCAN and MGET. */
         if (v->type == REDIS_REPLY_STRING)
-            changed |= ctl_disc_table_put(s->table, s->keys[first + i], v->str, v->len, now);
+            s->changed |= ctl_disc_table_put(s->table, s->keys[first + i], v->str, v->len, now);
     }
-    (void)changed; /* the set is rebuilt once, in refresh_done */
     mget_next(s);
 }
 
