@@ -114,7 +114,6 @@ ctl_disc_rec_parse(const char *buf, size_t len, const char *key_id, ctl_disc_rec
 fail:
     json_decref(root);
     ctl_disc_rec_fini(&r);
-    *out = (ctl_disc_rec){0};
     return GW_EINVAL;
 }
 

@@ -49,7 +49,7 @@ typedef struct ctl_disc_rec {
 
 /* Parses <len> bytes at <buf> (not NUL-terminated) into zeroed <out>.
  * <key_id> (may be NULL) is the id used when the record has none. On
- * GW_EINVAL *why is a heap message naming the field and <out> is zeroed. */
+ * GW_EINVAL *why is a heap message naming the field and <out> is untouched. */
 GW_MUST_CHECK gw_err ctl_disc_rec_parse(const char *buf, size_t len, const char *key_id,
                                         ctl_disc_rec *out, char **why);
 
