@@ -160,18 +160,23 @@ grant(reg_etcd *e, gw_buf *resp)
     return true;
 }
 
-/* The lease is still alive (keepalive answered with a TTL > 0). */
-static bool
+/* What a keepalive said about the lease. */
+typedef enum ka_result { KA_ALIVE, KA_GONE, KA_NO_ANSWER } ka_result;
+
+static ka_result
 keepalive(reg_etcd *e, gw_buf *resp)
 {
     char body[64];
     int64_t ttl = 0;
 
     snprintf(body, sizeof(body), "{\"ID\":\"%lld\"}", (long long)e->lease);
+    /* Anything but a 200 (no member, no leader) says nothing about the
+     * lease: it may well be alive, and quorum loss never expires leases. */
     if (call(e, "/v3/lease/keepalive", body, resp) != 200)
-        return false;
+        return KA_NO_ANSWER;
     /* An unknown lease answers without TTL (proto3 omits 0). */
-    return ctl_etcd_get_int(resp->data, resp->len, "TTL", &ttl) == GW_OK && ttl > 0;
+    return ctl_etcd_get_int(resp->data, resp->len, "TTL", &ttl) == GW_OK && ttl > 0 ? KA_ALIVE
+                                                                                    : KA_GONE;
 }
 
 static long
@@ -192,11 +197,9 @@ reg_etcd_refresh(reg_etcd *e, const char *key, const char *value)
     long st;
 
     gw_buf_init(&resp, 1 << 20);
-    if (e->lease != 0 && !keepalive(e, &resp)) {
-        /* A keepalive with no answer keeps the lease for the next try; one
-         * that answered "unknown" means a new lease. */
-        if (resp.len > 0)
-            e->lease = 0;
+    if (e->lease != 0 && keepalive(e, &resp) == KA_GONE) {
+        gw_log(GW_LOG_NOTICE, "REG-ETCD-REGRANT", "msg=\"lease expired or lost; granting anew\"");
+        e->lease = 0;
     }
     if (e->lease == 0 && !grant(e, &resp))
         goto out;
