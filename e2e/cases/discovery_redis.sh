@@ -3,7 +3,9 @@
 # mock engines registered by llmgw-register sidecars (SET ... PX), a
 # controller with --llm-backend-discovery=redis and a worker; background
 # clients send requests the whole time, each answer recorded under the
-# scenario running then. Every scenario must end with zero failed requests:
+# scenario running then. Every scenario must end with zero failed requests
+# (a request already on an engine the scenario SIGKILLs dies with it and is
+# counted separately):
 #   redis-restart - redis-server killed and restarted empty: the controller
 #                   keeps its list (Llumnix exits here), registrars re-register
 #   flushall      - the keys vanish at once: instances are retained until
@@ -13,6 +15,7 @@
 #   deregister    - a registrar stopped with SIGTERM marks its engine
 #                   draining; it gets no new requests, then leaves
 source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/../discovery_lib.sh"
 
 BIN_REG=$E2E_BUILD/register/llmgw-register
 command -v redis-server >/dev/null || { echo "discovery_redis: redis-server is required"; exit 1; }
@@ -54,22 +57,7 @@ expect_true "the key expires within the status TTL (pttl $pttl)" test "$pttl" -g
 start_worker w1 "$W"
 wait_http "$GW/readyz" 200 10
 
-echo baseline >"$E2E_DIR/phase"
-: >"$E2E_DIR/codes"
-client() {
-    while [ ! -f "$E2E_DIR/stop" ]; do
-        local ph code
-        ph=$(cat "$E2E_DIR/phase")
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H 'Content-Type: application/json' \
-            -d '{"model":"mock-model","messages":[{"role":"user","content":"hi"}],"max_tokens":2}' \
-            "$GW/v1/chat/completions")
-        echo "${ph:-none} ${code:-000}" >>"$E2E_DIR/codes"
-    done
-}
-cpids=()
-for i in 1 2 3; do client & cpids+=($!); done
-# Renamed into place: a client never reads a half-written phase file.
-phase() { echo "$1" >"$E2E_DIR/phase.new"; mv "$E2E_DIR/phase.new" "$E2E_DIR/phase"; e2e_log "scenario: $1"; }
+traffic_start 3
 sleep 2
 
 # 1. Redis dies for longer than the TTL and comes back empty.
@@ -98,11 +86,14 @@ sleep 1
 
 # 3. TTL expiry of a dead engine.
 phase ttl-expiry
+sleep 1 # requests in flight now were sent in this scenario
 stop reg3 KILL
+kill_ms=$(date +%s%3N)
 stop m3 KILL
 t0=$(date +%s%N)
 eventually "the dead engine leaves routing when its record expires" $((TTL_MS / 1000 + 8)) lacks_pod engine-3
 e2e_log "engine-3 removed after $(( ($(date +%s%N) - t0) / 1000000 )) ms (status TTL $TTL_MS ms)"
+killed=$(killed_in_flight "$kill_ms" engine-3)
 sleep 1
 
 # 4. Graceful goodbye: the registrar's SIGTERM marks the engine draining.
@@ -115,15 +106,7 @@ expect_eq "a draining engine gets no new requests" "$(mock_count "$M2")" 0
 eventually "and leaves routing when the goodbye record expires" $((TTL_MS / 1000 + 8)) lacks_pod engine-2
 sleep 1
 
-touch "$E2E_DIR/stop"
-wait "${cpids[@]}"
-e2e_log "scenario        sent  failed"
-for ph in baseline redis-restart flushall ttl-expiry deregister; do
-    sent=$(awk -v p="$ph" '$1==p' "$E2E_DIR/codes" | wc -l)
-    failed=$(awk -v p="$ph" '$1==p && $2!="200"' "$E2E_DIR/codes" | wc -l)
-    printf '[%s] %-15s %5d %6d\n' "$E2E_NAME" "$ph" "$sent" "$failed"
-    expect_true "traffic flowed during $ph ($sent requests)" test "$sent" -gt 5
-    expect_eq "no failed client request during $ph" "$failed" 0
-done
+traffic_stop
+report baseline redis-restart flushall "ttl-expiry:$killed" deregister
 expect_true "the controller logged the recovery" grep -q 'id=CTL-DISCOVERY-RECOVERED source=redis' "$E2E_DIR/ctl.log"
 done_case
