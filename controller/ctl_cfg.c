@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl_disc_opts.h"
 #include "ctl_etcd_json.h"
 #include "ctl_kube.h"
 #include "ctl_src_endpoints.h"
@@ -145,44 +146,8 @@ const gw_cfg_opt ctl_cfg_opts[] = {
     GW_CFG_MS("leader-elect-retry-period", "LLMGW_LEADER_ELECT_RETRY_PERIOD", ctl_cfg,
               retry_period_ms, 2000, 100, 600000,
               "How often the Lease is renewed or an acquisition tried"),
-    /* redis discovery (seed 004) */
-    GW_CFG_STR("discovery-redis-host", "LLMGW_DISCOVERY_REDIS_HOST", ctl_cfg, redis_host, "redis",
-               "Redis host of the redis discovery source"),
-    GW_CFG_U16("discovery-redis-port", "LLMGW_DISCOVERY_REDIS_PORT", ctl_cfg, redis_port, 6379, 1,
-               65535, "Redis port of the redis discovery source"),
-    GW_CFG_STR("discovery-redis-username", "LLMGW_DISCOVERY_REDIS_USERNAME", ctl_cfg,
-               redis_username, "", "Redis ACL user (AUTH user password); empty = AUTH password"),
-    GW_CFG_SECRET("discovery-redis-password", "LLMGW_DISCOVERY_REDIS_PASSWORD", ctl_cfg,
-                  redis_password, "Redis password; empty = no AUTH"),
-    GW_CFG_DBL("discovery-redis-socket-timeout", "LLMGW_DISCOVERY_REDIS_SOCKET_TIMEOUT", ctl_cfg,
-               redis_socket_timeout_s, 1.0, 0.01, 600.0,
-               "Seconds allowed for connecting and for each Redis command"),
-    GW_CFG_INT("discovery-redis-retry-times", "LLMGW_DISCOVERY_REDIS_RETRY_TIMES", ctl_cfg,
-               redis_retry_times, 1, 0, 100,
-               "Immediate retries of a failed refresh before the store counts as down (the "
-               "last instance list is kept either way)"),
-    GW_CFG_MS("discovery-redis-status-ttl-ms", "LLMGW_DISCOVERY_REDIS_STATUS_TTL_MS", ctl_cfg,
-              redis_status_ttl_ms, 60000, 100, 86400000,
-              "Records whose timestamp_ms is older than this are expired"),
-    GW_CFG_MS("discovery-redis-refresh-interval-ms", "LLMGW_DISCOVERY_REDIS_REFRESH_INTERVAL_MS",
-              ctl_cfg, redis_refresh_ms, 1000, 10, 3600000,
-              "How often the instance list is re-read from Redis (SCAN + MGET)"),
-    /* etcd discovery (seed 004) */
-    GW_CFG_STR("discovery-etcd-endpoints", "LLMGW_DISCOVERY_ETCD_ENDPOINTS", ctl_cfg,
-               etcd_endpoints, "etcd:2379",
-               "etcd members host:port (or http://host:port), comma-separated; a failing "
-               "member is skipped for the next"),
-    GW_CFG_STR("discovery-etcd-username", "LLMGW_DISCOVERY_ETCD_USERNAME", ctl_cfg, etcd_username,
-               "", "etcd user (auth token from /v3/auth/authenticate); empty = no auth"),
-    GW_CFG_SECRET("discovery-etcd-password", "LLMGW_DISCOVERY_ETCD_PASSWORD", ctl_cfg,
-                  etcd_password, "etcd password"),
-    GW_CFG_DBL("discovery-etcd-dial-timeout", "LLMGW_DISCOVERY_ETCD_DIAL_TIMEOUT", ctl_cfg,
-               etcd_dial_timeout_s, 5.0, 0.01, 600.0,
-               "Seconds allowed to connect to one etcd member (requests get twice this)"),
-    GW_CFG_INT("discovery-etcd-lease-ttl", "LLMGW_DISCOVERY_ETCD_LEASE_TTL", ctl_cfg,
-               etcd_lease_ttl_s, 60, 1, 86400,
-               "Lease TTL in seconds; also how long an instance that vanished with the store's "
-               "data is kept"),
+    /* redis and etcd discovery (seed 004), shared with llmgw-register */
+    CTL_DISC_STORE_OPTS(ctl_cfg),
     GW_CFG_INT("discovery-etcd-refresh-interval-sec", "LLMGW_DISCOVERY_ETCD_REFRESH_INTERVAL_SEC",
                ctl_cfg, etcd_refresh_s, 3600, 1, 86400,
                "Periodic full re-read (range) in seconds, the safety net under the watch"),

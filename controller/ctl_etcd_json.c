@@ -248,84 +248,95 @@ take_error(json_t *root, ctl_etcd_msg *m)
     return true;
 }
 
-gw_err
-ctl_etcd_parse_range(const char *buf, size_t len, ctl_etcd_msg *out, char **why)
+/* The kvs of a range answer. */
+static bool
+fill_range(json_t *root, ctl_etcd_msg *m, char **why)
+{
+    json_t *kvs, *kv;
+    size_t i;
+
+    if (!int_value(json_object_get(json_object_get(root, "header"), "revision"), &m->revision)) {
+        *why = gw_xstrdup("range answer has no header.revision");
+        return false;
+    }
+    kvs = json_object_get(root, "kvs");
+    if (kvs != NULL && !json_is_array(kvs)) {
+        *why = gw_xstrdup("\"kvs\" is not an array");
+        return false;
+    }
+    json_array_foreach(kvs, i, kv)
+    {
+        if (!add_kv(m, kv, false, why))
+            return false;
+    }
+    return true;
+}
+
+/* The "result" of one watch stream message. */
+static bool
+fill_watch(json_t *root, ctl_etcd_msg *m, char **why)
+{
+    json_t *res = json_object_get(root, "result"), *evs, *ev;
+    size_t i;
+
+    if (!json_is_object(res)) {
+        *why = gw_xstrdup("watch message has no \"result\" object");
+        return false;
+    }
+    (void)int_value(json_object_get(json_object_get(res, "header"), "revision"), &m->revision);
+    (void)int_value(json_object_get(res, "compact_revision"), &m->compact_revision);
+    m->created = json_is_true(json_object_get(res, "created"));
+    m->canceled = json_is_true(json_object_get(res, "canceled"));
+    evs = json_object_get(res, "events");
+    if (evs != NULL && !json_is_array(evs)) {
+        *why = gw_xstrdup("\"events\" is not an array");
+        return false;
+    }
+    json_array_foreach(evs, i, ev)
+    {
+        /* proto3 JSON omits the default enum value: no type = PUT. */
+        const char *type = json_string_value(json_object_get(ev, "type"));
+        bool del = type != NULL && strcmp(type, "DELETE") == 0;
+        if (type != NULL && !del && strcmp(type, "PUT") != 0) {
+            *why = gw_xstrdup("event type is neither PUT nor DELETE");
+            return false;
+        }
+        if (!add_kv(m, json_object_get(ev, "kv"), del, why))
+            return false;
+    }
+    return true;
+}
+
+/* Loads <buf>, takes an error answer as such, else lets <fill> read it. */
+static gw_err
+parse_msg(const char *buf, size_t len, bool (*fill)(json_t *, ctl_etcd_msg *, char **),
+          ctl_etcd_msg *out, char **why)
 {
     ctl_etcd_msg m = {0};
-    json_t *root = load(buf, len, why), *kvs, *kv;
-    size_t i;
+    json_t *root = load(buf, len, why);
 
     if (root == NULL)
         return GW_EINVAL;
-    if (!take_error(root, &m)) {
-        if (!int_value(json_object_get(json_object_get(root, "header"), "revision"), &m.revision)) {
-            *why = gw_xstrdup("range answer has no header.revision");
-            goto fail;
-        }
-        kvs = json_object_get(root, "kvs");
-        if (kvs != NULL && !json_is_array(kvs)) {
-            *why = gw_xstrdup("\"kvs\" is not an array");
-            goto fail;
-        }
-        json_array_foreach(kvs, i, kv)
-        {
-            if (!add_kv(&m, kv, false, why))
-                goto fail;
-        }
+    if (!take_error(root, &m) && !fill(root, &m, why)) {
+        json_decref(root);
+        ctl_etcd_msg_fini(&m);
+        return GW_EINVAL;
     }
     json_decref(root);
     *out = m;
     return GW_OK;
-fail:
-    json_decref(root);
-    ctl_etcd_msg_fini(&m);
-    return GW_EINVAL;
+}
+
+gw_err
+ctl_etcd_parse_range(const char *buf, size_t len, ctl_etcd_msg *out, char **why)
+{
+    return parse_msg(buf, len, fill_range, out, why);
 }
 
 gw_err
 ctl_etcd_parse_watch(const char *buf, size_t len, ctl_etcd_msg *out, char **why)
 {
-    ctl_etcd_msg m = {0};
-    json_t *root = load(buf, len, why), *res, *evs, *ev;
-    size_t i;
-
-    if (root == NULL)
-        return GW_EINVAL;
-    if (!take_error(root, &m)) {
-        res = json_object_get(root, "result");
-        if (!json_is_object(res)) {
-            *why = gw_xstrdup("watch message has no \"result\" object");
-            goto fail;
-        }
-        (void)int_value(json_object_get(json_object_get(res, "header"), "revision"), &m.revision);
-        (void)int_value(json_object_get(res, "compact_revision"), &m.compact_revision);
-        m.created = json_is_true(json_object_get(res, "created"));
-        m.canceled = json_is_true(json_object_get(res, "canceled"));
-        evs = json_object_get(res, "events");
-        if (evs != NULL && !json_is_array(evs)) {
-            *why = gw_xstrdup("\"events\" is not an array");
-            goto fail;
-        }
-        json_array_foreach(evs, i, ev)
-        {
-            /* proto3 JSON omits the default enum value: no type = PUT. */
-            const char *type = json_string_value(json_object_get(ev, "type"));
-            bool del = type != NULL && strcmp(type, "DELETE") == 0;
-            if (type != NULL && !del && strcmp(type, "PUT") != 0) {
-                *why = gw_xstrdup("event type is neither PUT nor DELETE");
-                goto fail;
-            }
-            if (!add_kv(&m, json_object_get(ev, "kv"), del, why))
-                goto fail;
-        }
-    }
-    json_decref(root);
-    *out = m;
-    return GW_OK;
-fail:
-    json_decref(root);
-    ctl_etcd_msg_fini(&m);
-    return GW_EINVAL;
+    return parse_msg(buf, len, fill_watch, out, why);
 }
 
 gw_err

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ctl_disc_opts.h"
 #include "ctl_etcd_json.h"
 #include "ctl_set.h"
 #include "ctl_util.h"
@@ -39,36 +40,7 @@ const gw_cfg_opt reg_cfg_opts[] = {
               10, 600000, "Limit of one health check"),
     GW_CFG_STR("log-level", "LLMGW_LOG_LEVEL", reg_cfg, log_level, "notice",
                "alert|err|warn|notice|info|debug"),
-    GW_CFG_STR("discovery-redis-host", "LLMGW_DISCOVERY_REDIS_HOST", reg_cfg, redis_host, "redis",
-               "Redis host"),
-    GW_CFG_U16("discovery-redis-port", "LLMGW_DISCOVERY_REDIS_PORT", reg_cfg, redis_port, 6379, 1,
-               65535, "Redis port"),
-    GW_CFG_STR("discovery-redis-username", "LLMGW_DISCOVERY_REDIS_USERNAME", reg_cfg,
-               redis_username, "", "Redis ACL user; empty = AUTH password only"),
-    GW_CFG_SECRET("discovery-redis-password", "LLMGW_DISCOVERY_REDIS_PASSWORD", reg_cfg,
-                  redis_password, "Redis password; empty = no AUTH"),
-    GW_CFG_DBL("discovery-redis-socket-timeout", "LLMGW_DISCOVERY_REDIS_SOCKET_TIMEOUT", reg_cfg,
-               redis_socket_timeout_s, 1.0, 0.01, 600.0, "Seconds for connect and each command"),
-    GW_CFG_INT("discovery-redis-retry-times", "LLMGW_DISCOVERY_REDIS_RETRY_TIMES", reg_cfg,
-               redis_retry_times, 1, 0, 100, "Retries of a failed write within one refresh"),
-    GW_CFG_MS("discovery-redis-status-ttl-ms", "LLMGW_DISCOVERY_REDIS_STATUS_TTL_MS", reg_cfg,
-              redis_status_ttl_ms, 60000, 100, 86400000,
-              "Registration TTL: the key's PX expiry (and the controller's age limit)"),
-    GW_CFG_MS("discovery-redis-refresh-interval-ms", "LLMGW_DISCOVERY_REDIS_REFRESH_INTERVAL_MS",
-              reg_cfg, redis_refresh_ms, 1000, 10, 3600000,
-              "The controller's refresh interval: the goodbye record lives 5 of them (at least "
-              "5 s, at most the TTL) so every controller sees it"),
-    GW_CFG_STR("discovery-etcd-endpoints", "LLMGW_DISCOVERY_ETCD_ENDPOINTS", reg_cfg,
-               etcd_endpoints, "etcd:2379", "etcd members, comma-separated; failover in order"),
-    GW_CFG_STR("discovery-etcd-username", "LLMGW_DISCOVERY_ETCD_USERNAME", reg_cfg, etcd_username,
-               "", "etcd user; empty = no auth"),
-    GW_CFG_SECRET("discovery-etcd-password", "LLMGW_DISCOVERY_ETCD_PASSWORD", reg_cfg,
-                  etcd_password, "etcd password"),
-    GW_CFG_DBL("discovery-etcd-dial-timeout", "LLMGW_DISCOVERY_ETCD_DIAL_TIMEOUT", reg_cfg,
-               etcd_dial_timeout_s, 5.0, 0.01, 600.0,
-               "Seconds to connect to one member (requests get twice this)"),
-    GW_CFG_INT("discovery-etcd-lease-ttl", "LLMGW_DISCOVERY_ETCD_LEASE_TTL", reg_cfg,
-               etcd_lease_ttl_s, 60, 1, 86400, "Lease TTL in seconds"),
+    CTL_DISC_STORE_OPTS(reg_cfg),
     GW_CFG_END,
 };
 

@@ -37,6 +37,7 @@ typedef struct reg_cfg {
     int64_t redis_retry_times;
     uint64_t redis_status_ttl_ms;
     uint64_t redis_refresh_ms; /* the controller's; sizes the goodbye record's TTL */
+
     /* etcd */
     char *etcd_endpoints;
     char *etcd_username;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "ctl_cfg.h"
+#include "ut_cfg.h"
 #include "ut_leak.h"
 
 /* The environment may name a kubeconfig or a cluster (a developer's shell,
@@ -20,32 +21,10 @@ clean_env(void)
 
 TestSuite(ctl_cfg, .init = clean_env, .fini = ut_leak_check, .timeout = 10);
 
-/* Runs gw_cfg_parse on <args> (NULL-terminated) and captures stderr+stdout
- * text into *text (heap). */
-static gw_cfg_outcome
-run(ctl_cfg *cfg, char **text, const char *const *args)
-{
-    char *argv[32];
-    int argc = 0;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    gw_cfg_prog prog = {
-        .name = "llmgw-controller", .validate = ctl_cfg_validate, .out = mem, .err = mem};
-    gw_cfg_outcome o;
-
-    argv[argc++] = "llmgw-controller";
-    for (size_t i = 0; args[i] != NULL; i++)
-        argv[argc++] = (char *)args[i];
-    argv[argc] = NULL;
-    memset(cfg, 0, sizeof(*cfg));
-    o = gw_cfg_parse(ctl_cfg_opts, cfg, &prog, argc, argv);
-    fclose(mem);
-    *text = buf;
-    return o;
-}
-
-#define RUN(cfg, text, ...) run((cfg), (text), (const char *const[]){__VA_ARGS__, NULL})
+static const gw_cfg_prog prog = {.name = "llmgw-controller", .validate = ctl_cfg_validate};
+#define RUN(cfg, text, ...)                                                                        \
+    ut_cfg_run(ctl_cfg_opts, (cfg), sizeof(ctl_cfg), prog, (text),                                 \
+               (const char *const[]){__VA_ARGS__, NULL})
 
 static char *
 example_path(void)

@@ -7,6 +7,7 @@
 
 #include "ctl_disc_rec.h"
 #include "reg_cfg.h"
+#include "ut_cfg.h"
 #include "ut_leak.h"
 
 static void
@@ -19,29 +20,10 @@ clean_env(void)
 
 TestSuite(reg_cfg, .init = clean_env, .fini = ut_leak_check, .timeout = 10);
 
-static gw_cfg_outcome
-run(reg_cfg *cfg, char **text, const char *const *args)
-{
-    char *argv[32];
-    int argc = 0;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    gw_cfg_prog prog = {
-        .name = "llmgw-register", .validate = reg_cfg_validate, .out = mem, .err = mem};
-    gw_cfg_outcome o;
-
-    argv[argc++] = "llmgw-register";
-    for (size_t i = 0; args[i] != NULL; i++)
-        argv[argc++] = (char *)args[i];
-    argv[argc] = NULL;
-    memset(cfg, 0, sizeof(*cfg));
-    o = gw_cfg_parse(reg_cfg_opts, cfg, &prog, argc, argv);
-    fclose(mem);
-    *text = buf;
-    return o;
-}
-#define RUN(cfg, text, ...) run((cfg), (text), (const char *const[]){__VA_ARGS__, NULL})
+static const gw_cfg_prog prog = {.name = "llmgw-register", .validate = reg_cfg_validate};
+#define RUN(cfg, text, ...)                                                                        \
+    ut_cfg_run(reg_cfg_opts, (cfg), sizeof(reg_cfg), prog, (text),                                 \
+               (const char *const[]){__VA_ARGS__, NULL})
 
 Test(reg_cfg, defaults_and_the_record_round_trip_through_the_controller_parser)
 {
