@@ -111,6 +111,8 @@ authenticate(reg_etcd *e, size_t i, gw_buf *resp)
     free(body);
     if (st == 200)
         e->token = ctl_etcd_get_str(resp->data, resp->len, "token");
+    else if (st != 0 && resp->data != NULL && strstr(resp->data, "not enabled") != NULL)
+        return true; /* a cluster without auth: go on without a token */
     if (e->token == NULL)
         gw_log(GW_LOG_WARN, "REG-ETCD-AUTH", "member=%s status=%ld", e->urls[i], st);
     return e->token != NULL;
