@@ -1016,6 +1016,29 @@ tr_start_external(dp_req *req, int32_t i)
     return true;
 }
 
+/* The backoff before the next 429 retry: init * 2^tries, or the held-back
+ * answer's Retry-After (delta-seconds; an HTTP date is ignored) when longer,
+ * both capped at --fallback-retry-max-delay-ms. */
+static uint64_t
+queue_delay_ms(const dp_req *req)
+{
+    const dp_cfg *c = &req->ctx->cfg;
+    dp_rq_cfg rc = {.init_ms = (uint64_t)c->rq_init_delay_ms,
+                    .max_ms = (uint64_t)c->rq_max_delay_ms};
+    uint64_t delay = dp_rq_delay_ms(&rc, req->tr_q_tries);
+
+    for (const struct curl_slist *h = req->resp_hdrs; h != NULL; h = h->next) {
+        if (strncasecmp(h->data, "retry-after:", 12) == 0) {
+            char *end;
+            unsigned long long s = strtoull(h->data + 12, &end, 10);
+            if (end != h->data + 12 && s < 86400 && s * 1000 > delay)
+                delay = s * 1000;
+            break;
+        }
+    }
+    return delay < rc.max_ms ? delay : rc.max_ms;
+}
+
 /* A queued 429 retry's turn: the same external endpoint again. */
 static void
 tr_queue_fire(dp_rq_item *it, void *arg)
@@ -1051,10 +1074,7 @@ try_next(dp_req *req, unsigned status, bool retryable)
         if (!has_fallback(req))
             return DP_NEXT_FAILED;
     } else if (status == 429 && queue_allowed(req)) {
-        uint64_t delay = dp_rq_delay_ms(&(dp_rq_cfg){.init_ms = (uint64_t)ctx->cfg.rq_init_delay_ms,
-                                                     .max_ms = (uint64_t)ctx->cfg.rq_max_delay_ms},
-                                        req->tr_q_tries);
-        if (dp_rq_push(ctx->rq, &req->rq, delay, tr_queue_fire, req)) {
+        if (dp_rq_push(ctx->rq, &req->rq, queue_delay_ms(req), tr_queue_fire, req)) {
             tr_count(ctx->metrics->retry_queue, "queued");
             return DP_NEXT_STARTED;
         }
