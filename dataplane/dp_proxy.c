@@ -116,6 +116,7 @@ struct dp_req {
     uint32_t tr_cursor;  /* position in the fallback chain */
     uint32_t tr_q_tries; /* 429 retries of tr_entry */
     unsigned divert;     /* an upstream error status not relayed: another attempt follows */
+    bool tr_queue_full;  /* the 429 queue refused it */
     dp_rq_item rq;       /* in the 429 retry queue */
     gw_buf tr_body;      /* the body with tr_entry's model */
 };
@@ -835,8 +836,13 @@ on_upstream_failure(dp_req *req, const char *reason, bool retryable)
             break;
         }
         if (status == 429) {
-            dp_error_set(&req->err, 429, "x-error-retry-queue-full", "true", "rate_limit_exceeded",
-                         "the model endpoint is rate limited and the retry queue is full");
+            if (req->tr_queue_full)
+                dp_error_set(&req->err, 429, "x-error-retry-queue-full", "true",
+                             "rate_limit_exceeded",
+                             "the model endpoint is rate limited and the retry queue is full");
+            else
+                dp_error_set(&req->err, 429, "x-error-routing", "true", "rate_limit_exceeded",
+                             "the model endpoint is rate limited");
             snprintf(req->retry_after, sizeof(req->retry_after), "%" PRId64,
                      (ctx->cfg.rq_init_delay_ms + 999) / 1000);
             req->err.retry_after = req->retry_after;
@@ -1078,6 +1084,7 @@ try_next(dp_req *req, unsigned status, bool retryable)
             tr_count(ctx->metrics->retry_queue, "queued");
             return DP_NEXT_STARTED;
         }
+        req->tr_queue_full = true;
         tr_count(ctx->metrics->retry_queue, "overflow");
         gw_log_ratelimited(GW_LOG_WARN, 10, "DP-RETRY-QUEUE-FULL", "req=%s waiting=%u", req->id,
                            dp_rq_waiting(ctx->rq));

@@ -11,6 +11,8 @@
 #include "gw/gw_mem.h"
 
 #define DP_TRAFFIC_MAX_ENTRIES 64
+#define DP_TRAFFIC_MAX_FIELD   2048 /* bytes of base_url, api_key, model: fit the request's buffers \
+                                     */
 
 static gw_err refuse(char *why, size_t n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -76,6 +78,9 @@ parse_entry(dp_traffic_policy policy, json_t *o, uint32_t i, dp_traffic_ep *e, c
         e->local = true;
         snprintf(e->label, sizeof(e->label), "local");
     } else {
+        if (json_string_length(v) > DP_TRAFFIC_MAX_FIELD)
+            return refuse(why, n, "--route-config[%u].base_url: longer than %d bytes", i,
+                          DP_TRAFFIC_MAX_FIELD);
         if (!valid_url(json_string_value(v)))
             return refuse(why, n,
                           "--route-config[%u].base_url: \"%.128s\" is neither \"local\" nor an "
@@ -97,6 +102,9 @@ parse_entry(dp_traffic_policy policy, json_t *o, uint32_t i, dp_traffic_ep *e, c
                           i);
         if (strpbrk(json_string_value(v), "\r\n") != NULL)
             return refuse(why, n, "--route-config[%u].api_key: must not hold a line break", i);
+        if (json_string_length(v) > DP_TRAFFIC_MAX_FIELD)
+            return refuse(why, n, "--route-config[%u].api_key: longer than %d bytes", i,
+                          DP_TRAFFIC_MAX_FIELD);
         if (json_string_length(v) > 0)
             e->api_key = gw_xstrdup(json_string_value(v));
     }
@@ -104,6 +112,9 @@ parse_entry(dp_traffic_policy policy, json_t *o, uint32_t i, dp_traffic_ep *e, c
     if (v != NULL && !json_is_null(v)) {
         if (!json_is_string(v))
             return refuse(why, n, "--route-config[%u].model: must be a string", i);
+        if (json_string_length(v) > DP_TRAFFIC_MAX_FIELD)
+            return refuse(why, n, "--route-config[%u].model: longer than %d bytes", i,
+                          DP_TRAFFIC_MAX_FIELD);
         if (json_string_length(v) > 0 && e->local)
             return refuse(why, n,
                           "--route-config[%u].model: only an external base_url takes one (the "

@@ -75,6 +75,17 @@ Test(dp_traffic, every_bad_flag_and_field_is_named)
     expect_refused("weight",
                    "[{\"base_url\":\"http://a\",\"weight\":1,\"api_key\":\"k\\r\\nX: y\"}]",
                    "--route-config[0].api_key: must not hold a line break");
+    {
+        char big[2200 + 200];
+        snprintf(big, sizeof(big), "[{\"base_url\":\"http://a/%02100d\",\"weight\":1}]", 0);
+        expect_refused("weight", big, "--route-config[0].base_url: longer than 2048 bytes");
+        snprintf(big, sizeof(big),
+                 "[{\"base_url\":\"http://a\",\"weight\":1,\"api_key\":\"%02100d\"}]", 0);
+        expect_refused("weight", big, "--route-config[0].api_key: longer than 2048 bytes");
+        snprintf(big, sizeof(big),
+                 "[{\"base_url\":\"http://a\",\"weight\":1,\"model\":\"%02100d\"}]", 0);
+        expect_refused("weight", big, "--route-config[0].model: longer than 2048 bytes");
+    }
     expect_refused("weight", "[{\"base_url\":\"http://a\",\"weight\":1,\"model\":[]}]",
                    "--route-config[0].model: must be a string");
     expect_refused("weight", "[{\"base_url\":\"local\",\"weight\":1,\"model\":\"x\"}]",
