@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,20 +19,6 @@
 #define DP_MIRROR_FILE_MAX (64u << 10)
 
 /* ---- the config file ---------------------------------------------------- */
-
-static gw_err refuse(char *why, size_t n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static gw_err
-refuse(char *why, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(why, n, fmt, ap);
-    va_end(ap);
-    return GW_EINVAL;
-}
 
 /* Go's encoding/json matches struct fields case-insensitively; "enable_log"
  * is accepted as well (llumnix.md §7.9). */
@@ -55,53 +40,55 @@ dp_mirror_cfg_parse(const char *json, size_t len, dp_mirror_cfg *out, char *why,
     why[0] = '\0';
     root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL)
-        return refuse(why, n, "not JSON (line %d column %d: %.100s)", jerr.line, jerr.column,
-                      jerr.text);
+        return gw_refuse(why, n, "not JSON (line %d column %d: %.100s)", jerr.line, jerr.column,
+                         jerr.text);
     if (!json_is_object(root)) {
         json_decref(root);
-        return refuse(why, n, "must be a JSON object");
+        return gw_refuse(why, n, "must be a JSON object");
     }
     json_object_foreach(root, key, v)
     {
         if (key_is(key, "Enable", NULL)) {
             if (!json_is_boolean(v))
-                rc = refuse(why, n, "Enable: must be true or false");
+                rc = gw_refuse(why, n, "Enable: must be true or false");
             else
                 out->enable = json_is_true(v);
         } else if (key_is(key, "Target", NULL)) {
             if (!json_is_string(v))
-                rc = refuse(why, n, "Target: must be a string");
+                rc = gw_refuse(why, n, "Target: must be a string");
+            else if (json_string_length(v) > 2048)
+                rc = gw_refuse(why, n, "Target: longer than 2048 bytes");
             else if (json_string_length(v) > 0) {
                 free(out->target);
                 out->target = gw_xstrdup(json_string_value(v));
             }
         } else if (key_is(key, "Ratio", NULL)) {
             if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 100)
-                rc = refuse(why, n, "Ratio: must be a number from 0 to 100 (percent)");
+                rc = gw_refuse(why, n, "Ratio: must be a number from 0 to 100 (percent)");
             else
                 out->ratio = json_number_value(v);
         } else if (key_is(key, "Timeout", NULL)) {
             if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 86400000)
-                rc = refuse(why, n, "Timeout: must be milliseconds from 0 to 86400000");
+                rc = gw_refuse(why, n, "Timeout: must be milliseconds from 0 to 86400000");
             else
                 out->timeout_ms = json_number_value(v);
         } else if (key_is(key, "Authorization", NULL)) {
             if (!json_is_string(v) || strpbrk(json_string_value(v), "\r\n") != NULL)
-                rc = refuse(why, n, "Authorization: must be a string without line breaks");
+                rc = gw_refuse(why, n, "Authorization: must be a string without line breaks");
             else if (json_string_length(v) > 0) {
                 free(out->authorization);
                 out->authorization = gw_xstrdup(json_string_value(v));
             }
         } else if (key_is(key, "EnableLog", "enable_log")) {
             if (!json_is_boolean(v))
-                rc = refuse(why, n, "EnableLog: must be true or false");
+                rc = gw_refuse(why, n, "EnableLog: must be true or false");
             else
                 out->enable_log = json_is_true(v);
         } else {
-            rc = refuse(why, n,
-                        "%.64s: unknown key (Enable, Target, Ratio, Timeout, Authorization, "
-                        "EnableLog)",
-                        key);
+            rc = gw_refuse(why, n,
+                           "%.64s: unknown key (Enable, Target, Ratio, Timeout, Authorization, "
+                           "EnableLog)",
+                           key);
         }
         if (rc != GW_OK)
             break;
@@ -112,13 +99,13 @@ dp_mirror_cfg_parse(const char *json, size_t len, dp_mirror_cfg *out, char *why,
                            : strncmp(out->target, "https://", 8) == 0 ? out->target + 8
                                                                       : NULL;
         if (host == NULL || *host == '\0' || *host == '/' || strpbrk(out->target, " \t\r\n"))
-            rc =
-                refuse(why, n, "Target: \"%.128s\" is not an http:// or https:// URL", out->target);
+            rc = gw_refuse(why, n, "Target: \"%.128s\" is not an http:// or https:// URL",
+                           out->target);
         for (size_t l = strlen(out->target); l > 0 && out->target[l - 1] == '/'; l--)
             out->target[l - 1] = '\0';
     }
     if (rc == GW_OK && out->enable && out->target == NULL)
-        rc = refuse(why, n, "Target: required when Enable is true");
+        rc = gw_refuse(why, n, "Target: required when Enable is true");
     if (rc != GW_OK)
         dp_mirror_cfg_fini(out);
     return rc;
@@ -205,14 +192,6 @@ on_call_done(CURL *easy, CURLcode result, void *arg)
     if (c->log)
         gw_log(GW_LOG_NOTICE, "DP-MIRROR", "req=%s status=%ld curl=%d", c->id, status, (int)result);
     call_free(c);
-}
-
-static size_t
-discard(char *p, size_t size, size_t nmemb, void *arg)
-{
-    (void)p;
-    (void)arg;
-    return size * nmemb;
 }
 
 static void
@@ -383,7 +362,7 @@ dp_mirror_send(dp_mirror *m, const char *path, const char *id, const char *body,
     curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body);
     curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->hdrs);
-    curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, gw_curl_discard);
     curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
     curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);

@@ -1351,14 +1351,6 @@ pd_abort_done(pd_abort_call *a, CURLcode result)
     free(a);
 }
 
-static size_t
-discard(char *p, size_t size, size_t nmemb, void *arg)
-{
-    (void)p;
-    (void)arg;
-    return size * nmemb;
-}
-
 /* Asks the prefill endpoint to free this request's KV (fire and forget). */
 static void
 pd_abort(dp_req *req)
@@ -1392,7 +1384,7 @@ pd_abort(dp_req *req)
     curl_easy_setopt(a->easy, CURLOPT_PRIVATE, a);
     curl_easy_setopt(a->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(a->easy, CURLOPT_TIMEOUT_MS, 2000L);
-    curl_easy_setopt(a->easy, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(a->easy, CURLOPT_WRITEFUNCTION, gw_curl_discard);
     if (gw_curlm_add(ctx->curlm, a->easy) != GW_OK) {
         pd_abort_done(a, CURLE_FAILED_INIT);
         return;

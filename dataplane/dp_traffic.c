@@ -2,7 +2,6 @@
 #include "dp_traffic.h"
 
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,22 +10,8 @@
 #include "gw/gw_mem.h"
 
 #define DP_TRAFFIC_MAX_ENTRIES 64
-#define DP_TRAFFIC_MAX_FIELD   2048 /* bytes of base_url, api_key, model: fit the request's buffers \
-                                     */
-
-static gw_err refuse(char *why, size_t n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static gw_err
-refuse(char *why, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(why, n, fmt, ap);
-    va_end(ap);
-    return GW_EINVAL;
-}
+/* Bytes of base_url, api_key, model at most: they fit the request's buffers. */
+#define DP_TRAFFIC_MAX_FIELD 2048
 
 /* "http://host..." or "https://host...", host non-empty, no whitespace. */
 static bool
@@ -58,34 +43,34 @@ parse_entry(dp_traffic_policy policy, json_t *o, uint32_t i, dp_traffic_ep *e, c
     json_t *v;
 
     if (!json_is_object(o))
-        return refuse(why, n, "--route-config[%u]: must be an object", i);
+        return gw_refuse(why, n, "--route-config[%u]: must be an object", i);
     json_object_foreach(o, key, v)
     {
         bool known = false;
         for (size_t k = 0; k < sizeof(known_fields) / sizeof(known_fields[0]); k++)
             known |= strcmp(key, known_fields[k]) == 0;
         if (!known)
-            return refuse(why, n,
-                          "--route-config[%u].%.64s: unknown field (base_url, api_key, model, "
-                          "fallback, weight, prefix)",
-                          i, key);
+            return gw_refuse(why, n,
+                             "--route-config[%u].%.64s: unknown field (base_url, api_key, model, "
+                             "fallback, weight, prefix)",
+                             i, key);
     }
     v = json_object_get(o, "base_url");
     if (!json_is_string(v) || json_string_length(v) == 0)
-        return refuse(why, n, "--route-config[%u].base_url: required, \"local\" or an http(s) URL",
-                      i);
+        return gw_refuse(why, n,
+                         "--route-config[%u].base_url: required, \"local\" or an http(s) URL", i);
     if (strcmp(json_string_value(v), "local") == 0) {
         e->local = true;
         snprintf(e->label, sizeof(e->label), "local");
     } else {
         if (json_string_length(v) > DP_TRAFFIC_MAX_FIELD)
-            return refuse(why, n, "--route-config[%u].base_url: longer than %d bytes", i,
-                          DP_TRAFFIC_MAX_FIELD);
+            return gw_refuse(why, n, "--route-config[%u].base_url: longer than %d bytes", i,
+                             DP_TRAFFIC_MAX_FIELD);
         if (!valid_url(json_string_value(v)))
-            return refuse(why, n,
-                          "--route-config[%u].base_url: \"%.128s\" is neither \"local\" nor an "
-                          "http:// or https:// URL",
-                          i, json_string_value(v));
+            return gw_refuse(why, n,
+                             "--route-config[%u].base_url: \"%.128s\" is neither \"local\" nor an "
+                             "http:// or https:// URL",
+                             i, json_string_value(v));
         e->base_url = gw_xstrdup(json_string_value(v));
         for (size_t l = strlen(e->base_url); l > 0 && e->base_url[l - 1] == '/'; l--)
             e->base_url[l - 1] = '\0';
@@ -94,76 +79,78 @@ parse_entry(dp_traffic_policy policy, json_t *o, uint32_t i, dp_traffic_ep *e, c
     v = json_object_get(o, "api_key");
     if (v != NULL && !json_is_null(v)) {
         if (!json_is_string(v))
-            return refuse(why, n, "--route-config[%u].api_key: must be a string", i);
+            return gw_refuse(why, n, "--route-config[%u].api_key: must be a string", i);
         if (json_string_length(v) > 0 && e->local)
-            return refuse(why, n,
-                          "--route-config[%u].api_key: only an external base_url takes one (the "
-                          "local pool gets the client's Authorization)",
-                          i);
+            return gw_refuse(why, n,
+                             "--route-config[%u].api_key: only an external base_url takes one (the "
+                             "local pool gets the client's Authorization)",
+                             i);
         if (strpbrk(json_string_value(v), "\r\n") != NULL)
-            return refuse(why, n, "--route-config[%u].api_key: must not hold a line break", i);
+            return gw_refuse(why, n, "--route-config[%u].api_key: must not hold a line break", i);
         if (json_string_length(v) > DP_TRAFFIC_MAX_FIELD)
-            return refuse(why, n, "--route-config[%u].api_key: longer than %d bytes", i,
-                          DP_TRAFFIC_MAX_FIELD);
+            return gw_refuse(why, n, "--route-config[%u].api_key: longer than %d bytes", i,
+                             DP_TRAFFIC_MAX_FIELD);
         if (json_string_length(v) > 0)
             e->api_key = gw_xstrdup(json_string_value(v));
     }
     v = json_object_get(o, "model");
     if (v != NULL && !json_is_null(v)) {
         if (!json_is_string(v))
-            return refuse(why, n, "--route-config[%u].model: must be a string", i);
+            return gw_refuse(why, n, "--route-config[%u].model: must be a string", i);
         if (json_string_length(v) > DP_TRAFFIC_MAX_FIELD)
-            return refuse(why, n, "--route-config[%u].model: longer than %d bytes", i,
-                          DP_TRAFFIC_MAX_FIELD);
+            return gw_refuse(why, n, "--route-config[%u].model: longer than %d bytes", i,
+                             DP_TRAFFIC_MAX_FIELD);
         if (json_string_length(v) > 0 && e->local)
-            return refuse(why, n,
-                          "--route-config[%u].model: only an external base_url takes one (the "
-                          "local pool serves the client's model)",
-                          i);
+            return gw_refuse(why, n,
+                             "--route-config[%u].model: only an external base_url takes one (the "
+                             "local pool serves the client's model)",
+                             i);
         if (json_string_length(v) > 0)
             e->model = gw_xstrdup(json_string_value(v));
     }
     v = json_object_get(o, "fallback");
     if (v != NULL && !json_is_null(v)) {
         if (!json_is_boolean(v))
-            return refuse(why, n, "--route-config[%u].fallback: must be true or false", i);
+            return gw_refuse(why, n, "--route-config[%u].fallback: must be true or false", i);
         e->fallback = json_is_true(v);
         if (e->fallback && e->local)
-            return refuse(why, n,
-                          "--route-config[%u].fallback: the local pool cannot be a fallback "
-                          "(only external base_urls are)",
-                          i);
+            return gw_refuse(why, n,
+                             "--route-config[%u].fallback: the local pool cannot be a fallback "
+                             "(only external base_urls are)",
+                             i);
     }
     v = json_object_get(o, "weight");
     if (v != NULL && !json_is_null(v)) {
         if (policy != DP_TRAFFIC_WEIGHT)
-            return refuse(why, n, "--route-config[%u].weight: only with --route-policy weight", i);
+            return gw_refuse(why, n, "--route-config[%u].weight: only with --route-policy weight",
+                             i);
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1000000000)
-            return refuse(why, n,
-                          "--route-config[%u].weight: must be an integer from 0 to 1000000000", i);
+            return gw_refuse(
+                why, n, "--route-config[%u].weight: must be an integer from 0 to 1000000000", i);
         e->weight = json_integer_value(v);
     }
     v = json_object_get(o, "prefix");
     if (v != NULL && !json_is_null(v)) {
         const char *p, *star;
         if (policy != DP_TRAFFIC_PREFIX)
-            return refuse(why, n, "--route-config[%u].prefix: only with --route-policy prefix", i);
+            return gw_refuse(why, n, "--route-config[%u].prefix: only with --route-policy prefix",
+                             i);
         if (!json_is_string(v) || json_string_length(v) == 0)
-            return refuse(why, n, "--route-config[%u].prefix: must be a non-empty string", i);
+            return gw_refuse(why, n, "--route-config[%u].prefix: must be a non-empty string", i);
         p = json_string_value(v);
         star = strchr(p, '*');
         if (star != NULL && star[1] != '\0')
-            return refuse(why, n,
-                          "--route-config[%u].prefix: \"%.128s\": '*' is allowed only at the end",
-                          i, p);
+            return gw_refuse(
+                why, n, "--route-config[%u].prefix: \"%.128s\": '*' is allowed only at the end", i,
+                p);
         e->prefix = gw_xstrdup(p);
         e->wildcard = star != NULL;
         e->stem_len = strlen(p) - (e->wildcard ? 1 : 0);
     } else if (policy == DP_TRAFFIC_PREFIX && !e->fallback) {
-        return refuse(why, n,
-                      "--route-config[%u].prefix: required with --route-policy prefix (a "
-                      "fallback-only entry may omit it)",
-                      i);
+        return gw_refuse(why, n,
+                         "--route-config[%u].prefix: required with --route-policy prefix (a "
+                         "fallback-only entry may omit it)",
+                         i);
     }
     return GW_OK;
 }
@@ -187,23 +174,23 @@ dp_traffic_parse(const char *policy, const char *json, dp_traffic *out, char *wh
     else if (strcmp(policy, "prefix") == 0)
         out->policy = DP_TRAFFIC_PREFIX;
     else if (policy[0] == '\0')
-        return refuse(why, n, "--route-policy: required with --route-config (weight or prefix)");
+        return gw_refuse(why, n, "--route-policy: required with --route-config (weight or prefix)");
     else
-        return refuse(why, n, "--route-policy: '%.64s' is not weight or prefix", policy);
+        return gw_refuse(why, n, "--route-policy: '%.64s' is not weight or prefix", policy);
     if (json[0] == '\0') {
         out->policy = DP_TRAFFIC_OFF;
-        return refuse(why, n, "--route-config: required with --route-policy %s", policy);
+        return gw_refuse(why, n, "--route-config: required with --route-policy %s", policy);
     }
     root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         out->policy = DP_TRAFFIC_OFF;
-        return refuse(why, n, "--route-config: not JSON (line %d column %d: %.100s)", jerr.line,
-                      jerr.column, jerr.text);
+        return gw_refuse(why, n, "--route-config: not JSON (line %d column %d: %.100s)", jerr.line,
+                         jerr.column, jerr.text);
     }
     count = json_is_array(root) ? json_array_size(root) : 0;
     if (!json_is_array(root) || count == 0 || count > DP_TRAFFIC_MAX_ENTRIES) {
-        rc = refuse(why, n, "--route-config: must be a JSON array of 1 to %d entries",
-                    DP_TRAFFIC_MAX_ENTRIES);
+        rc = gw_refuse(why, n, "--route-config: must be a JSON array of 1 to %d entries",
+                       DP_TRAFFIC_MAX_ENTRIES);
         goto out;
     }
     out->eps = gw_xcalloc(count, sizeof(*out->eps));
@@ -215,7 +202,8 @@ dp_traffic_parse(const char *policy, const char *json, dp_traffic *out, char *wh
     if (rc != GW_OK)
         goto out;
     if (out->policy == DP_TRAFFIC_WEIGHT && out->total_weight <= 0) {
-        rc = refuse(why, n, "--route-config: the weights sum to 0 (no entry would take traffic)");
+        rc =
+            gw_refuse(why, n, "--route-config: the weights sum to 0 (no entry would take traffic)");
         goto out;
     }
     /* A repeated pattern would never win: almost surely a mistake. */
@@ -223,9 +211,9 @@ dp_traffic_parse(const char *policy, const char *json, dp_traffic *out, char *wh
         for (uint32_t j = 0; j < i && rc == GW_OK; j++)
             if (out->eps[i].prefix && out->eps[j].prefix &&
                 strcmp(out->eps[i].prefix, out->eps[j].prefix) == 0)
-                rc = refuse(why, n,
-                            "--route-config[%u].prefix: \"%.128s\" repeats entry %u's pattern", i,
-                            out->eps[i].prefix, j);
+                rc = gw_refuse(why, n,
+                               "--route-config[%u].prefix: \"%.128s\" repeats entry %u's pattern",
+                               i, out->eps[i].prefix, j);
 out:
     json_decref(root);
     if (rc != GW_OK)

@@ -19,8 +19,6 @@ start_controller ctl --config "$E2E_DIR/gw.yaml"
 MIRROR=$E2E_DIR/mirror.json
 start_worker w1 "$W" --mirror-config-path "$MIRROR" --mirror-reload-interval 200ms \
     --mirror-max-inflight 4
-report() { e2e_log "failed-client-requests scenario=\"$1\" requests=$2 failed=$3"; }
-received() { curl -s "http://127.0.0.1:$1/_mock/stats" | jq .received; }
 BODY='{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":2}'
 send() { # N: sends N requests, prints the failures
     local f=0
@@ -31,7 +29,7 @@ send() { # N: sends N requests, prints the failures
 }
 metric_is() { [ "$(metric "$GW" "$1")" == "$2" ]; }
 enabled_is() { metric_is llmgw_worker_mirror_enabled "$1"; }
-mt_received_is() { [ "$(received "$MT")" == "$1" ]; }
+mt_received_is() { [ "$(mock_received "$MT")" == "$1" ]; }
 write_cfg() { # ENABLE RATIO [TIMEOUT]
     printf '{"Enable":%s,"Target":"http://127.0.0.1:%s","Ratio":%s,"Timeout":%s,"Authorization":"Bearer mirror-key","EnableLog":true}\n' \
         "$1" "$MT" "$2" "${3:-5000}" >"$MIRROR.tmp" && mv "$MIRROR.tmp" "$MIRROR"
@@ -43,7 +41,7 @@ expect_eq "no file: mirror off" "$(metric "$GW" llmgw_worker_mirror_enabled)" 0
 write_cfg true 100
 eventually "the file is picked up without a restart" 5 enabled_is 1
 f=$(send 20)
-report "mirror on (Ratio 100)" 20 "$f"
+report_failed "mirror on (Ratio 100)" 20 "$f"
 expect_eq "mirror on: no client request failed" "$f" 0
 eventually "the mirror target received all 20" 5 mt_received_is 20
 expect_eq "the copy carries the configured Authorization" \
@@ -56,19 +54,19 @@ expect_eq "the copy is the client's body" "$(mock_requests "$MT" | jq -c '.[-1].
 write_cfg false 100
 eventually "hot-reload turns the mirror off" 5 enabled_is 0
 f=$(send 20)
-report "mirror hot-reloaded off" 20 "$f"
+report_failed "mirror hot-reloaded off" 20 "$f"
 expect_eq "mirror off: no client request failed" "$f" 0
 sleep 0.5
-expect_eq "the mirror target received nothing more" "$(received "$MT")" 20
+expect_eq "the mirror target received nothing more" "$(mock_received "$MT")" 20
 
 # On again, at 50%.
 write_cfg true 50
 eventually "hot-reload turns it on again" 5 enabled_is 1
 f=$(send 200)
-report "mirror on again (Ratio 50)" 200 "$f"
+report_failed "mirror on again (Ratio 50)" 200 "$f"
 expect_eq "mirror on again: no client request failed" "$f" 0
 sleep 1
-got=$(($(received "$MT") - 20))
+got=$(($(mock_received "$MT") - 20))
 e2e_log "Ratio 50: the mirror target received $got of 200"
 expect_true "about half mirrored ($got of 200)" [ "$got" -ge 65 ] && [ "$got" -le 135 ]
 
@@ -86,7 +84,7 @@ curl -s -X POST "http://127.0.0.1:$MT/_mock/fault" -d '{"hang":true}' >/dev/null
 t0=$(date +%s%N)
 f=$(send 10)
 ms=$((($(date +%s%N) - t0) / 1000000))
-report "mirror target hung" 10 "$f"
+report_failed "mirror target hung" 10 "$f"
 expect_eq "hung mirror: no client request failed" "$f" 0
 expect_true "10 requests took $ms ms: not delayed by the mirror's 3 s timeout" [ "$ms" -lt 2500 ]
 expect_eq "4 copies in flight at most" "$(metric "$GW" llmgw_worker_mirror_inflight)" 4

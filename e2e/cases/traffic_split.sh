@@ -25,8 +25,6 @@ models:
 YAML
 start_controller ctl --config "$E2E_DIR/gw.yaml"
 
-report() { e2e_log "failed-client-requests scenario=\"$1\" requests=$2 failed=$3"; }
-received() { curl -s "http://127.0.0.1:$1/_mock/stats" | jq .received; }
 
 # ---- a bad config never starts --------------------------------------------
 refused() { # DESC EXPECTED_MESSAGE_REGEX WORKER_ARGS...
@@ -78,8 +76,8 @@ curl -s --no-progress-meter --parallel --parallel-max 8 -K "$E2E_DIR/weight.curl
 fails=$(grep -vc '^200$' "$E2E_DIR/weight.codes")
 expect_eq "2000 weighted requests answered" "$(wc -l <"$E2E_DIR/weight.codes")" "$N"
 expect_eq "no weighted request failed" "$fails" 0
-report "weight 70/30 split" "$N" "$fails"
-ext=$(received "$X1"); loc=$(($(received "$L1") + $(received "$L2")))
+report_failed "weight 70/30 split" "$N" "$fails"
+ext=$(mock_received "$X1"); loc=$(($(mock_received "$L1") + $(mock_received "$L2")))
 e2e_log "weight split: local=$loc external=$ext (configured 70/30)"
 expect_eq "every request reached exactly one endpoint" "$((ext + loc))" "$N"
 expect_true "external share $ext/$N within 30% +-5%" [ "$ext" -ge 500 ] && [ "$ext" -le 700 ]
@@ -120,7 +118,7 @@ run_fallback() { # SCENARIO N
         [ "$code" == 200 ] || f=$((f + 1))
         routes="$routes $(hdr x-llmgw-route)"
     done
-    report "$1" "$n" "$f"
+    report_failed "$1" "$n" "$f"
     expect_eq "$1: no client request failed" "$f" 0
     expect_match "$1: served by the fallback" "$routes" 'external-1'
 }
