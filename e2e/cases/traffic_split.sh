@@ -110,6 +110,12 @@ expect_eq "Qwen/Other -> Qwen/* (external-2)" "$code $(hdr x-llmgw-route)" "404 
 code=$(q other)
 expect_eq "other -> the catch-all '*'" "$code $(hdr x-llmgw-route)" "200 external-4"
 
+curl -sN --max-time 10 -D "$E2E_DIR/s.hdr" -H 'Content-Type: application/json' \
+    -d '{"model":"Qwen/Qwen2.5-7B","messages":[{"role":"user","content":"hi"}],"max_tokens":3,"stream":true}' \
+    "$GW/v1/chat/completions" >"$E2E_DIR/s.body"
+expect_eq "a stream to an external endpoint is relayed to [DONE]" \
+    "$(grep -c '^data: ' "$E2E_DIR/s.body") $(grep '^data: ' "$E2E_DIR/s.body" | tail -1)" "5 data: [DONE]"
+
 # ---- fallback when the local pool fails -----------------------------------
 run_fallback() { # SCENARIO N
     local n=$2 f=0 routes=""
@@ -125,6 +131,11 @@ run_fallback() { # SCENARIO N
 curl -s -X POST "http://127.0.0.1:$L1/_mock/fault" -d '{"hang":true}' >/dev/null
 curl -s -X POST "http://127.0.0.1:$L2/_mock/fault" -d '{"hang":true}' >/dev/null
 run_fallback "local pool hangs (first-byte timeout)" 10
+curl -sN --max-time 10 -H 'Content-Type: application/json' \
+    -d '{"model":"Qwen/Qwen3-8B","messages":[{"role":"user","content":"hi"}],"max_tokens":3,"stream":true}' \
+    "$GW/v1/chat/completions" >"$E2E_DIR/s.body"
+expect_eq "a stream whose local endpoint hangs is served whole by the fallback" \
+    "$(grep '^data: ' "$E2E_DIR/s.body" | tail -1)" "data: [DONE]"
 curl -s -X POST "http://127.0.0.1:$L1/_mock/fault" -d '{"error_rate":1}' >/dev/null
 curl -s -X POST "http://127.0.0.1:$L2/_mock/fault" -d '{"error_rate":1}' >/dev/null
 before=$(metric "$GW" llmgw_worker_upstream_retries_total)
