@@ -61,7 +61,7 @@ expect_eq "exhaustions counted" "$(metric "$GW" 'llmgw_worker_retry_queue_events
 # backoff and no other fallback.
 start_worker w2 "$W2" --route-policy weight --fallback-retry-queue-enabled \
     --fallback-retry-queue-size 1 --fallback-retry-worker-size 1 --fallback-retry-max-count 1 \
-    --fallback-retry-init-delay-ms 2000 --fallback-retry-max-delay-ms 2000 \
+    --fallback-retry-init-delay-ms 3000 --fallback-retry-max-delay-ms 3000 \
     --route-config "[{\"base_url\":\"http://127.0.0.1:$X1\",\"weight\":1}]"
 GW=http://127.0.0.1:$W2
 reset "$X1"; fault "$X1" '{"fail_count":100,"fail_status":429}'
@@ -74,9 +74,9 @@ t0=$(date +%s%N)
 code=$(chat "$BODY")
 ms=$((($(date +%s%N) - t0) / 1000000))
 expect_eq "a full queue answers 429 at once" "$code" 429
-expect_true "without waiting for the queue (took $ms ms, backoff 2000)" [ "$ms" -lt 1500 ]
+expect_true "without waiting for the queue (took $ms ms, backoff 3000)" [ "$ms" -lt 2000 ]
 expect_eq "with x-error-retry-queue-full" "$(hdr x-error-retry-queue-full)" true
-expect_eq "and Retry-After" "$(hdr retry-after)" 2
+expect_eq "and Retry-After" "$(hdr retry-after)" 3
 expect_eq "an OpenAI-shaped error" "$(body | jq -r .error.type)" rate_limit_error
 expect_eq "overflow counted" "$(metric "$GW" 'llmgw_worker_retry_queue_events_total{event="overflow"}')" 1
 wait "$first"
@@ -89,7 +89,7 @@ reset "$X1"; fault "$X1" '{"fail_count":100,"fail_status":429}'
 curl -s -o /dev/null --max-time 0.5 -H 'Content-Type: application/json' -d "$BODY" "$GW/v1/chat/completions"
 sleep 0.3
 expect_eq "the queue is empty once the client left" "$(metric "$GW" llmgw_worker_retry_queue_waiting)" 0
-sleep 2.2
+sleep 3.3
 expect_eq "no retry was sent for it" "$(mock_received "$X1")" 1
 fault "$X1" '{}'
 code=$(chat "$BODY")
