@@ -11,8 +11,22 @@ struct dp_rq {
     dp_rq_cfg cfg;
     uint32_t waiting, running;
     dp_rq_item *head, *tail; /* ready, oldest first */
+    /* A freed slot is handed on at the next loop turn, never from inside
+     * dp_rq_cancel: its caller may be inside a libcurl callback, where
+     * starting the next retry (curl_multi_add_handle) is refused with
+     * CURLM_RECURSIVE_API_CALL, and the fire must not re-enter it. */
+    gw_timer *kick;
     dp_rq_stats stats;
 };
+
+static void dispatch(dp_rq *q);
+
+static void
+on_kick(gw_loop *loop, void *arg)
+{
+    (void)loop;
+    dispatch(arg);
+}
 
 dp_rq *
 dp_rq_new(gw_loop *loop, const dp_rq_cfg *cfg)
@@ -23,12 +37,16 @@ dp_rq_new(gw_loop *loop, const dp_rq_cfg *cfg)
     q->cfg = *cfg;
     if (q->cfg.workers == 0)
         q->cfg.workers = 1;
+    q->kick = gw_timer_new(loop, on_kick, q);
     return q;
 }
 
 void
 dp_rq_free(dp_rq *q)
 {
+    if (q == NULL)
+        return;
+    gw_timer_free(q->kick);
     free(q);
 }
 
@@ -135,8 +153,8 @@ dp_rq_cancel(dp_rq_item *it)
         break;
     }
     it->state = DP_RQ_IDLE;
-    if (q->running < q->cfg.workers)
-        dispatch(q);
+    if (q->head != NULL && q->running < q->cfg.workers)
+        gw_timer_start(q->kick, 0);
 }
 
 uint32_t

@@ -63,8 +63,9 @@ uint64_t dp_rq_delay_ms(const dp_rq_cfg *cfg, uint32_t attempt);
  * when <size> requests already wait. */
 bool dp_rq_push(dp_rq *q, dp_rq_item *it, uint64_t delay_ms, dp_rq_fire_fn fire, void *arg);
 
-/* Takes <it> out whatever its state (frees its worker slot, which may fire
- * the next ready item); idle is a no-op. Safe from inside its own fire. */
+/* Takes <it> out whatever its state; idle is a no-op. Safe from inside its
+ * own fire and from inside libcurl callbacks: never fires anything itself; a
+ * freed worker slot goes to the oldest ready item at the next loop turn. */
 void dp_rq_cancel(dp_rq_item *it);
 
 uint32_t dp_rq_waiting(const dp_rq *q); /* WAITING + READY */

@@ -1,6 +1,7 @@
 /* Unit tests for dp_retry_queue on a real gw_loop: the backoff sequence and
  * its cap, the size bound (a full queue refuses at once), the worker bound
- * (ready items wait in FIFO order), and cancel in every state. */
+ * (ready items wait in FIFO order, a freed slot is handed on at the next
+ * loop turn, never from inside the cancel), and cancel in every state. */
 #include <criterion/criterion.h>
 
 #include "dp_retry_queue.h"
@@ -120,8 +121,16 @@ Test(dp_retry_queue, workers_bound_running_retries_fifo)
     cr_assert_eq(dp_rq_running(q), 2);
     cr_assert_eq(dp_rq_waiting(q), 2);
     cr_assert_eq(x[2].it.state, DP_RQ_READY);
-    dp_rq_cancel(&x[0].it); /* a retry ends: the oldest ready one runs */
-    cr_assert_eq(r.n, 3);
+    /* A retry ends: the oldest ready one runs, but at the next loop turn,
+     * never from inside the cancel (which may be called from a libcurl
+     * callback, where starting a transfer is refused). */
+    dp_rq_cancel(&x[0].it);
+    cr_assert_eq(r.n, 2, "nothing fires from inside dp_rq_cancel");
+    cr_assert_eq(dp_rq_running(q), 1);
+    r.stop_after = 3;
+    gw_timer_start(guard, 2000);
+    cr_assert_eq(gw_loop_run(loop), GW_OK);
+    cr_assert_eq(r.n, 3, "the freed slot went on at the next turn");
     cr_assert_eq(r.order[2], 2);
     dp_rq_cancel(&x[3].it); /* a ready one leaves (its client went away) */
     cr_assert_eq(dp_rq_waiting(q), 0);
