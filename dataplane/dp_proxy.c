@@ -992,7 +992,13 @@ should_divert(dp_req *req)
     /* The local pool's own 429 goes to the client (as in Llumnix). */
     if (req->status == 429)
         return req->tr_entry >= 0 && (queue_allowed(req) || has_fallback(req));
-    return local_retry_allowed(req, req->status, true) || has_fallback(req);
+    /* A 5xx is held back only when a retry has somewhere to go: another
+     * ready endpoint not tried yet, or a fallback entry. Otherwise the
+     * engine's own answer is relayed (docs/traffic.md). */
+    return (local_retry_allowed(req, req->status, true) &&
+            dp_route_has_untried(req->ctx, req->snap, &req->route, req->pre_idx >= 0, req->tried,
+                                 req->n_tried)) ||
+           has_fallback(req);
 }
 
 /* Proxies the request to external entry <i> of --route-config. */

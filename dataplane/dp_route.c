@@ -381,6 +381,28 @@ dp_route_pick_pd_decode(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const
     return ctx->scratch[pos];
 }
 
+bool
+dp_route_has_untried(dp_ctx *ctx, const dp_snap *snap, const dp_route *route, bool pd_decode,
+                     const uint32_t *exclude, uint32_t n_exclude)
+{
+    uint32_t filtered, pos;
+    uint32_t n = list_candidates(ctx, snap, route, exclude, n_exclude,
+                                 pd_decode   ? DP_PD_DECODE
+                                 : route->pd ? DP_PD_COMBINED
+                                             : -1,
+                                 &filtered);
+    dp_pick pick = {.snap = snap,
+                    .states = dp_snap_states(snap),
+                    .cands = ctx->scratch,
+                    .n_cands = n,
+                    .rng = &ctx->rng,
+                    .req = &route->preq};
+
+    if (n == 0 || !pd_decode)
+        return n > 0;
+    return dp_pd_choose_decode(&pick, dp_snap_pm(snap)->endpoints[route->pd_prefill].roleset, &pos);
+}
+
 int64_t
 dp_route_pick(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const uint32_t *exclude,
               uint32_t n_exclude, uint64_t tokens, dp_error *err)

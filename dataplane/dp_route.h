@@ -102,6 +102,12 @@ int64_t dp_route_pick_pd_decode(dp_ctx *ctx, const dp_snap *snap, dp_route *rout
                                 const uint32_t *exclude, uint32_t n_exclude, uint64_t tokens,
                                 dp_error *err);
 
+/* Whether a retry has an endpoint left: a ready endpoint not in <exclude>
+ * that dp_route_pick (or, with <pd_decode>, dp_route_pick_pd_decode) could
+ * take. Reserves nothing. */
+bool dp_route_has_untried(dp_ctx *ctx, const dp_snap *snap, const dp_route *route, bool pd_decode,
+                          const uint32_t *exclude, uint32_t n_exclude);
+
 /* Releases a reservation made by dp_route_pick. */
 void dp_route_release(dp_ep *ep, uint64_t tokens);
 

@@ -8,7 +8,7 @@
 source "$(dirname "$0")/../lib.sh"
 
 L1=$(free_port); L2=$(free_port); X1=$(free_port); X2=$(free_port)
-W1=$(free_port); W2=$(free_port)
+W1=$(free_port); W2=$(free_port); W3=$(free_port)
 start_mock l1 "$L1" --model Qwen/Qwen3-8B --model m --ttft-ms 1 --itl-ms 1 --record-secrets
 start_mock l2 "$L2" --model Qwen/Qwen3-8B --model m --ttft-ms 1 --itl-ms 1 --record-secrets
 # The external endpoints serve the local models too (as the seed's test
@@ -142,6 +142,16 @@ before=$(metric "$GW" llmgw_worker_upstream_retries_total)
 run_fallback "local pool answers 500" 20
 expect_true "5xx retried on the other local endpoint first (--retry-max-count 1)" \
     [ "$(metric "$GW" llmgw_worker_upstream_retries_total)" -ge $((before + 20)) ]
+# Without a fallback, a retry budget larger than the pool must not hide the
+# engine's answer: once every endpoint answered 500, the last 500 is relayed.
+start_worker w3 "$W3" --retry-max-count 3
+GW=http://127.0.0.1:$W3
+code=$(q m)
+expect_eq "every local endpoint answers 500, no fallback: the engine's 500 is relayed" \
+    "$code $(hdr x-error-routing)" "500 "
+expect_eq "with the engine's own body" "$(body | jq -r .type)" InternalServerError
+stop w3
+GW=http://127.0.0.1:$W2
 stop l1 KILL; stop l2 KILL
 run_fallback "local pool gone (connect refused)" 50
 expect_match "fallbacks are counted" \
