@@ -118,7 +118,6 @@ struct dp_req {
     unsigned divert;     /* an upstream error status not relayed: another attempt follows */
     bool tr_queue_full;  /* the 429 queue refused it */
     dp_rq_item rq;       /* in the 429 retry queue */
-    gw_buf tr_body;      /* the body with tr_entry's model */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -727,14 +726,12 @@ upstream_start(dp_req *req)
     dp_ctx *ctx = req->ctx;
     char url[PM_MAX_STR + 64];
 
-    const gw_buf *body = &req->body;
-
     req->easy = easy_get(ctx);
     if (req->easy == NULL)
         return false;
     req->up_hdrs = engine_headers(req);
     if (req->tr_entry >= 0) {
-        /* An external endpoint of --route-config: its URL, its key, its model. */
+        /* An external endpoint of --route-config: its URL, its key. */
         const dp_traffic_ep *e = &ctx->traffic.eps[req->tr_entry];
         dp_traffic_url(e, req->path, url, sizeof(url));
         if (e->api_key != NULL) {
@@ -743,14 +740,13 @@ upstream_start(dp_req *req)
             req->up_hdrs = dp_traffic_set_authorization(req->up_hdrs, auth);
             explicit_bzero(auth, sizeof(auth));
         }
-        if (e->model != NULL)
-            body = &req->tr_body;
     } else {
         endpoint_url(req, req->ep_idx, req->path, url, sizeof(url));
     }
     req->status = 0;
     req->content_length = -1;
-    easy_post(req, req->easy, url, body, req->up_hdrs, on_write,
+    /* The body goes as is, to an external entry too (its `model` is reserved). */
+    easy_post(req, req->easy, url, &req->body, req->up_hdrs, on_write,
               (long)ctx->cfg.upstream_timeout_ms);
     curl_easy_setopt(req->easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(req->easy, CURLOPT_HEADERDATA, req);
@@ -1006,7 +1002,6 @@ static bool
 tr_start_external(dp_req *req, int32_t i)
 {
     dp_ctx *ctx = req->ctx;
-    const dp_traffic_ep *e = &ctx->traffic.eps[i];
 
     req_release(req);
     req->tr_entry = i;
@@ -1014,12 +1009,6 @@ tr_start_external(dp_req *req, int32_t i)
     req->ep_idx = -1;
     if (req->timer == NULL)
         req->timer = gw_timer_new(ctx->loop, on_timer, req);
-    if (e->model != NULL &&
-        dp_traffic_rewrite_model(req->body.data, req->body.len, e->model, &req->tr_body) != GW_OK) {
-        dp_error_set(&req->err, 400, "x-error-request-body-processing", "true",
-                     "invalid_request_body", "the request body cannot take the route's model");
-        return false;
-    }
     if (!upstream_start(req)) {
         dp_error_set(&req->err, 502, "x-error-routing", "true", "upstream_error",
                      "cannot start the upstream request");
@@ -1675,7 +1664,6 @@ req_new(dp_ctx *ctx, struct MHD_Connection *conn, dp_api api, const char *path)
     req->conn = conn;
     req->pre_idx = -1;
     req->tr_primary = req->tr_entry = -1;
-    gw_buf_init(&req->tr_body, (size_t)ctx->cfg.max_body_bytes + 65536);
     gw_buf_init(&req->pre_body, (size_t)ctx->cfg.max_body_bytes + 65536);
     gw_buf_init(&req->pre_resp, 1u << 20);
     req->api = api;
@@ -1879,7 +1867,6 @@ dp_proxy_completed(dp_ctx *ctx, void *con_cls, enum MHD_RequestTerminationCode t
     dp_sse_strip_fini(&req->strip);
     gw_buf_fini(&req->pre_body);
     gw_buf_fini(&req->pre_resp);
-    gw_buf_fini(&req->tr_body);
     gw_buf_fini(&req->relay);
     gw_buf_fini(&req->body);
     dp_reqinfo_fini(&req->info);

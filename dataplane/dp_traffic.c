@@ -312,30 +312,6 @@ dp_traffic_url(const dp_traffic_ep *e, const char *path, char *out, size_t n)
     snprintf(out, n, "%s%s", e->base_url, path);
 }
 
-static int
-dump_to_buf(const char *p, size_t n, void *arg)
-{
-    return gw_buf_append(arg, p, n) == GW_OK ? 0 : -1;
-}
-
-gw_err
-dp_traffic_rewrite_model(const char *body, size_t len, const char *model, gw_buf *out)
-{
-    json_t *root = json_loadb(body, len, 0, NULL);
-    gw_err rc = GW_OK;
-
-    gw_buf_reset(out);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return GW_EINVAL;
-    }
-    if (json_object_set_new(root, "model", json_string(model)) != 0 ||
-        json_dump_callback(root, dump_to_buf, out, JSON_COMPACT) != 0)
-        rc = GW_EFULL;
-    json_decref(root);
-    return rc;
-}
-
 struct curl_slist *
 dp_traffic_set_authorization(struct curl_slist *hdrs, const char *value)
 {

@@ -13,7 +13,6 @@
 
 #include <curl/curl.h>
 
-#include "gw/gw_buf.h"
 #include "gw/gw_err.h"
 
 typedef enum dp_traffic_policy {
@@ -26,7 +25,7 @@ typedef struct dp_traffic_ep {
     bool local;      /* base_url "local": the controller-discovered pool */
     char *base_url;  /* external: http(s) URL without a trailing '/'; NULL when local */
     char *api_key;   /* external: sent as Authorization: Bearer; NULL = the client's header */
-    char *model;     /* external: replaces the request's "model"; NULL = unchanged */
+    char *model;     /* reserved (seed 004): carried, never applied to the request */
     bool fallback;   /* member of the fallback chain */
     int64_t weight;  /* weight policy */
     char *prefix;    /* prefix policy: the pattern as written */
@@ -67,11 +66,6 @@ bool dp_traffic_has_fallback(const dp_traffic *t, int32_t primary, uint32_t curs
  * "https://api.x/v1" + "/v1/chat/completions" is
  * "https://api.x/v1/chat/completions". */
 void dp_traffic_url(const dp_traffic_ep *e, const char *path, char *out, size_t n);
-
-/* Writes <body> (a JSON object) with its "model" set to <model> into <out>
- * (reset first). GW_EINVAL if <body> is not a JSON object, GW_EFULL if the
- * result does not fit <out>. */
-gw_err dp_traffic_rewrite_model(const char *body, size_t len, const char *model, gw_buf *out);
 
 /* <hdrs> (freed) without its Authorization lines, plus
  * "Authorization: <value>"; the new list. */

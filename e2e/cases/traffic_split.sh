@@ -2,7 +2,8 @@
 # Traffic splitting (docs/traffic.md, seed 004): a bad --route-config is
 # refused at start-up naming the field; the weight policy splits 2,000
 # requests within 5 points of the configured weights; the prefix policy
-# (longest stem wins, exact beats wildcard, per-route model and api_key);
+# (longest stem wins, exact beats wildcard, per-route api_key; the route's
+# `model` is reserved: the body goes unchanged);
 # the fallback chain when the local pool hangs, answers 5xx, or is gone.
 # Each scenario reports its count of failed client requests.
 source "$(dirname "$0")/../lib.sh"
@@ -15,7 +16,7 @@ start_mock l2 "$L2" --model Qwen/Qwen3-8B --model m --ttft-ms 1 --itl-ms 1 --rec
 # deploy does), so they can take the local pool's fallback.
 start_mock x1 "$X1" --model Qwen/Qwen2.5-7B --model Qwen/Qwen3-8B --model m --ttft-ms 1 \
     --itl-ms 1 --record-secrets
-start_mock x2 "$X2" --model other --model coder-ext --ttft-ms 1 --itl-ms 1 --record-secrets
+start_mock x2 "$X2" --model other --model Qwen/Qwen3-Coder --ttft-ms 1 --itl-ms 1 --record-secrets
 cat >"$E2E_DIR/gw.yaml" <<YAML
 models:
   - name: Qwen/Qwen3-8B
@@ -104,7 +105,8 @@ expect_eq "a base_url ending in /v1 is not doubled" "$(mock_requests "$X1" | jq 
 mock_clear "$X2"
 code=$(q Qwen/Qwen3-Coder)
 expect_eq "exact Qwen/Qwen3-Coder beats the longer-matching wildcard" "$code $(hdr x-llmgw-route)" "200 external-3"
-expect_eq "the route's model replaces the client's" "$(mock_requests "$X2" | jq -r '.[-1].body.model')" coder-ext
+expect_eq "the route's model is reserved: the client's model goes as is" \
+    "$(mock_requests "$X2" | jq -r '.[-1].body.model')" Qwen/Qwen3-Coder
 code=$(q Qwen/Other)
 expect_eq "Qwen/Other -> Qwen/* (external-2)" "$code $(hdr x-llmgw-route)" "404 external-2"
 code=$(q other)

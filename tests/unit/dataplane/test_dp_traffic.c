@@ -208,26 +208,6 @@ Test(dp_traffic, url_join_drops_a_repeated_version)
     cr_assert_str_eq(url, "http://h/v1/version", "only a whole /v<n> segment is dropped");
 }
 
-Test(dp_traffic, model_rewrite_keeps_the_rest)
-{
-    gw_buf b;
-    json_t *j;
-    const char *in = "{\"model\":\"a\",\"stream\":true,\"x\":[1,2]}";
-
-    gw_buf_init(&b, 4096);
-    cr_assert_eq(dp_traffic_rewrite_model(in, strlen(in), "b", &b), GW_OK);
-    j = json_loadb(b.data, b.len, 0, NULL);
-    cr_assert_str_eq(json_string_value(json_object_get(j, "model")), "b");
-    cr_assert(json_is_true(json_object_get(j, "stream")));
-    cr_assert_eq(json_array_size(json_object_get(j, "x")), 2);
-    json_decref(j);
-    cr_assert_eq(dp_traffic_rewrite_model("[1]", 3, "b", &b), GW_EINVAL);
-    gw_buf_fini(&b);
-    gw_buf_init(&b, 8);
-    cr_assert_eq(dp_traffic_rewrite_model("{\"model\":\"a\"}", 13, "a-long-name", &b), GW_EFULL);
-    gw_buf_fini(&b);
-}
-
 Test(dp_traffic, authorization_is_replaced_not_added)
 {
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
