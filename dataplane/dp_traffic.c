@@ -2,6 +2,7 @@
 #include "dp_traffic.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +199,11 @@ dp_traffic_parse(const char *policy, const char *json, dp_traffic *out, char *wh
     for (uint32_t i = 0; i < out->n && rc == GW_OK; i++) {
         rc = parse_entry(out->policy, json_array_get(root, i), i, &out->eps[i], why, n);
         out->total_weight += out->eps[i].weight;
+        /* dp_traffic_pick draws a 32-bit number: a larger sum would starve
+         * the entries past 2^32. */
+        if (rc == GW_OK && out->total_weight > (int64_t)UINT32_MAX)
+            rc = gw_refuse(why, n,
+                           "--route-config[%u].weight: the weights sum above 4294967295 here", i);
     }
     if (rc != GW_OK)
         goto out;

@@ -103,6 +103,13 @@ Test(dp_traffic, every_bad_flag_and_field_is_named)
     expect_refused("weight", "[{\"base_url\":\"local\",\"weight\":\"50\"}]",
                    "--route-config[0].weight: must be an integer");
     expect_refused("weight", "[{\"base_url\":\"local\",\"weight\":0}]", "weights sum to 0");
+    expect_refused("weight",
+                   "[{\"base_url\":\"local\",\"weight\":1000000000},"
+                   "{\"base_url\":\"http://a:1\",\"weight\":1000000000},"
+                   "{\"base_url\":\"http://b:1\",\"weight\":1000000000},"
+                   "{\"base_url\":\"http://c:1\",\"weight\":1000000000},"
+                   "{\"base_url\":\"http://d:1\",\"weight\":1000000000}]",
+                   "--route-config[4].weight: the weights sum above 4294967295");
     expect_refused("weight", "[{\"base_url\":\"local\",\"weight\":1,\"prefix\":\"*\"}]",
                    "--route-config[0].prefix: only with --route-policy prefix");
     expect_refused("prefix", "[{\"base_url\":\"local\",\"prefix\":\"*\",\"weight\":1}]",
@@ -138,6 +145,16 @@ Test(dp_traffic, weight_split_follows_the_weights)
     cr_assert_eq(hits[0], 500, "rnd %% 200 < 50 a quarter of the time");
     cr_assert_eq(hits[1], 0, "weight 0 is never picked");
     cr_assert_eq(hits[2], 1500);
+    dp_traffic_fini(&t);
+    /* Weights up to the 32-bit draw: every entry is reachable. */
+    parse_ok("weight",
+             "[{\"base_url\":\"local\",\"weight\":1000000000},"
+             "{\"base_url\":\"http://a:1\",\"weight\":1000000000},"
+             "{\"base_url\":\"http://b:1\",\"weight\":1000000000},"
+             "{\"base_url\":\"http://c:1\",\"weight\":1000000000}]",
+             &t);
+    cr_assert_eq(dp_traffic_pick(&t, "m", 3999999999u), 3);
+    cr_assert_eq(dp_traffic_pick(&t, "m", 0), 0);
     dp_traffic_fini(&t);
 }
 
