@@ -153,6 +153,7 @@ static void req_release(dp_req *req);
 
 typedef struct pd_abort_call pd_abort_call;
 static void pd_abort_done(pd_abort_call *a, CURLcode result);
+static void pd_abort(dp_req *req);
 static void on_prefill_done(dp_req *req, CURLcode result);
 static bool pd_decode_start(dp_req *req, const char *resp, size_t resp_len);
 static bool pd_start(dp_req *req);
@@ -1003,6 +1004,7 @@ tr_start_external(dp_req *req, int32_t i)
 {
     dp_ctx *ctx = req->ctx;
 
+    pd_abort(req); /* a pd request's decode will never take the prefill's KV */
     req_release(req);
     req->tr_entry = i;
     req->tr_q_tries = 0;

@@ -5,7 +5,8 @@
 # pulls the simulated KV from the prefill). Every protocol and mode, streaming
 # and not: AIBrix's vLLM default, vllm-mooncake, vllm-kvt batched and staged;
 # the pair stays in one roleset; the same request id reaches both phases; a
-# failed decode releases the prefill's KV; a roleset made incomplete during
+# failed decode releases the prefill's KV, also when an external fallback
+# entry then serves the request; a roleset made incomplete during
 # traffic; a prefill pod killed mid-run; a prefill timeout; two workers.
 source "$(dirname "$0")/../lib.sh"
 
@@ -104,6 +105,18 @@ aborted=$(( $(mstat "$PA" kv_aborted) + $(mstat "$PB" kv_aborted) ))
 expect_eq "a decode that fails is the engine's 500" "$(chat "$REQ")" 500
 released() { [ "$(( $(mstat "$PA" kv_aborted) + $(mstat "$PB" kv_aborted) ))" -gt "$aborted" ]; }
 eventually "the prefill's KV is released (abort_request)" 3 released
+# The failed decode moves to an external fallback entry (--route-config),
+# which answers: the prefill's KV is released all the same.
+XF=$(free_port); WF=$(free_port)
+start_mock xf "$XF" --ttft-ms 1 --itl-ms 1
+start_worker w-fallback "$WF" --access-log off --route-policy weight --route-config \
+    "[{\"base_url\":\"local\",\"weight\":1},{\"base_url\":\"http://127.0.0.1:$XF\",\"weight\":0,\"fallback\":true}]"
+GW=http://127.0.0.1:$WF
+aborted=$(( $(mstat "$PA" kv_aborted) + $(mstat "$PB" kv_aborted) ))
+expect_eq "a failed decode served by the fallback entry" "$(chat "$REQ") $(hdr x-llmgw-route)" "200 external-1"
+eventually "the prefill's KV is released when the fallback serves (abort_request)" 3 released
+stop w-fallback; stop xf
+GW=${GWS[aibrix]}
 curl -s -X POST "http://127.0.0.1:$DA/_mock/fault" -d '{}' >/dev/null
 curl -s -X POST "http://127.0.0.1:$DB/_mock/fault" -d '{}' >/dev/null
 
