@@ -1797,7 +1797,12 @@ static void
 account(dp_req *req, bool client_gone)
 {
     dp_metrics *m = req->ctx->metrics;
-    const char *model = req->routed ? req->route.model->name : "";
+    /* An external entry of --route-config serves the client's model as
+     * given (bounded by the family's child cap); the local pool's requests
+     * carry the snapshot's name. */
+    const char *model = req->routed ? req->route.model->name
+                        : req->parsed && req->tr_entry >= 0 && req->info.model ? req->info.model
+                                                                               : "";
     char code[8];
     uint64_t now = gw_now_us();
 

@@ -102,6 +102,8 @@ expect_eq "Qwen/Qwen3-8B: longest stem Qwen/Qwen3-* -> local" "$code $(hdr x-llm
 code=$(q Qwen/Qwen2.5-7B)
 expect_eq "Qwen/Qwen2.5-7B -> external-1" "$code $(hdr x-llmgw-route)" "200 external-1"
 expect_eq "a base_url ending in /v1 is not doubled" "$(mock_requests "$X1" | jq -r '.[-1].path')" /v1/chat/completions
+expect_eq "an external entry's request is counted under the client's model" \
+    "$(metric "$GW" 'llmgw_worker_requests_total{model="Qwen/Qwen2.5-7B",code="200"}')" 1
 mock_clear "$X2"
 code=$(q Qwen/Qwen3-Coder)
 expect_eq "exact Qwen/Qwen3-Coder beats the longer-matching wildcard" "$code $(hdr x-llmgw-route)" "200 external-3"
