@@ -39,6 +39,7 @@ struct ctl_src_redis {
     char *cursor;      /* SCAN cursor of the running refresh */
     char **keys;       /* keys listed by the running refresh */
     size_t n_keys, cap_keys, next_get;
+    size_t batch_first, batch_n; /* the MGET in flight: keys[batch_first..+batch_n) */
 };
 
 static void refresh_fail(ctl_src_redis *s, const char *what, gw_err rc);
@@ -115,21 +116,21 @@ on_mget(gw_redis *r, gw_err rc, const redisReply *reply, void *arg)
 {
     ctl_src_redis *s = arg;
     uint64_t now = gw_wall_ms();
-    size_t first;
     (void)r;
 
     if (s->closing)
         return;
-    if (rc != GW_OK || reply->type != REDIS_REPLY_ARRAY) {
+    /* One value per key asked, in order: anything else is not Redis. */
+    if (rc != GW_OK || reply->type != REDIS_REPLY_ARRAY || reply->elements != s->batch_n) {
         refresh_fail(s, "mget", rc != GW_OK ? rc : GW_EPROTO);
         return;
     }
-    first = s->next_get - reply->elements;
-    for (size_t i = 0; i < reply->elements && first + i < s->n_keys; i++) {
+    for (size_t i = 0; i < s->batch_n; i++) {
         const redisReply *v = reply->element[i];
         /* nil: the key expired between SCAN and MGET. */
         if (v->type == REDIS_REPLY_STRING)
-            s->changed |= ctl_disc_table_put(s->table, s->keys[first + i], v->str, v->len, now);
+            s->changed |=
+                ctl_disc_table_put(s->table, s->keys[s->batch_first + i], v->str, v->len, now);
     }
     mget_next(s);
 }
@@ -148,12 +149,14 @@ mget_next(ctl_src_redis *s)
     }
     argv[0] = "MGET";
     lens[0] = 4;
+    s->batch_first = s->next_get;
     while (n < MGET_BATCH && s->next_get < s->n_keys) {
         argv[n + 1] = s->keys[s->next_get];
         lens[n + 1] = strlen(s->keys[s->next_get]);
         n++;
         s->next_get++;
     }
+    s->batch_n = n;
     rc = gw_redis_command(s->redis, (int)n + 1, argv, lens, s->timeout_ms, on_mget, s);
     if (rc != GW_OK)
         refresh_fail(s, "mget", rc);
