@@ -222,7 +222,10 @@ send_xfer(ctl_src_etcd *s, xfer_kind kind, const char *path, char *body, xfer **
     curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)s->dial_ms);
     if (kind == X_WATCH) {
         /* A quiet watch is normal: no total limit, but TCP keepalive so a
-         * member that vanished without a FIN is noticed. */
+         * member that vanished without a FIN is noticed. And clientv3's
+         * WithRequireLeader through the gateway: a member cut off from the
+         * majority cancels the watch (no leader) instead of going silent. */
+        x->hdrs = curl_slist_append(x->hdrs, "Grpc-Metadata-hasleader: true");
         curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_watch_body);
         curl_easy_setopt(x->easy, CURLOPT_TCP_KEEPALIVE, 1L);
         curl_easy_setopt(x->easy, CURLOPT_TCP_KEEPIDLE, 5L);

@@ -17,6 +17,8 @@
 #                    and the controller drops it (clients are retried onto the
 #                    live engine meanwhile)
 #   re-register    - the engine and its registrar come back with the same id
+# then (no traffic) the member a second controller watches loses the other
+# two: the watch must be cancelled (no leader), not stay silently open.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/../discovery_lib.sh"
 
@@ -148,6 +150,33 @@ report baseline single-member quorum-loss data-loss "engine-death:$killed" re-re
 expect_true "the controller logged the outage once per episode" \
     grep -q 'id=CTL-DISCOVERY-STALE source=etcd' "$E2E_DIR/ctl.log"
 expect_true "and its recovery" grep -q 'id=CTL-DISCOVERY-RECOVERED source=etcd' "$E2E_DIR/ctl.log"
+
+# Isolated member: a second controller reads member 1 only, with the default
+# (hourly) full refresh, so nothing but its watch talks to the store. Members
+# 2 and 3 are killed: member 1 has no leader and must cancel the watch (sent
+# with Grpc-Metadata-hasleader), which the controller counts as a store error,
+# instead of keeping it silently open for the hour.
+C2=$(free_port)
+spawn ctl2 "$E2E_BIN_CTL" --pub-listen "tcp://127.0.0.1:$(free_port)" \
+    --rep-listen "tcp://127.0.0.1:$(free_port)" --pull-listen "tcp://127.0.0.1:$(free_port)" \
+    --http-host 127.0.0.1 --http-port "$C2" --llm-backend-discovery etcd \
+    --discovery-etcd-endpoints "127.0.0.1:${EC[1]}" --discovery-etcd-lease-ttl "$LEASE_TTL" \
+    --discovery-etcd-dial-timeout 1
+wait_http "http://127.0.0.1:$C2/healthz" 200 10 || not_ok "controller ctl2 starts"
+C2URL=http://127.0.0.1:$C2
+errors2() { metric "$C2URL" 'llmgw_controller_discovery_store_errors_total{source="etcd"}'; }
+up2() { [ "$(metric "$C2URL" 'llmgw_controller_discovery_store_up{source="etcd"}')" == 1 ] &&
+        [ "$(curl -s "$C2URL/debug/snapshot" | jq '[.endpoints[] | select(.ready)] | length')" -ge 1 ]; }
+eventually "a controller reading member 1 only is up" 15 up2
+sleep 1 # its watch is open
+before=$(errors2)
+kill_etcd 2; kill_etcd 3
+watch_cut() { [ "$(errors2)" != "$before" ]; }
+eventually "member 1, cut off from the majority, ends the watch (no leader)" 20 watch_cut
+stop ctl2
+start_etcd 2; start_etcd 3
+eventually "quorum returns after the isolation" 30 cluster_ok
+eventually "the controller reads etcd again after the isolation" 20 up
 
 # Goodbye: a registrar stopped with SIGTERM revokes its lease, and the
 # controller drops the engine at once (a DELETE event), long before the TTL.
