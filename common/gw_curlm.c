@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 
+#include "gw/gw_buf.h"
 #include "gw/gw_log.h"
 #include "gw/gw_mem.h"
 
@@ -185,4 +186,10 @@ gw_curl_discard(char *p, size_t size, size_t nmemb, void *arg)
     (void)p;
     (void)arg;
     return size * nmemb;
+}
+
+size_t
+gw_curl_to_buf(char *p, size_t size, size_t nmemb, void *buf)
+{
+    return gw_buf_append(buf, p, size * nmemb) == GW_OK ? size * nmemb : 0;
 }

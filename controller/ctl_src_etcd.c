@@ -118,16 +118,6 @@ fail(ctl_src_etcd *s, const char *what, const char *detail)
     s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 }
 
-static size_t
-on_body(char *p, size_t size, size_t n, void *arg)
-{
-    xfer *x = arg;
-
-    if (gw_buf_append(&x->resp, p, size * n) != GW_OK)
-        return 0; /* over the cap: the transfer fails */
-    return size * n;
-}
-
 static void
 apply_kvs(ctl_src_etcd *s, const ctl_etcd_msg *m, bool *changed)
 {
@@ -230,11 +220,12 @@ send_xfer(ctl_src_etcd *s, xfer_kind kind, const char *path, char *body, xfer **
         curl_easy_setopt(x->easy, CURLOPT_TCP_KEEPALIVE, 1L);
         curl_easy_setopt(x->easy, CURLOPT_TCP_KEEPIDLE, 5L);
         curl_easy_setopt(x->easy, CURLOPT_TCP_KEEPINTVL, 2L);
+        curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
     } else {
-        curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, gw_curl_to_buf); /* over the cap: fails */
+        curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, &x->resp);
         curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)(2 * s->dial_ms));
     }
-    curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
     free(url);
     free(body);
     rc = gw_curlm_add(s->curlm, x->easy);

@@ -8,6 +8,7 @@
 #include "ctl_etcd_json.h"
 #include "ctl_util.h"
 #include "gw/gw_buf.h"
+#include "gw/gw_curlm.h"
 #include "gw/gw_log.h"
 #include "gw/gw_mem.h"
 
@@ -52,12 +53,6 @@ reg_etcd_free(reg_etcd *e)
     free(e);
 }
 
-static size_t
-on_body(char *p, size_t size, size_t n, void *arg)
-{
-    return gw_buf_append(arg, p, size * n) == GW_OK ? size * n : 0;
-}
-
 /* One POST to member <i>. Returns the HTTP status (0 = no answer); the body
  * is in <resp>. */
 static long
@@ -82,7 +77,7 @@ post(reg_etcd *e, size_t i, const char *path, const char *body, bool with_token,
     curl_easy_setopt(e->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e->easy, CURLOPT_CONNECTTIMEOUT_MS, dial);
     curl_easy_setopt(e->easy, CURLOPT_TIMEOUT_MS, 2 * dial);
-    curl_easy_setopt(e->easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e->easy, CURLOPT_WRITEFUNCTION, gw_curl_to_buf);
     curl_easy_setopt(e->easy, CURLOPT_WRITEDATA, resp);
     rc = curl_easy_perform(e->easy);
     if (rc == CURLE_OK)

@@ -20,6 +20,7 @@
 #include "ctl_disc_rec.h"
 #include "ctl_util.h"
 #include "gw/gw_cfg.h"
+#include "gw/gw_curlm.h"
 #include "gw/gw_log.h"
 #include "gw/gw_loop.h"
 #include "gw/gw_mem.h"
@@ -33,14 +34,6 @@
 
 /* Retry delay after a failed refresh. */
 #define RETRY_MS 1000
-
-static size_t
-discard(char *p, size_t size, size_t n, void *arg)
-{
-    (void)p;
-    (void)arg;
-    return size * n;
-}
 
 /* GET (not HEAD: vLLM's /health, like the mock, answers HEAD with 405). */
 static bool
@@ -60,7 +53,7 @@ engine_healthy(const reg_cfg *cfg)
               ? ctl_strf("http://[%s]:%u%s", cfg->ip, cfg->port, cfg->health_path)
               : ctl_strf("http://%s:%u%s", cfg->ip, cfg->port, cfg->health_path);
     curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, gw_curl_discard);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)cfg->health_timeout_ms);
     rc = curl_easy_perform(c);

@@ -34,6 +34,9 @@ void gw_curlm_unpause(gw_curlm *m, CURL *easy);
 /* A CURLOPT_WRITEFUNCTION that drops what it is given (fire-and-forget
  * calls whose answer only matters by its status). */
 size_t gw_curl_discard(char *p, size_t size, size_t nmemb, void *arg);
+/* A CURLOPT_WRITEFUNCTION that appends to the gw_buf in CURLOPT_WRITEDATA;
+ * a body over the buffer's cap fails the transfer (CURLE_WRITE_ERROR). */
+size_t gw_curl_to_buf(char *p, size_t size, size_t nmemb, void *buf);
 
 /* Frees the multi. Every easy handle must have been removed. NULL ok. */
 void gw_curlm_free(gw_curlm *m);

@@ -1,6 +1,7 @@
 /* Unit tests for gw_buf: the cap (GW_EFULL leaves the contents unchanged),
  * NUL termination, printf, consume, reset and steal. */
 #include "gw/gw_buf.h"
+#include "gw/gw_curlm.h"
 
 #include <criterion/criterion.h>
 #include <stdint.h>
@@ -178,4 +179,16 @@ Test(gw_buf, fini_is_idempotent)
     gw_buf_fini(&b);
     cr_assert_null(b.data);
     gw_buf_fini(&b);
+}
+
+Test(gw_buf, curl_write_callback_appends_and_fails_over_the_cap)
+{
+    char data[] = "0123456789";
+
+    cr_assert_eq(gw_curl_to_buf(data, 1, 10, &b), 10);
+    cr_assert_eq(gw_curl_to_buf(data, 2, 3, &b), 6);
+    cr_assert_eq(b.len, 16);
+    cr_assert_eq(memcmp(b.data, "0123456789012345", 16), 0);
+    cr_assert_eq(gw_curl_to_buf(data, 1, 1, &b), 0, "over the cap: 0 fails the transfer");
+    cr_assert_eq(b.len, 16, "and nothing is appended");
 }
