@@ -10,6 +10,7 @@
 #include "gw/gw_buf.h"
 #include "gw/gw_curlm.h"
 #include "gw/gw_log.h"
+#include "gw/gw_loop.h"
 #include "gw/gw_mem.h"
 
 struct reg_etcd {
@@ -19,6 +20,10 @@ struct reg_etcd {
     CURL *easy; /* reused: keeps the connection to the current member */
     char *token;
     int64_t lease; /* 0 = none */
+    /* The operation running: give up when stop() says so (NULL: never),
+     * or at deadline_ms (gw_now_ms; 0: none). */
+    bool (*stop)(void);
+    uint64_t deadline_ms;
 };
 
 reg_etcd *
@@ -53,17 +58,43 @@ reg_etcd_free(reg_etcd *e)
     free(e);
 }
 
-/* One POST to member <i>. Returns the HTTP status (0 = no answer); the body
- * is in <resp>. */
+/* libcurl's progress callback, called about once a second even while
+ * waiting: non-zero aborts the transfer. */
+static int
+on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    const reg_etcd *e = arg;
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return e->stop != NULL && e->stop();
+}
+
+/* One POST to member <i>. Returns the HTTP status (0 = no answer, or the
+ * operation was given up); the body is in <resp>. */
 static long
 post(reg_etcd *e, size_t i, const char *path, const char *body, bool with_token, gw_buf *resp)
 {
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    char *url = ctl_strf("%s%s", e->urls[i], path), *auth = NULL;
-    long dial = (long)(e->cfg->etcd_dial_timeout_s * 1000.0), status = 0;
+    struct curl_slist *h;
+    char *url, *auth = NULL;
+    long dial = (long)(e->cfg->etcd_dial_timeout_s * 1000.0), total = 2 * dial, status = 0;
     CURLcode rc;
     char q[256];
 
+    if (e->stop != NULL && e->stop())
+        return 0;
+    if (e->deadline_ms != 0) {
+        uint64_t now = gw_now_ms();
+        if (now >= e->deadline_ms)
+            return 0;
+        if ((uint64_t)total > e->deadline_ms - now)
+            total = (long)(e->deadline_ms - now);
+        if (dial > total)
+            dial = total;
+    }
+    h = curl_slist_append(NULL, "Content-Type: application/json");
+    url = ctl_strf("%s%s", e->urls[i], path);
     if (with_token && e->token != NULL) {
         auth = ctl_strf("Authorization: %s", e->token);
         h = curl_slist_append(h, auth);
@@ -76,7 +107,10 @@ post(reg_etcd *e, size_t i, const char *path, const char *body, bool with_token,
     curl_easy_setopt(e->easy, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(e->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e->easy, CURLOPT_CONNECTTIMEOUT_MS, dial);
-    curl_easy_setopt(e->easy, CURLOPT_TIMEOUT_MS, 2 * dial);
+    curl_easy_setopt(e->easy, CURLOPT_TIMEOUT_MS, total);
+    curl_easy_setopt(e->easy, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(e->easy, CURLOPT_XFERINFODATA, e);
+    curl_easy_setopt(e->easy, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(e->easy, CURLOPT_WRITEFUNCTION, gw_curl_to_buf);
     curl_easy_setopt(e->easy, CURLOPT_WRITEDATA, resp);
     rc = curl_easy_perform(e->easy);
@@ -187,12 +221,14 @@ put(reg_etcd *e, const char *key, const char *value, gw_buf *resp)
 }
 
 gw_err
-reg_etcd_refresh(reg_etcd *e, const char *key, const char *value)
+reg_etcd_refresh(reg_etcd *e, const char *key, const char *value, bool (*stop)(void))
 {
     gw_buf resp;
     gw_err rc = GW_EIO;
     long st;
 
+    e->stop = stop;
+    e->deadline_ms = 0;
     gw_buf_init(&resp, 1 << 20);
     if (e->lease != 0 && keepalive(e, &resp) == KA_GONE) {
         gw_log(GW_LOG_NOTICE, "REG-ETCD-REGRANT", "msg=\"lease expired or lost; granting anew\"");
@@ -214,17 +250,20 @@ reg_etcd_refresh(reg_etcd *e, const char *key, const char *value)
     else
         gw_log_ratelimited(GW_LOG_INFO, 1, "REG-ETCD-PUT", "status=%ld", st);
 out:
+    e->stop = NULL;
     gw_buf_fini(&resp);
     return rc;
 }
 
 gw_err
-reg_etcd_deregister(reg_etcd *e, const char *key)
+reg_etcd_deregister(reg_etcd *e, const char *key, uint64_t budget_ms)
 {
     gw_buf resp;
     char body[64], *del;
     long st;
 
+    e->stop = NULL;
+    e->deadline_ms = gw_now_ms() + budget_ms;
     gw_buf_init(&resp, 1 << 20);
     if (e->lease != 0) {
         snprintf(body, sizeof(body), "{\"ID\":\"%lld\"}", (long long)e->lease);

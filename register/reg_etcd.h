@@ -11,6 +11,9 @@
 #ifndef REG_ETCD_H
 #define REG_ETCD_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "gw/gw_err.h"
 #include "reg_cfg.h"
 
@@ -21,11 +24,17 @@ typedef struct reg_etcd reg_etcd;
 reg_etcd *reg_etcd_new(const reg_cfg *cfg);
 void reg_etcd_free(reg_etcd *e);
 
-/* Keeps the lease and puts <key> = <value>. GW_EIO when no member took it. */
-GW_MUST_CHECK gw_err reg_etcd_refresh(reg_etcd *e, const char *key, const char *value);
+/* Keeps the lease and puts <key> = <value>. GW_EIO when no member took it.
+ * Gives up as soon as <stop> (may be NULL) returns true: no further call
+ * is made and a transfer in flight is aborted within about a second, so a
+ * SIGTERM's goodbye is not held up behind unreachable members. */
+GW_MUST_CHECK gw_err reg_etcd_refresh(reg_etcd *e, const char *key, const char *value,
+                                      bool (*stop)(void));
 
 /* Revokes the lease (etcd deletes the key, and watchers see a DELETE at
- * once); without a lease deletes the key. */
-GW_MUST_CHECK gw_err reg_etcd_deregister(reg_etcd *e, const char *key);
+ * once); without a lease deletes the key. Every call is bounded by what is
+ * left of <budget_ms> (Kubernetes kills the pod at the end of its grace
+ * period); GW_EIO once it is spent. */
+GW_MUST_CHECK gw_err reg_etcd_deregister(reg_etcd *e, const char *key, uint64_t budget_ms);
 
 #endif

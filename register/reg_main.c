@@ -34,6 +34,20 @@
 
 /* Retry delay after a failed refresh. */
 #define RETRY_MS 1000
+/* The etcd goodbye's time: Kubernetes kills the pod 30 s (its default
+ * terminationGracePeriodSeconds) after SIGTERM. */
+#define GOODBYE_MS 20000
+
+/* A SIGTERM/SIGINT waits (they are blocked, taken by sigtimedwait): a
+ * refresh in progress gives up so the goodbye starts at once. */
+static bool
+stop_pending(void)
+{
+    sigset_t pending;
+
+    return sigpending(&pending) == 0 &&
+           (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
+}
 
 /* GET (not HEAD: vLLM's /health, like the mock, answers HEAD with 405). */
 static bool
@@ -134,11 +148,11 @@ main(int argc, char **argv)
                    (int)healthy,
                    healthy ? "engine healthy again" : "engine unhealthy: not refreshing");
         healthy_before = healthy;
-        if (healthy) {
+        if (healthy && !stop_pending()) {
             rec.timestamp_ms = (int64_t)gw_wall_ms();
             val = ctl_disc_rec_encode(&rec);
-            ok = (etcd ? reg_etcd_refresh(et, key, val) : reg_redis_set(redis, key, val, ttl)) ==
-                 GW_OK;
+            ok = (etcd ? reg_etcd_refresh(et, key, val, stop_pending)
+                       : reg_redis_set(redis, key, val, ttl)) == GW_OK;
             free(val);
             if (ok != ok_before)
                 gw_log(ok ? GW_LOG_NOTICE : GW_LOG_WARN, "REG-REFRESH", "ok=%d key=%s", (int)ok,
@@ -150,7 +164,7 @@ main(int argc, char **argv)
 
     /* Goodbye (see the file comment). */
     if (etcd) {
-        if (reg_etcd_deregister(et, key) != GW_OK)
+        if (reg_etcd_deregister(et, key, GOODBYE_MS) != GW_OK)
             gw_log(GW_LOG_WARN, "REG-DEREGISTER", "msg=\"etcd did not take the revoke\"");
     } else {
         uint64_t bye = cfg.redis_refresh_ms * 5 < 5000 ? 5000 : cfg.redis_refresh_ms * 5;

@@ -185,4 +185,21 @@ stop reg1
 eventually "a deregistered engine leaves routing at once" 3 lacks_pod engine-1
 e2e_log "engine-1 removed $(( ($(date +%s%N) - t0) / 1000000 )) ms after its registrar's SIGTERM"
 for i in 2 3; do stop "reg$i"; done
+
+# A SIGTERM during a refresh that hangs on unresponsive members (all three
+# SIGSTOPped): the refresh gives up at once and the goodbye starts, instead
+# of waiting out every member's timeout first (Kubernetes' grace is 30 s).
+# (REG_ARGS: a 1 s dial timeout, so each call takes 2 s per member.)
+spawn reg4 "$BIN_REG" "${REG_ARGS[@]}" --port "$M3" --id engine-4
+one_key() { [ "$(etcd_keys)" == 1 ]; }
+eventually "a registrar for the term test registers" 15 one_key
+for i in 1 2 3; do kill -STOP "${E2E_PIDS[etcd$i]}"; done
+sleep 2 # a refresh is now blocked on the stopped members
+t0=$(date +%s%N)
+stop reg4 TERM 40
+term_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+for i in 1 2 3; do kill -CONT "${E2E_PIDS[etcd$i]}"; done
+e2e_log "registrar exited ${term_ms} ms after SIGTERM with every member stopped"
+expect_true "a SIGTERM cuts a hanging refresh short (${term_ms} ms; the goodbye itself is 3 x 2 s)" \
+    test "$term_ms" -lt 12000
 done_case
