@@ -493,6 +493,8 @@ on_header(char *buf, size_t size, size_t nitems, void *arg)
         if (req->status >= 200 && !req->headers_done) {
             req->headers_done = true;
             req->headers_us = gw_now_us();
+            if (req->ep != NULL)
+                dp_outlier_success(&req->ep->outlier);
             dp_usage_init(&req->usage, req->sse);
             gw_timer_start(req->timer, req->ctx->cfg.idle_timeout_ms);
             resume(req);
@@ -755,14 +757,34 @@ route_and_start(dp_req *req)
     return true;
 }
 
+/* Passive ejection (dp_outlier): only failures that say the engine cannot
+ * take requests count; a reset or an empty reply may be one bad request. */
+static void
+note_gateway_failure(dp_req *req, const char *reason)
+{
+    dp_outlier_cfg oc = dp_outlier_cfg_of(&req->ctx->cfg);
+
+    if (strcmp(reason, "connect") != 0 && strcmp(reason, "connect_timeout") != 0 &&
+        strcmp(reason, "first_byte_timeout") != 0)
+        return;
+    if (dp_outlier_failure(&req->ep->outlier, &oc, gw_now_us())) {
+        gw_counter_inc(gw_metric_child0(req->ctx->metrics->ejections));
+        gw_log(GW_LOG_WARN, "DP-EJECT", "ep=%s failures=%u ejections=%u for_ms=%llu", req->ep->key,
+               req->ep->outlier.streak, req->ep->outlier.ejections,
+               (unsigned long long)((req->ep->outlier.ejected_until - gw_now_us()) / 1000));
+    }
+}
+
 static void
 on_upstream_failure(dp_req *req, const char *reason, bool retryable)
 {
     dp_ctx *ctx = req->ctx;
 
     gw_counter_inc(gw_metric_child(ctx->metrics->upstream_errors, reason));
-    if (req->ep != NULL && !req->headers_done)
+    if (req->ep != NULL && !req->headers_done) {
         req->ep->errors++; /* after the headers, account() counts it */
+        note_gateway_failure(req, reason);
+    }
     gw_log_ratelimited(GW_LOG_WARN, 10, "DP-UP-FAIL", "req=%s model=%s ep=%s reason=%s", req->id,
                        req->info.model, req->ep ? req->ep->key : "-", reason);
     if (!req->headers_done) {
