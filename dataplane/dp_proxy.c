@@ -1304,11 +1304,20 @@ start(dp_req *req)
     dp_parse_status st;
     dp_route_in in;
     uint64_t t0;
+    const char *ct;
 
     if (req->too_large) {
         dp_error_set(&req->err, 413, "x-error-request-body-processing", "true", "request_too_large",
                      "request body exceeds the limit of %" PRId64 " bytes",
                      ctx->cfg.max_body_bytes);
+        req->has_err = true;
+        return;
+    }
+    ct = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!dp_parse_json_content_type(ct)) {
+        dp_error_set(&req->err, 400, "x-error-request-body-processing", "true",
+                     "invalid_request_body", "Content-Type must be application/json, not '%.64s'",
+                     ct);
         req->has_err = true;
         return;
     }

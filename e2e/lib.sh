@@ -152,6 +152,27 @@ chat() { chat_path /v1/chat/completions "$@"; }
 hdr() { tr -d '\r' <"$E2E_DIR/out.hdr" | awk -v n="$1" 'BEGIN{IGNORECASE=1} index(tolower($0), n": ")==1 {sub(/^[^:]*: /,""); print; exit}'; }
 body() { cat "$E2E_DIR/out.body"; }
 
+# check_error_response DESC STATUS HEADER HEADER_VALUE: asserts the last chat
+# response is the error contract (status, x-error-* header, OpenAI-shaped
+# {"error":{"message","type","param","code"}}, request-id), then that a good
+# request ($GOOD) right after still succeeds (counted in GOOD_SENT).
+check_error_response() {
+    local desc=$1 code=$2 status=$3 header=$4 value=$5
+    expect_eq "$desc: status" "$code" "$status"
+    expect_eq "$desc: $header" "$(hdr "$header")" "$value"
+    expect_match "$desc: OpenAI-shaped body" "$(body | jq -r '[.error.message, .error.type, .error.code, (.error | has("param"))] | map(type) | join(",")')" '^string,string,string,boolean$'
+    expect_eq "$desc: request-id present" "$(hdr request-id | wc -c | tr -d ' ')" 37
+    code=$(chat "$GOOD")
+    expect_eq "$desc: the next good request still succeeds" "$code" 200
+    GOOD_SENT=$((GOOD_SENT + 1))
+}
+# check_error DESC STATUS HEADER HEADER_VALUE BODY [CURL ARGS...]: sends BODY
+# with chat and checks the error contract (check_error_response).
+check_error() {
+    local desc=$1 status=$2 header=$3 value=$4 body=$5; shift 5
+    check_error_response "$desc" "$(chat "$body" "$@")" "$status" "$header" "$value"
+}
+
 # mock_requests PORT: the JSON array of requests the mock on PORT received.
 mock_requests() { curl -s "http://127.0.0.1:$1/_mock/requests"; }
 mock_count() { mock_requests "$1" | jq 'length'; }

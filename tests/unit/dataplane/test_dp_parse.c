@@ -209,3 +209,20 @@ Test(dp_parse, routing_text_is_cut_at_the_cap_and_reset_per_request)
                  DP_PARSE_NO_MODEL);
     gw_buf_fini(&t);
 }
+
+Test(dp_parse, json_content_types_as_vllm_reads_them)
+{
+    cr_assert(dp_parse_json_content_type(NULL));
+    cr_assert(dp_parse_json_content_type(""));
+    cr_assert(dp_parse_json_content_type("application/json"));
+    cr_assert(dp_parse_json_content_type("Application/JSON; charset=utf-8"));
+    cr_assert(dp_parse_json_content_type(" application/json"));
+    cr_assert(dp_parse_json_content_type("application/vnd.api+json"));
+    cr_assert_not(dp_parse_json_content_type("text/plain"));
+    cr_assert_not(dp_parse_json_content_type("application/x-www-form-urlencoded"));
+    cr_assert_not(dp_parse_json_content_type("multipart/form-data; boundary=x"));
+    cr_assert_not(dp_parse_json_content_type("application/jsonx"));
+    cr_assert_not(dp_parse_json_content_type("application/+json"));
+    cr_assert_not(dp_parse_json_content_type("application/"));
+    cr_assert_not(dp_parse_json_content_type("json"));
+}
