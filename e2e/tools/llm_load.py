@@ -156,13 +156,13 @@ def shared_prefix(a):
             "ttft_p50_ms": p(0.50), "ttft_p99_ms": p(0.99), "per_engine": pods}
 
 
-def one_request(base, body, stream, timeout):
+def one_request(base, body, stream, timeout, headers):
     """One request on its own connection: None if it succeeded, else why not."""
     u = urllib.parse.urlsplit(base)
     conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout)
     try:
         conn.request("POST", "/v1/chat/completions", json.dumps(body).encode(),
-                     {"Content-Type": "application/json"})
+                     dict({"Content-Type": "application/json"}, **headers))
         resp = conn.getresponse()
         if resp.status != 200:
             resp.read()
@@ -189,6 +189,8 @@ def steady(a):
     lock = threading.Lock()
     st = {"sent": 0, "ok": 0, "failed": 0, "streams": 0, "reasons": {}}
     flog = open(a.failures_log, "a") if a.failures_log else None
+    headers = dict(h.split(":", 1) for h in a.header)
+    headers = {k.strip(): v.strip() for k, v in headers.items()}
     t_start = time.monotonic()
     deadline = t_start + a.max_seconds
 
@@ -199,7 +201,7 @@ def steady(a):
             stream = rng.random() < a.stream_fraction
             body = {"model": a.model, "max_tokens": a.max_tokens, "stream": stream,
                     "messages": [{"role": "user", "content": text(rng, a.turn_words)}]}
-            why = one_request(urls[(i + n) % len(urls)], body, stream, a.timeout)
+            why = one_request(urls[(i + n) % len(urls)], body, stream, a.timeout, headers)
             n += 1
             with lock:
                 st["sent"] += 1
@@ -248,6 +250,7 @@ def main():
     ap.add_argument("--stop-file", default="", help="steady: stop once this file exists")
     ap.add_argument("--pause-ms", type=float, default=0.0, help="steady: pause between requests")
     ap.add_argument("--failures-log", default="", help="steady: append failures here (JSONL)")
+    ap.add_argument("--header", action="append", default=[], help="steady: 'Name: value', repeatable")
     a = ap.parse_args()
     out = {"multiturn": multiturn, "shared-prefix": shared_prefix, "steady": steady}[a.mode](a)
     json.dump(out, sys.stdout)
