@@ -140,6 +140,36 @@ start_worker() {
     wait_log "$name" 'id=DP-SNAP-APPLY ' 10 || not_ok "worker $name gets a snapshot"
 }
 
+# one_model_gateway MOCK_ARGS... -- WORKER_ARGS...: the common small setup: a
+# mock engine m1 serving mock-model, a controller on a config file naming it,
+# worker w1; sets M1, W and GW.
+one_model_gateway() {
+    local mock_args=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do mock_args+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
+    M1=$(free_port); W=$(free_port); GW=http://127.0.0.1:$W
+    start_mock m1 "$M1" "${mock_args[@]}"
+    printf 'models:\n  - name: mock-model\n    endpoints: ["127.0.0.1:%s"]\n' "$M1" >"$E2E_DIR/gw.yaml"
+    start_controller ctl --config "$E2E_DIR/gw.yaml"
+    start_worker w1 "$W" "$@"
+    wait_http "$GW/readyz" 200 10
+}
+
+# load_start NAME [ARGS...]: e2e/tools/llm_load.py steady against $GW in the
+# background (ARGS add to or override its options) until load_stop NAME;
+# failures logged in $E2E_DIR/NAME.failures, totals read with load_res NAME FIELD.
+load_start() {
+    local name=$1; shift
+    rm -f "$E2E_DIR/stop-$name"
+    python3 "$E2E_SRC/e2e/tools/llm_load.py" steady --urls "$GW" --timeout 20 --max-seconds 120 \
+        --stop-file "$E2E_DIR/stop-$name" --failures-log "$E2E_DIR/$name.failures" "$@" >"$E2E_DIR/$name.json" &
+    LOAD_PID=$!
+}
+load_stop() { touch "$E2E_DIR/stop-$1"; wait "$LOAD_PID"; }
+load_res() { jq -r ".$2" "$E2E_DIR/$1.json"; }
+# e2e_table COLUMNS...: one "TABLE | a | b | ..." line for docs/reliability.md.
+e2e_table() { local IFS='|'; e2e_log "TABLE | $(sed 's/|/ | /g' <<<"$*") |"; }
+
 # chat BODY_JSON [CURL ARGS...]: POST /v1/chat/completions to $GW; writes the
 # body to $E2E_DIR/out.body and headers to $E2E_DIR/out.hdr; prints the status.
 chat_path() {

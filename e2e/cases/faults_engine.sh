@@ -8,7 +8,6 @@
 # prints a "TABLE |" line: fault | sent | failed | expected failures.
 source "$(dirname "$0")/../lib.sh"
 
-LOAD=$E2E_SRC/e2e/tools/llm_load.py
 M1=$(free_port); M2=$(free_port); M3=$(free_port); W=$(free_port)
 GW=http://127.0.0.1:$W
 C=6 # concurrent clients
@@ -24,18 +23,8 @@ WFLAGS=(--retries 2 --first-byte-timeout 1s --idle-timeout 2s --eject-after 3 --
 start_worker w1 "$W" "${WFLAGS[@]}"
 wait_http "$GW/readyz" 200 10
 
-# traffic NAME: C clients until $E2E_DIR/stop-NAME exists; result in NAME.json.
-traffic() {
-    rm -f "$E2E_DIR/stop-$1"
-    python3 "$LOAD" steady --urls "$GW" --concurrency "$C" --max-tokens 10 --stream-fraction 0.5 \
-        --timeout 20 --max-seconds 120 --stop-file "$E2E_DIR/stop-$1" \
-        --failures-log "$E2E_DIR/$1.failures" >"$E2E_DIR/$1.json" &
-    TRAFFIC_PID=$!
-}
-traffic_end() { touch "$E2E_DIR/stop-$1"; wait "$TRAFFIC_PID"; }
-res() { jq -r ".$2" "$E2E_DIR/$1.json"; }
+traffic() { load_start "$1" --concurrency "$C" --max-tokens 10; }
 stat() { curl -s "http://127.0.0.1:$1/_mock/stats" | jq -r ".$2"; }
-table() { e2e_log "TABLE | $1 | $2 | $3 | $4"; }
 
 # ---- engine SIGKILLed mid-stream -------------------------------------------------
 ej0=$(metric "$GW" llmgw_worker_endpoint_ejections_total)
@@ -44,9 +33,9 @@ sleep 2
 inflight=$(stat "$M2" in_flight)
 stop m2 KILL
 sleep 3
-traffic_end kill
-sent=$(res kill sent); failed=$(res kill failed)
-table "engine SIGKILL mid-stream (in flight on it: $inflight)" "$sent" "$failed" "<= $inflight (+1 arriving between the sample and the kill)"
+load_stop kill
+sent=$(load_res kill sent); failed=$(load_res kill failed)
+e2e_table "engine SIGKILL mid-stream (in flight on it: $inflight)" "$sent" "$failed" "<= $inflight (+1 arriving between the sample and the kill)"
 expect_true "traffic flowed ($sent requests)" test "$sent" -gt 50
 expect_true "only the killed engine's in-flight requests fail ($failed <= $inflight + 1)" \
     test "$failed" -le $((inflight + 1))
@@ -63,9 +52,9 @@ traffic back
 start_mock m2 "$M2" --ttft-ms 5 --itl-ms 20
 back() { [ "$(stat "$M2" completed)" -ge 5 ]; }
 eventually "the restarted engine serves traffic again after its ejection" 15 back
-traffic_end back
-table "engine restarted" "$(res back sent)" "$(res back failed)" 0
-expect_eq "no failure while the engine comes back" "$(res back failed)" 0
+load_stop back
+e2e_table "engine restarted" "$(load_res back sent)" "$(load_res back failed)" 0
+expect_eq "no failure while the engine comes back" "$(load_res back failed)" 0
 
 # ---- engine hangs ------------------------------------------------------------------
 ej0=$(metric "$GW" llmgw_worker_endpoint_ejections_total)
@@ -75,11 +64,11 @@ sleep 6
 got_before=$(stat "$M3" received)
 sleep 4
 got_late=$(($(stat "$M3" received) - got_before))
-traffic_end hang
+load_stop hang
 ej1=$(metric "$GW" llmgw_worker_endpoint_ejections_total)
 ejections=$((ej1 - ej0))
-sent=$(res hang sent); failed=$(res hang failed)
-table "engine hangs 10 s (first-byte timeout 1 s, eject after 3, $ejections ejections)" "$sent" "$failed" \
+sent=$(load_res hang sent); failed=$(load_res hang failed)
+e2e_table "engine hangs 10 s (first-byte timeout 1 s, eject after 3, $ejections ejections)" "$sent" "$failed" \
     "<= $C in flight when it hung + 2 + 1 probe per re-ejection ($((C + 2 + ejections)))"
 expect_true "the hung engine was ejected" test "$ejections" -ge 1
 expect_true "failures are bounded by the hang, not by the traffic ($failed <= $((C + 2 + ejections)))" \
@@ -95,8 +84,8 @@ m3_done=$(stat "$M3" completed)
 m3_back() { [ "$(stat "$M3" completed)" -ge $((m3_done + 3)) ]; }
 traffic unhang
 eventually "the engine takes traffic again once it answers" 15 m3_back
-traffic_end unhang
-expect_eq "no failure once it answers again" "$(res unhang failed)" 0
+load_stop unhang
+expect_eq "no failure once it answers again" "$(load_res unhang failed)" 0
 
 # ---- one of two workers SIGKILLed --------------------------------------------------
 start_worker w2 "$W" "${WFLAGS[@]}"
@@ -107,18 +96,18 @@ traffic wkill
 sleep 2
 stop w1 KILL
 sleep 3
-traffic_end wkill
+load_stop wkill
 sleep 0.5
 lost=$(($(cancelled) - c0))
-sent=$(res wkill sent); failed=$(res wkill failed)
-table "one of two workers SIGKILLed (its upstream requests cut: $lost)" "$sent" "$failed" \
+sent=$(load_res wkill sent); failed=$(load_res wkill failed)
+e2e_table "one of two workers SIGKILLed (its upstream requests cut: $lost)" "$sent" "$failed" \
     "<= $lost (+2 not yet upstream or in its accept queue)"
 expect_true "the killed worker had requests in flight ($lost)" test "$lost" -ge 1
 expect_true "only the killed worker's in-flight requests fail ($failed <= $lost + 2)" \
     test "$failed" -le $((lost + 2))
 traffic after
 sleep 2
-traffic_end after
-expect_eq "the surviving worker serves everything after" "$(res after failed)" 0
-expect_true "and it did serve ($(res after sent) requests)" test "$(res after sent)" -gt 10
+load_stop after
+expect_eq "the surviving worker serves everything after" "$(load_res after failed)" 0
+expect_true "and it did serve ($(load_res after sent) requests)" test "$(load_res after sent)" -gt 10
 done_case

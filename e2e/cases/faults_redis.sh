@@ -8,7 +8,6 @@
 source "$(dirname "$0")/../lib.sh"
 command -v redis-server >/dev/null || { echo "faults_redis: redis-server is required"; exit 1; }
 
-LOAD=$E2E_SRC/e2e/tools/llm_load.py
 R=$(free_port); M1=$(free_port); M2=$(free_port); W1=$(free_port); W2=$(free_port)
 start_redis() { spawn redis redis-server --port "$R" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning; }
 redis_up() { redis-cli -p "$R" ping 2>/dev/null | grep -q PONG; }
@@ -35,10 +34,8 @@ G1=http://127.0.0.1:$W1; G2=http://127.0.0.1:$W2
 on_redis() { [ "$(metric "$1" llmgw_worker_ratelimit_degraded)" == 0 ] && [ "$(metric "$1" llmgw_worker_prefix_sync_connected)" == 1 ]; }
 degraded() { [ "$(metric "$1" llmgw_worker_ratelimit_degraded)" == 1 ] && [ "$(metric "$1" llmgw_worker_prefix_sync_connected)" == 0 ]; }
 
-python3 "$LOAD" steady --urls "$G1,$G2" --concurrency 4 --max-tokens 4 --stream-fraction 0.5 \
-    --header 'user: steady' --timeout 20 --max-seconds 120 --stop-file "$E2E_DIR/stop" \
-    --failures-log "$E2E_DIR/failures" >"$E2E_DIR/load.json" &
-lp=$!
+GW=$G1
+load_start redis --urls "$G1,$G2" --concurrency 4 --max-tokens 4 --header 'user: steady'
 eventually "worker 1 counts on Redis and syncs its prefix index" 10 on_redis "$G1"
 eventually "worker 2 likewise" 10 on_redis "$G2"
 sleep 1
@@ -55,10 +52,9 @@ eventually "redis restarts" 5 redis_up
 eventually "worker 1 is back on Redis" 15 on_redis "$G1"
 eventually "worker 2 is back on Redis" 15 on_redis "$G2"
 sleep 1
-touch "$E2E_DIR/stop"
-wait "$lp"
-sent=$(jq -r .sent "$E2E_DIR/load.json"); failed=$(jq -r .failed "$E2E_DIR/load.json")
-e2e_log "TABLE | Redis SIGKILLed and restarted (limits + prefix sync) | $sent | $failed | 0"
+load_stop redis
+sent=$(load_res redis sent); failed=$(load_res redis failed)
+e2e_table "Redis SIGKILLed and restarted (limits + prefix sync)" "$sent" "$failed" 0
 expect_true "traffic flowed across the outage ($sent requests)" test "$sent" -gt 50
 expect_eq "no request failed across Redis's death and restart" "$failed" 0
 expect_match "Redis counts again after the restart" "$(redis-cli -p "$R" --scan --pattern 'llmgw:rl:u:steady:*' | head -1)" 'steady'

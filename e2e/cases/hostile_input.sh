@@ -8,17 +8,7 @@
 # one "TABLE |" line per input: input | status | reached the engine | served after.
 source "$(dirname "$0")/../lib.sh"
 
-M1=$(free_port); W=$(free_port)
-GW=http://127.0.0.1:$W
-start_mock m1 "$M1" --ttft-ms 1 --itl-ms 1
-cat >"$E2E_DIR/gw.yaml" <<YAML
-models:
-  - name: mock-model
-    endpoints: ["127.0.0.1:$M1"]
-YAML
-start_controller ctl --config "$E2E_DIR/gw.yaml"
-start_worker w1 "$W" --access-log off
-wait_http "$GW/readyz" 200 10
+one_model_gateway --ttft-ms 1 --itl-ms 1 -- --access-log off
 GOOD='{"model":"mock-model","messages":[{"role":"user","content":"ok"}]}'
 GOOD_SENT=0
 mock_clear "$M1"
@@ -28,7 +18,7 @@ BH=x-error-request-body-processing
 bad() {
     local desc=$1 status=$2 header=$3 b=$4; shift 4
     check_error "$desc" "$status" "$header" true "$b" "$@"
-    e2e_log "TABLE | $desc | $(chat "$b" "$@") | no | $(chat "$GOOD"; GOOD_SENT=$((GOOD_SENT + 1)))"
+    e2e_table "$desc" "$(chat "$b" "$@")" no "$(chat "$GOOD")"
     GOOD_SENT=$((GOOD_SENT + 1))
 }
 msg() { printf '{"model":"mock-model","messages":[{"role":"user","content":"%s"}]%s}' "$1" "${2:-}"; }
@@ -64,7 +54,7 @@ ct() { curl -s -o "$E2E_DIR/out.body" -D "$E2E_DIR/out.hdr" -w '%{http_code}' --
 for t in text/plain application/x-www-form-urlencoded 'multipart/form-data; boundary=x' application/xml; do
     code=$(ct "$t")
     check_error_response "Content-Type $t" "$code" 400 $BH true
-    e2e_log "TABLE | Content-Type $t | $code | no | $(chat "$GOOD"; GOOD_SENT=$((GOOD_SENT + 1)))"
+    e2e_table "Content-Type $t" "$code" no "$(chat "$GOOD")"
     GOOD_SENT=$((GOOD_SENT + 1))
 done
 expect_eq "Content-Type application/json; charset=utf-8 is served" "$(ct 'application/json; charset=utf-8')" 200
@@ -77,7 +67,7 @@ code=$(chat "$GOOD" -H "X-Big: $big")
 expect_eq "a 40 KB header gets 431" "$code" 431
 expect_eq "the next good request still succeeds" "$(chat "$GOOD")" 200
 GOOD_SENT=$((GOOD_SENT + 1))
-e2e_log "TABLE | a 40 KB header | $code (libmicrohttpd's HTML body) | no | 200"
+e2e_table "a 40 KB header" "$code (libmicrohttpd's HTML body)" no 200
 many=()
 for i in $(seq 1 400); do many+=(-H "X-H$i: $big"); done
 code=$(chat "$GOOD" -H "X-A: ${big:0:100}" "${many[@]:0:20}")

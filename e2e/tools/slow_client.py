@@ -7,7 +7,8 @@
   trickle-body   send complete headers, then the body one byte every --interval s
   hold           open --count connections and keep them open, idle
   burst          open --count connections at once, send a request on each and
-                 report what came back (status lines, closes, resets)
+                 report what came back within --max-seconds in all (status
+                 lines, closes, resets, timeouts)
 
 Every mode but burst runs --count connections in parallel for at most
 --max-seconds and prints one JSON object: for each connection what the server
@@ -89,8 +90,9 @@ def burst(a):
             s.sendall(req)
         except OSError:
             pass
+    deadline = time.monotonic() + a.max_seconds
     for s in socks:
-        s.settimeout(a.max_seconds)
+        s.settimeout(max(0.1, deadline - time.monotonic()))
         try:
             data = s.recv(4096)
             line = data.split(b"\r\n", 1)[0].decode("latin-1")
