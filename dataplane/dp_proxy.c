@@ -90,6 +90,9 @@ struct dp_req {
     bool headers_done;
     bool sse;
     int64_t content_length;
+    /* A plain body that fits <relay> is answered whole, with the headers
+     * (one send, no suspend/resume round per chunk). */
+    bool hold_body;
     bool upstream_done;
     bool upstream_failed;
     bool paused;
@@ -442,7 +445,16 @@ respond_relay(dp_req *req)
      * engine sent it; streams are chunked. */
     if (req->content_length >= 0 && !req->sse)
         size = (uint64_t)req->content_length;
-    resp = MHD_create_response_from_callback(size, 16 * 1024, relay_reader, req, NULL);
+    if (req->hold_body && req->relay.len == size) {
+        char *whole = gw_buf_steal(&req->relay);
+        resp = MHD_create_response_from_buffer(size, whole != NULL ? whole : "",
+                                               whole != NULL ? MHD_RESPMEM_MUST_FREE
+                                                             : MHD_RESPMEM_PERSISTENT);
+    } else {
+        /* The block is MHD's copy buffer: no larger than the body needs. */
+        size_t block = size < 16 * 1024 ? (size_t)size + 1 : 16 * 1024;
+        resp = MHD_create_response_from_callback(size, block, relay_reader, req, NULL);
+    }
     if (resp == NULL)
         return MHD_NO;
     for (struct curl_slist *h = req->resp_hdrs; h != NULL; h = h->next) {
@@ -497,7 +509,10 @@ on_header(char *buf, size_t size, size_t nitems, void *arg)
                 dp_outlier_success(&req->ep->outlier);
             dp_usage_init(&req->usage, req->sse);
             gw_timer_start(req->timer, req->ctx->cfg.idle_timeout_ms);
-            resume(req);
+            req->hold_body = !req->sse && req->content_length >= 0 &&
+                             (uint64_t)req->content_length <= req->relay.max;
+            if (!req->hold_body || req->content_length == 0)
+                resume(req);
         }
         return n;
     }
@@ -560,7 +575,8 @@ on_write(char *p, size_t size, size_t nmemb, void *arg)
     }
     dp_usage_feed(&req->usage, p, n);
     gw_timer_start(req->timer, req->ctx->cfg.idle_timeout_ms);
-    resume(req);
+    if (!req->hold_body || req->relay.len >= (uint64_t)req->content_length)
+        resume(req);
     return n;
 }
 
