@@ -86,6 +86,7 @@ def slope_per_min(ts, ys):
 
 def main():
     procs = bl.Procs()
+    rev = bl.llmgw_rev()  # now: the binaries are copied now, the report is written at the end
     binroot = bl.private_binaries(BUILD, TMP)
     ctl_bin = os.path.join(binroot, "controller/llmgw-controller")
     dp_bin = os.path.join(binroot, "dataplane/llmgw-worker")
@@ -228,7 +229,7 @@ def main():
                      bl.fmt(slope_per_min(ts, fds) or 0, 3), verdict])
     rep = [f"# Soak: {DURATION:.0f} s, {CONCURRENCY} clients, engine churn every {CHURN_S:.0f} s",
            "",
-           f"llmgw {bl.llmgw_rev()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(wall0))}, "
+           f"llmgw {rev}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(wall0))}, "
            f"load average at the end {bl.loadavg()}. Warm-up {WARMUP:.0f} s; 'after warm-up' and "
            "'end' are means of 30 one-second samples. Engines restart on every kill, so their "
            "figures are per incarnation and not judged.",
