@@ -34,6 +34,9 @@ typedef struct dp_cfg {
     uint64_t drain_timeout_ms;
     uint64_t report_interval_ms;
     int64_t retries;
+    int64_t eject_after;    /* dp_outlier: consecutive failures; 0 = off */
+    uint64_t eject_time_ms; /* first ejection */
+    uint64_t eject_max_ms;  /* longest ejection */
     int64_t conn_limit;
     int64_t max_host_conns;
     char *log_level;
@@ -85,6 +88,15 @@ typedef struct dp_cfg {
     uint64_t mirror_reload_ms;
     int64_t mirror_max_inflight;
 } dp_cfg;
+
+/* The passive-ejection settings of <c> (dp_outlier). */
+static inline dp_outlier_cfg
+dp_outlier_cfg_of(const dp_cfg *c)
+{
+    return (dp_outlier_cfg){.after = (uint32_t)c->eject_after,
+                            .base_us = c->eject_time_ms * 1000,
+                            .max_us = c->eject_max_ms * 1000};
+}
 
 typedef struct dp_sync dp_sync;
 typedef struct dp_prefix dp_prefix;

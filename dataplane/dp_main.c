@@ -71,6 +71,13 @@ static const gw_cfg_opt dp_opts[] = {
               60000, "Period of load reports to the controller"),
     GW_CFG_INT("retries", "LLMGW_RETRIES", dp_cfg, retries, 2, 0, 7,
                "Extra endpoints tried when connecting fails (never after a response began)"),
+    GW_CFG_INT("eject-after", "LLMGW_EJECT_AFTER", dp_cfg, eject_after, 5, 0, 1000,
+               "Consecutive connect failures or first-byte timeouts that take an endpoint out "
+               "of this worker's routing (0 = never)"),
+    GW_CFG_MS("eject-time", "LLMGW_EJECT_TIME", dp_cfg, eject_time_ms, 10000, 10, 3600000,
+              "First ejection's length; the n-th in a row lasts n times this"),
+    GW_CFG_MS("eject-max-time", "LLMGW_EJECT_MAX_TIME", dp_cfg, eject_max_ms, 120000, 10, 86400000,
+              "Longest ejection"),
     GW_CFG_INT("conn-limit", "LLMGW_CONN_LIMIT", dp_cfg, conn_limit, 10000, 1, 1000000,
                "Maximum open client connections"),
     GW_CFG_INT("max-host-conns", "LLMGW_MAX_HOST_CONNS", dp_cfg, max_host_conns, 0, 0, 1000000,

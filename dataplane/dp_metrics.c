@@ -218,6 +218,10 @@ dp_metrics_new(dp_ctx *ctx)
                              "Requests re-sent to another endpoint before any byte reached the "
                              "client",
                              NULL, &m->retries);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_endpoint_ejections_total",
+                             "Endpoints taken out of routing after consecutive failures "
+                             "(dp_outlier)",
+                             NULL, &m->ejections);
     rc |= gw_metrics_counter(m->reg, "llmgw_worker_rejected_requests_total",
                              "Requests answered by the gateway with an error, by reason",
                              (const char *const[]){"reason", NULL}, &m->rejected);

@@ -19,6 +19,7 @@ struct dp_metrics {
     gw_metric_fam *access_dropped;  /* llmgw_worker_access_log_dropped_total */
     gw_metric_fam *upstream_errors; /* llmgw_worker_upstream_errors_total{reason} */
     gw_metric_fam *retries;         /* llmgw_worker_upstream_retries_total */
+    gw_metric_fam *ejections;       /* llmgw_worker_endpoint_ejections_total */
     gw_metric_fam *rejected;        /* llmgw_worker_rejected_requests_total{reason} */
     gw_metric_fam *tokens;          /* llmgw_worker_tokens_total{model,kind} */
     gw_metric_fam *snapshots;       /* llmgw_worker_snapshots_applied_total */

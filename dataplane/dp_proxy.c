@@ -528,6 +528,8 @@ on_header(char *buf, size_t size, size_t nitems, void *arg)
             tr_on_headers(req);
             req->headers_done = true;
             req->headers_us = gw_now_us();
+            if (req->ep != NULL)
+                dp_outlier_success(&req->ep->outlier);
             dp_usage_init(&req->usage, req->sse);
             gw_timer_start(req->timer, req->ctx->cfg.idle_timeout_ms);
             req->hold_body = !req->sse && req->content_length >= 0 &&
@@ -810,14 +812,34 @@ route_and_start(dp_req *req)
     return true;
 }
 
+/* Passive ejection (dp_outlier): only failures that say the engine cannot
+ * take requests count; a reset or an empty reply may be one bad request. */
+static void
+note_gateway_failure(dp_req *req, const char *reason)
+{
+    dp_outlier_cfg oc = dp_outlier_cfg_of(&req->ctx->cfg);
+
+    if (strcmp(reason, "connect") != 0 && strcmp(reason, "connect_timeout") != 0 &&
+        strcmp(reason, "first_byte_timeout") != 0)
+        return;
+    if (dp_outlier_failure(&req->ep->outlier, &oc, gw_now_us())) {
+        gw_counter_inc(gw_metric_child0(req->ctx->metrics->ejections));
+        gw_log(GW_LOG_WARN, "DP-EJECT", "ep=%s failures=%u ejections=%u for_ms=%llu", req->ep->key,
+               req->ep->outlier.streak, req->ep->outlier.ejections,
+               (unsigned long long)((req->ep->outlier.ejected_until - gw_now_us()) / 1000));
+    }
+}
+
 static void
 on_upstream_failure(dp_req *req, const char *reason, bool retryable)
 {
     dp_ctx *ctx = req->ctx;
 
     gw_counter_inc(gw_metric_child(ctx->metrics->upstream_errors, reason));
-    if (req->ep != NULL && !req->headers_done)
+    if (req->ep != NULL && !req->headers_done) {
         req->ep->errors++; /* after the headers, account() counts it */
+        note_gateway_failure(req, reason);
+    }
     gw_log_ratelimited(GW_LOG_WARN, 10, "DP-UP-FAIL", "req=%s model=%s ep=%s reason=%s", req->id,
                        req->info.model, req->ep ? req->ep->key : "-", reason);
     if (!req->headers_done) {
@@ -1589,11 +1611,20 @@ start(dp_req *req)
     dp_parse_status st;
     dp_route_in in;
     uint64_t t0;
+    const char *ct;
 
     if (req->too_large) {
         dp_error_set(&req->err, 413, "x-error-request-body-processing", "true", "request_too_large",
                      "request body exceeds the limit of %" PRId64 " bytes",
                      ctx->cfg.max_body_bytes);
+        req->has_err = true;
+        return;
+    }
+    ct = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!dp_parse_json_content_type(ct)) {
+        dp_error_set(&req->err, 400, "x-error-request-body-processing", "true",
+                     "invalid_request_body", "Content-Type must be application/json, not '%.64s'",
+                     ct);
         req->has_err = true;
         return;
     }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gw/gw_log.h"
+#include "gw/gw_loop.h"
 #include "gw/gw_mem.h"
 
 #include "dp_prefix.h"
@@ -263,7 +264,8 @@ dp_route_resolve(dp_ctx *ctx, const dp_snap *snap, const dp_route_in *in, dp_rou
 }
 
 /* Fills ctx->scratch with the routable endpoints of the route's model:
- * ready, not draining, matching its filter, not in <exclude>. Prefill and
+ * ready, not draining, matching its filter, not in <exclude>, not ejected
+ * (dp_outlier; unless all are). Prefill and
  * decode endpoints serve only through pd: <role> DP_PD_COMBINED keeps
  * combined ones only (any plan but pd, and pd without a complete roleset),
  * -2 keeps every role (pd), and DP_PD_PREFILL/DP_PD_DECODE keep that role.
@@ -275,6 +277,10 @@ list_candidates(dp_ctx *ctx, const dp_snap *snap, const dp_route *route, const u
     const pm_snapshot *pm = dp_snap_pm(snap);
     const dp_model *m = route->model;
     uint32_t n = 0;
+    uint64_t now = gw_now_us();
+    dp_outlier_cfg oc = dp_outlier_cfg_of(&ctx->cfg);
+    bool keep_ejected = false, any_ejected = false;
+    const dp_ep *st;
 
     if (ctx->scratch_cap < m->n_eps) {
         ctx->scratch_cap = m->n_eps;
@@ -283,6 +289,7 @@ list_candidates(dp_ctx *ctx, const dp_snap *snap, const dp_route *route, const u
         ctx->pfx_match = gw_xrealloc(ctx->pfx_match, ctx->scratch_cap * sizeof(*ctx->pfx_match));
         ctx->pd_groups = gw_xrealloc(ctx->pd_groups, ctx->scratch_cap * sizeof(*ctx->pd_groups));
     }
+again:
     *filtered = 0;
     for (uint32_t i = 0; i < m->n_eps; i++) {
         const pm_endpoint *e = &pm->endpoints[m->eps[i]];
@@ -299,8 +306,17 @@ list_candidates(dp_ctx *ctx, const dp_snap *snap, const dp_route *route, const u
             skip = true;
             (*filtered)++;
         }
+        if (!skip && !keep_ejected && (st = dp_snap_state(snap, m->eps[i])) != NULL &&
+            dp_outlier_skip(&st->outlier, &oc, st->inflight, now)) {
+            skip = true;
+            any_ejected = true;
+        }
         if (!skip)
             ctx->scratch[n++] = m->eps[i];
+    }
+    if (n == 0 && any_ejected && !keep_ejected) {
+        keep_ejected = true; /* all ejected: try them rather than fail for sure (dp_outlier.h) */
+        goto again;
     }
     return n;
 }

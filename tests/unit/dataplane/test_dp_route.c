@@ -299,6 +299,34 @@ Test(dp_route, pick_reserves_the_endpoint_in_the_same_step)
     cr_assert_eq(idx, 0, "the endpoint with a freed slot is least loaded");
 }
 
+Test(dp_route, ejected_endpoints_are_skipped_unless_all_are)
+{
+    dp_route r;
+    dp_error e;
+    int64_t idx;
+
+    ctx.cfg.eject_after = 1;
+    build();
+    cr_assert(resolve("llama", "random", NULL, &r, &e));
+    for (uint32_t i = 0; i < 3; i++)
+        dp_snap_state(snap, i)->outlier.ejected_until = UINT64_MAX;
+    for (int k = 0; k < 20; k++) {
+        idx = dp_route_pick(&ctx, snap, &r, NULL, 0, 0, &e);
+        cr_assert_eq(idx, 3, "only the endpoint not ejected");
+        dp_route_release(dp_snap_state(snap, 3), 0);
+    }
+    /* Probing (ejection over, streak still at the threshold): one at a time. */
+    dp_snap_state(snap, 0)->outlier = (dp_outlier){.streak = 1, .ejections = 1};
+    dp_snap_state(snap, 3)->outlier.ejected_until = UINT64_MAX;
+    cr_assert_eq(dp_route_pick(&ctx, snap, &r, NULL, 0, 0, &e), 0, "the probe");
+    idx = dp_route_pick(&ctx, snap, &r, NULL, 0, 0, &e);
+    cr_assert(idx >= 0 && idx < 4,
+              "the others ejected and the probe busy: every candidate is used anyway");
+    dp_snap_state(snap, 0)->outlier.ejected_until = UINT64_MAX;
+    idx = dp_route_pick(&ctx, snap, &r, NULL, 0, 0, &e);
+    cr_assert(idx >= 0 && idx < 4, "all ejected: still routed, not a 503");
+}
+
 Test(dp_route, least_request_counts_the_rest_of_the_fleet)
 {
     dp_route r;
