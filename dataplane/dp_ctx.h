@@ -141,7 +141,7 @@ typedef struct dp_ctx {
     uint32_t pd_outstanding; /* prefill calls in flight */
     int access_fd;           /* access log stream; -1 = off */
     gw_buf access_pending;   /* access log lines not yet written (dp_access) */
-    dp_traffic traffic;      /* --route-policy/--route-config; DP_TRAFFIC_OFF when unset */
+    gw_route_cfg traffic;    /* --route-policy/--route-config; GW_ROUTE_OFF when unset */
     dp_rq *rq;               /* the 429 retry queue; NULL unless enabled */
     dp_mirror *mirror;       /* NULL without --mirror-config-path */
 } dp_ctx;
