@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "ctl_mirror.h"
+#include "ut_file.h"
 #include "ut_leak.h"
 
 static void
@@ -32,16 +33,6 @@ on_change(const char *text, void *arg)
     s->calls++;
     s->last_null = text == NULL;
     snprintf(s->last, sizeof(s->last), "%s", text ? text : "");
-}
-
-static void
-write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
 }
 
 /* llmgw_controller_config_errors_total{source="mirror"} as rendered. */
@@ -75,7 +66,7 @@ Test(ctl_mirror, reload_publishes_changes_and_keeps_the_last_good_file)
 
     cr_assert_geq(fd, 0);
     close(fd);
-    write_file(path, ON);
+    ut_write_file(path, ON);
     cr_assert_eq(gw_loop_new(&loop), GW_OK);
     m = ctl_mirror_new(loop, path, 100000, metrics, on_change, &s);
     cr_assert_str_eq(ctl_mirror_text(m), ON, "read at start");
@@ -85,16 +76,16 @@ Test(ctl_mirror, reload_publishes_changes_and_keeps_the_last_good_file)
     ctl_mirror_reload(m);
     cr_assert_eq(s.calls, 0, "unchanged: no new generation");
 
-    write_file(path, "{\"Enable\":true,\"Ratio\":500}");
+    ut_write_file(path, "{\"Enable\":true,\"Ratio\":500}");
     ctl_mirror_reload(m);
     cr_assert_eq(s.calls, 0, "invalid: nothing published");
     cr_assert_str_eq(ctl_mirror_text(m), ON, "the last good config stays");
-    write_file(path, "{\"Enable\":tru");
+    ut_write_file(path, "{\"Enable\":tru");
     ctl_mirror_reload(m);
     cr_assert_str_eq(ctl_mirror_text(m), ON);
     cr_assert(errors_are(metrics, "2"), "each bad read counted");
 
-    write_file(path, "{\"Enable\":false}");
+    ut_write_file(path, "{\"Enable\":false}");
     ctl_mirror_reload(m);
     cr_assert_eq(s.calls, 1);
     cr_assert_str_eq(s.last, "{\"Enable\":false}");
@@ -121,7 +112,7 @@ Test(ctl_mirror, empty_path_is_never_read_and_a_bad_first_file_is_no_mirror)
 
     cr_assert_geq(fd, 0);
     close(fd);
-    write_file(path, "[1]");
+    ut_write_file(path, "[1]");
     cr_assert_eq(gw_loop_new(&loop), GW_OK);
     m = ctl_mirror_new(loop, "", 100, NULL, NULL, NULL);
     cr_assert_null(ctl_mirror_text(m));
