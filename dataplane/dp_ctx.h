@@ -81,7 +81,7 @@ typedef struct dp_cfg {
     int64_t rq_max_count; /* -1: until the client leaves */
     int64_t rq_init_delay_ms;
     int64_t rq_max_delay_ms;
-    char *mirror_path; /* --mirror-config-path; "" = no mirror */
+    char *mirror_path; /* --mirror-config-path; "" = no file of its own */
     uint64_t mirror_reload_ms;
     int64_t mirror_max_inflight;
 } dp_cfg;
@@ -143,7 +143,7 @@ typedef struct dp_ctx {
     gw_buf access_pending;   /* access log lines not yet written (dp_access) */
     gw_route_cfg traffic;    /* --route-policy/--route-config; GW_ROUTE_OFF when unset */
     dp_rq *rq;               /* the 429 retry queue; NULL unless enabled */
-    dp_mirror *mirror;       /* NULL without --mirror-config-path */
+    dp_mirror *mirror;       /* always (the snapshot may carry a mirror config) */
 } dp_ctx;
 
 /* Installs <snap> as the current snapshot (takes the caller's ref). */

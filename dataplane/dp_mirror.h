@@ -1,7 +1,9 @@
 /* dp_mirror: Llumnix's traffic mirror (seed 004, docs/traffic.md). A JSON
  * file ({"Enable","Target","Ratio","Timeout","Authorization","EnableLog"};
  * default /mnt/mirror.json) is re-read every --mirror-reload-interval and
- * applied without restart; a bad file keeps the last good config. A share
+ * applied without restart; a bad file keeps the last good config. Without a
+ * file of its own (path "" or the file missing) the worker applies the
+ * controller's config from the snapshot (dp_mirror_set_snapshot). A share
  * of the parsed requests (Ratio percent) is copied, fire and forget, to
  * Target + the request path on its own curl multi: the copy owns its body
  * and headers, has its own deadline (Timeout, else the upstream timeout),
@@ -26,7 +28,7 @@
 typedef struct dp_mirror dp_mirror;
 
 typedef struct dp_mirror_opts {
-    const char *path;            /* the JSON file */
+    const char *path;            /* the JSON file; "" = none of its own */
     uint64_t reload_interval_ms; /* how often it is checked */
     uint32_t max_inflight;       /* copies running at once at most */
     uint64_t connect_timeout_ms;

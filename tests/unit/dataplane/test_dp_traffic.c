@@ -1,7 +1,9 @@
-/* Unit tests for gw_route_cfg: every refusal of --route-policy/--route-config
- * names its flag or field; weight and prefix matching (longest stem, exact
- * beats wildcard, ties to the earlier entry); the fallback chain in config
- * order; URL joining; the model rewrite; the Authorization swap. */
+/* Unit tests for gw_route_cfg (the parser) and dp_traffic: every refusal
+ * of --route-policy/--route-config names its flag or field; weight and
+ * prefix matching (longest stem, exact beats wildcard, ties to the earlier
+ * entry); the fallback chain in config order; URL joining; the model
+ * rewrite; the Authorization swap; the snapshot's route config (shared,
+ * last good kept). */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <string.h>
