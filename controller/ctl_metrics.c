@@ -103,6 +103,7 @@ ctl_metrics_new(const char *version)
     gw_metric_child(m->config_errors, "kubernetes-annotation");
     gw_metric_child(m->config_errors, "kubernetes-configmap");
     gw_metric_child(m->config_errors, "kubernetes-secret");
+    gw_metric_child(m->config_errors, "mirror");
     /* Discovery stores (redis, etcd): children appear when the source starts. */
     m->disc_up = reg(m, GAUGE, "llmgw_controller_discovery_store_up",
                      "1 while the discovery store answers, 0 while the last known instance "

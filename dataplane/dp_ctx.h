@@ -84,7 +84,7 @@ typedef struct dp_cfg {
     int64_t rq_max_count; /* -1: until the client leaves */
     int64_t rq_init_delay_ms;
     int64_t rq_max_delay_ms;
-    char *mirror_path; /* --mirror-config-path; "" = no mirror */
+    char *mirror_path; /* --mirror-config-path; "" = no file of its own */
     uint64_t mirror_reload_ms;
     int64_t mirror_max_inflight;
 } dp_cfg;
@@ -153,9 +153,9 @@ typedef struct dp_ctx {
     uint32_t pd_outstanding; /* prefill calls in flight */
     int access_fd;           /* access log stream; -1 = off */
     gw_buf access_pending;   /* access log lines not yet written (dp_access) */
-    dp_traffic traffic;      /* --route-policy/--route-config; DP_TRAFFIC_OFF when unset */
+    gw_route_cfg traffic;    /* --route-policy/--route-config; GW_ROUTE_OFF when unset */
     dp_rq *rq;               /* the 429 retry queue; NULL unless enabled */
-    dp_mirror *mirror;       /* NULL without --mirror-config-path */
+    dp_mirror *mirror;       /* always (the snapshot may carry a mirror config) */
 } dp_ctx;
 
 /* Installs <snap> as the current snapshot (takes the caller's ref). */

@@ -173,12 +173,7 @@ static const gw_cfg_opt dp_opts[] = {
                "PEM private key file of --tls-cert-file (unencrypted)"),
     /* traffic splitting, 429 retry queue, mirror (docs/traffic.md; Llumnix's
      * flags and defaults, seed 004) */
-    GW_CFG_STR("route-policy", "LLMGW_ROUTE_POLICY", dp_cfg, route_policy, "",
-               "Traffic splitting: weight or prefix (empty: every request goes to the local "
-               "pool)"),
-    GW_CFG_STR_F("route-config", "LLMGW_ROUTE_CONFIG", dp_cfg, route_config, "", GW_CFG_F_SECRET,
-                 "Traffic splitting: JSON array of {base_url (\"local\" or a URL), api_key, "
-                 "model, fallback, weight, prefix}; refused at start-up when invalid"),
+    GW_ROUTE_CFG_OPTS(dp_cfg),
     GW_CFG_INT("retry-max-count", "LLMGW_RETRY_MAX_COUNT", dp_cfg, retry_max_count, 0, 0, 7,
                "Extra local endpoints tried after a 5xx or a connect failure before the first "
                "byte (always a different endpoint), before the fallback chain"),
@@ -198,12 +193,7 @@ static const gw_cfg_opt dp_opts[] = {
                rq_init_delay_ms, 500, 1, 3600000, "First 429 backoff, doubled on each retry"),
     GW_CFG_INT("fallback-retry-max-delay-ms", "LLMGW_FALLBACK_RETRY_MAX_DELAY_MS", dp_cfg,
                rq_max_delay_ms, 5000, 1, 3600000, "Cap of the 429 backoff"),
-    GW_CFG_STR("mirror-config-path", "LLMGW_MIRROR_CONFIG_PATH", dp_cfg, mirror_path,
-               "/mnt/mirror.json",
-               "Traffic mirror JSON file (Enable, Target, Ratio, Timeout, Authorization, "
-               "EnableLog), re-read while running; missing = no mirror; empty = never read"),
-    GW_CFG_MS("mirror-reload-interval", "LLMGW_MIRROR_RELOAD_INTERVAL", dp_cfg, mirror_reload_ms,
-              10000, 100, 3600000, "How often the mirror file is checked for changes"),
+    GW_MIRROR_CFG_OPTS(dp_cfg),
     GW_CFG_INT("mirror-max-inflight", "LLMGW_MIRROR_MAX_INFLIGHT", dp_cfg, mirror_max_inflight, 64,
                1, 100000, "Mirror copies running at once at most; beyond, copies are dropped"),
     GW_CFG_END,
@@ -245,11 +235,12 @@ validate(const void *p, gw_cfg_errs *errs)
     if (cfg->statesync && cfg->pfx_sync_stream[0] == '\0')
         gw_cfg_errorf(errs, "--prefix-sync-stream must not be empty");
     {
-        dp_traffic t;
+        gw_route_cfg t;
         char twhy[300];
-        if (dp_traffic_parse(cfg->route_policy, cfg->route_config, &t, twhy, sizeof(twhy)) != GW_OK)
+        if (gw_route_cfg_parse(cfg->route_policy, cfg->route_config, &t, twhy, sizeof(twhy)) !=
+            GW_OK)
             gw_cfg_errorf(errs, "%s", twhy);
-        dp_traffic_fini(&t);
+        gw_route_cfg_fini(&t);
     }
     if (cfg->rq_init_delay_ms > cfg->rq_max_delay_ms)
         gw_cfg_errorf(errs, "--fallback-retry-init-delay-ms must not exceed "
@@ -263,10 +254,10 @@ start_traffic(dp_ctx *ctx)
     const dp_cfg *c = &ctx->cfg;
     char why[300];
 
-    if (dp_traffic_parse(c->route_policy, c->route_config, &ctx->traffic, why, sizeof(why)) !=
+    if (gw_route_cfg_parse(c->route_policy, c->route_config, &ctx->traffic, why, sizeof(why)) !=
         GW_OK)
         return GW_EINVAL;
-    if (ctx->traffic.policy != DP_TRAFFIC_OFF)
+    if (ctx->traffic.policy != GW_ROUTE_OFF)
         gw_log(GW_LOG_NOTICE, "DP-TRAFFIC", "policy=%s entries=%u", c->route_policy,
                ctx->traffic.n);
     if (c->rq_enabled && c->rq_max_count != 0) {
@@ -276,7 +267,9 @@ start_traffic(dp_ctx *ctx)
                         .max_ms = (uint64_t)c->rq_max_delay_ms};
         ctx->rq = dp_rq_new(ctx->loop, &rc);
     }
-    if (c->mirror_path[0] != '\0') {
+    /* Always: without a file of its own the worker applies the controller's
+     * mirror config from the snapshot. */
+    {
         dp_mirror_opts mo = {.path = c->mirror_path,
                              .reload_interval_ms = c->mirror_reload_ms,
                              .max_inflight = (uint32_t)c->mirror_max_inflight,
@@ -548,7 +541,7 @@ out:
     gw_httpd_free(ctx.httpd);
     dp_mirror_free(ctx.mirror);
     dp_rq_free(ctx.rq);
-    dp_traffic_fini(&ctx.traffic);
+    gw_route_cfg_fini(&ctx.traffic);
     dp_sync_free(ctx.sync);
     dp_prefix_sync_free(ctx.psync);
     dp_quota_free(ctx.quota);

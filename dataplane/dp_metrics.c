@@ -334,6 +334,9 @@ dp_metrics_new(dp_ctx *ctx)
     rc |= gw_metrics_counter(m->reg, "llmgw_worker_traffic_fallbacks_total",
                              "Fallback attempts, by the --route-config entry tried",
                              (const char *const[]){"entry", NULL}, &m->traffic_fallbacks);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_traffic_snapshot_invalid_total",
+                             "Snapshot route configs that did not parse (the last good one stays)",
+                             NULL, &m->traffic_snapshot_invalid);
     rc |= gw_metrics_counter(m->reg, "llmgw_worker_retry_queue_events_total",
                              "429 retry queue: queued, overflow (full), fired (retry sent), "
                              "success, exhausted",

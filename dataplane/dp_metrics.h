@@ -46,11 +46,12 @@ struct dp_metrics {
     gw_metric_fam *pd_decode_time;  /* llmgw_worker_pd_decode_duration_seconds */
     gw_metric_fam *pd_selected;     /* llmgw_worker_pd_selected_total{role,endpoint} */
     /* traffic splitting, 429 queue, mirror (docs/traffic.md) */
-    gw_metric_fam *traffic_routes;    /* llmgw_worker_traffic_routes_total{entry} */
-    gw_metric_fam *traffic_fallbacks; /* llmgw_worker_traffic_fallbacks_total{entry} */
-    gw_metric_fam *retry_queue;       /* llmgw_worker_retry_queue_events_total{event} */
-    gw_metric_fam *mirror_requests;   /* llmgw_worker_mirror_requests_total{result} */
-    gw_metric_fam *mirror_reloads;    /* llmgw_worker_mirror_config_reloads_total{result} */
+    gw_metric_fam *traffic_routes;           /* llmgw_worker_traffic_routes_total{entry} */
+    gw_metric_fam *traffic_fallbacks;        /* llmgw_worker_traffic_fallbacks_total{entry} */
+    gw_metric_fam *retry_queue;              /* llmgw_worker_retry_queue_events_total{event} */
+    gw_metric_fam *mirror_requests;          /* llmgw_worker_mirror_requests_total{result} */
+    gw_metric_fam *traffic_snapshot_invalid; /* llmgw_worker_traffic_snapshot_invalid_total */
+    gw_metric_fam *mirror_reloads;           /* llmgw_worker_mirror_config_reloads_total{result} */
 };
 
 /* Registers every family and the live gauges that read <ctx>. */

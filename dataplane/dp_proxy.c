@@ -723,6 +723,18 @@ easy_post(dp_req *req, CURL *easy, const char *url, const gw_buf *body, struct c
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
 }
 
+/* The route config a request follows: the worker's own --route-config,
+ * else the one its snapshot carries (the controller's). The request holds
+ * its snapshot, so a new generation never changes the config (and the entry
+ * indexes in tr_entry/tr_primary) under it. */
+static const gw_route_cfg *
+req_traffic(const dp_req *req)
+{
+    const gw_route_cfg *t = dp_snap_traffic(req->snap);
+
+    return req->ctx->traffic.policy == GW_ROUTE_OFF && t != NULL ? t : &req->ctx->traffic;
+}
+
 static bool
 upstream_start(dp_req *req)
 {
@@ -737,7 +749,7 @@ upstream_start(dp_req *req)
     req->up_hdrs = engine_headers(req);
     if (req->tr_entry >= 0) {
         /* An external endpoint of --route-config: its URL, its key, its model. */
-        const dp_traffic_ep *e = &ctx->traffic.eps[req->tr_entry];
+        const gw_route_ep *e = &req_traffic(req)->eps[req->tr_entry];
         dp_traffic_url(e, req->path, url, sizeof(url));
         if (e->api_key != NULL) {
             char auth[4096];
@@ -999,10 +1011,9 @@ queue_allowed(const dp_req *req)
 static bool
 has_fallback(const dp_req *req)
 {
-    const dp_traffic *t = &req->ctx->traffic;
+    const gw_route_cfg *t = req_traffic(req);
 
-    return t->policy != DP_TRAFFIC_OFF &&
-           dp_traffic_has_fallback(t, req->tr_primary, req->tr_cursor);
+    return t->policy != GW_ROUTE_OFF && dp_traffic_has_fallback(t, req->tr_primary, req->tr_cursor);
 }
 
 /* At the headers of a 429 or 5xx answer: will another attempt follow? */
@@ -1022,7 +1033,7 @@ static bool
 tr_start_external(dp_req *req, int32_t i)
 {
     dp_ctx *ctx = req->ctx;
-    const dp_traffic_ep *e = &ctx->traffic.eps[i];
+    const gw_route_ep *e = &req_traffic(req)->eps[i];
 
     req_release(req);
     req->tr_entry = i;
@@ -1113,14 +1124,14 @@ try_next(dp_req *req, unsigned status, bool retryable)
     } else if (status == 429 && ctx->rq != NULL && req->tr_entry >= 0) {
         tr_count(ctx->metrics->retry_queue, "exhausted");
     }
-    if (ctx->traffic.policy == DP_TRAFFIC_OFF)
+    if (req_traffic(req)->policy == GW_ROUTE_OFF)
         return DP_NEXT_NONE;
-    i = dp_traffic_next_fallback(&ctx->traffic, req->tr_primary, &req->tr_cursor);
+    i = dp_traffic_next_fallback(req_traffic(req), req->tr_primary, &req->tr_cursor);
     if (i < 0)
         return DP_NEXT_NONE;
-    tr_count(ctx->metrics->traffic_fallbacks, ctx->traffic.eps[i].label);
+    tr_count(ctx->metrics->traffic_fallbacks, req_traffic(req)->eps[i].label);
     gw_log_ratelimited(GW_LOG_INFO, 20, "DP-TRAFFIC-FALLBACK", "req=%s entry=%s status=%u", req->id,
-                       ctx->traffic.eps[i].label, status);
+                       req_traffic(req)->eps[i].label, status);
     return tr_start_external(req, i) ? DP_NEXT_STARTED : DP_NEXT_FAILED;
 }
 
@@ -1136,9 +1147,9 @@ tr_on_headers(dp_req *req)
 static void
 tr_headers(dp_req *req, struct MHD_Response *resp)
 {
-    const dp_traffic *t = &req->ctx->traffic;
+    const gw_route_cfg *t = req_traffic(req);
 
-    if (t->policy != DP_TRAFFIC_OFF)
+    if (t->policy != GW_ROUTE_OFF)
         MHD_add_response_header(resp, "x-llmgw-route",
                                 req->tr_entry >= 0 ? t->eps[req->tr_entry].label : "local");
 }
@@ -1149,11 +1160,11 @@ static bool
 tr_route(dp_req *req)
 {
     dp_ctx *ctx = req->ctx;
-    int32_t i = dp_traffic_pick(&ctx->traffic, req->info.model, dp_rand(&ctx->rng, UINT32_MAX));
+    int32_t i = dp_traffic_pick(req_traffic(req), req->info.model, dp_rand(&ctx->rng, UINT32_MAX));
 
     req->tr_primary = i;
-    tr_count(ctx->metrics->traffic_routes, i >= 0 ? ctx->traffic.eps[i].label : "none");
-    if (i >= 0 && ctx->traffic.eps[i].local)
+    tr_count(ctx->metrics->traffic_routes, i >= 0 ? req_traffic(req)->eps[i].label : "none");
+    if (i >= 0 && req_traffic(req)->eps[i].local)
         return true;
     if (i >= 0) {
         if (!tr_start_external(req, i))
@@ -1655,7 +1666,7 @@ start(dp_req *req)
         return;
     }
     tr_mirror(req);
-    if (ctx->traffic.policy != DP_TRAFFIC_OFF && !tr_route(req))
+    if (req_traffic(req)->policy != GW_ROUTE_OFF && !tr_route(req))
         return;
     in = (dp_route_in){
         .model = req->info.model,
