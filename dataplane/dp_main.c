@@ -15,6 +15,7 @@
 #include "gw/gw_mem.h"
 
 #include "dp_access.h"
+#include "dp_cbreaker.h"
 #include "dp_ctx.h"
 #include "dp_front.h"
 #include "dp_metrics.h"
@@ -73,6 +74,15 @@ static const gw_cfg_opt dp_opts[] = {
                "Maximum open client connections"),
     GW_CFG_INT("max-host-conns", "LLMGW_MAX_HOST_CONNS", dp_cfg, max_host_conns, 0, 0, 1000000,
                "Maximum connections per engine endpoint (0 = unlimited)"),
+    GW_CFG_INT("max-parallel-requests", "LLMGW_MAX_PARALLEL_REQUESTS", dp_cfg,
+               max_parallel_requests, 0, 0, 1000000,
+               "Requests this process sends one engine endpoint at once; at the cap the router "
+               "prefers another endpoint, and 503 x-error-upstream-overflow when all are at it "
+               "(0 = unlimited)"),
+    GW_CFG_INT("max-pending-requests", "LLMGW_MAX_PENDING_REQUESTS", dp_cfg, max_pending_requests,
+               0, 0, 1000000,
+               "Requests that may wait for one of an endpoint's --max-host-conns connections; "
+               "beyond that it counts as at its cap (0 = unlimited)"),
     GW_CFG_STR("log-level", "LLMGW_LOG_LEVEL", dp_cfg, log_level, "notice",
                "alert, err, warn, notice, info or debug"),
     /* prefix-cache (docs/routing.md): AIBrix's env names and Helm defaults. */
@@ -416,6 +426,8 @@ main(int argc, char **argv)
                            .key_prefix = ctx.cfg.quota_prefix};
         ctx.quota = dp_quota_new(ctx.loop, &qc);
     }
+    ctx.ep_cap = dp_cbreaker_cap(ctx.cfg.max_parallel_requests, ctx.cfg.max_host_conns,
+                                 ctx.cfg.max_pending_requests);
     ctx.metrics = dp_metrics_new(&ctx);
     if (start_prefix(&ctx) != GW_OK)
         goto out;

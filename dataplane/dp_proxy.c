@@ -720,8 +720,8 @@ route_and_start(dp_req *req)
                       : dp_route_pick(ctx, req->snap, &req->route, req->tried, req->n_tried,
                                       req->tokens, &req->err);
 
-    gw_histogram_observe(gw_metric_child0(ctx->metrics->routing_time),
-                         (double)(gw_now_us() - t0 + req->resolve_us) / 1e6);
+    dp_metrics_routing_time(ctx->metrics, req->route.model->name,
+                            (double)(gw_now_us() - t0 + req->resolve_us) / 1e6);
     req->resolve_us = 0; /* a retry's pick is timed alone */
     if (idx < 0) {
         if (req->n_tried > 0) {
@@ -1236,7 +1236,7 @@ on_prefill_done(dp_req *req, CURLcode result)
         fail_before_headers(req);
         return;
     }
-    gw_counter_inc(gw_metric_child(ctx->metrics->pd_prefills, reason));
+    dp_metrics_prefill_failed(ctx->metrics, reason);
     gw_log_ratelimited(GW_LOG_WARN, 10, "pd-prefill-request-error",
                        "req=%s prefill=%s reason=%s status=%ld", req->id,
                        dp_snap_addr(req->snap, (uint32_t)req->pre_idx), reason, status);
@@ -1494,6 +1494,7 @@ account(dp_req *req, bool client_gone)
 
     snprintf(code, sizeof(code), "%u", client_gone ? 499u : req->final_status);
     gw_counter_inc(gw_metric_child(m->requests, model, code));
+    dp_metrics_request_done(m, model, code, req->has_err ? req->err.header : NULL);
     gw_histogram_observe(gw_metric_child(m->duration, model), (double)(now - req->start_us) / 1e6);
     if (client_gone && !req->upstream_done)
         gw_counter_inc(gw_metric_child0(m->cancelled));
