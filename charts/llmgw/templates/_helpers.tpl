@@ -71,11 +71,28 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- div (add $v (sub $p 1)) $p }}
 {{- end }}
 
+{{/* .base with .over's keys set on top, false and 0 included (sprig's
+     merge treats those as unset). One level deep. */}}
+{{- define "llmgw.overlay" -}}
+{{- $out := deepCopy (.base | default dict) }}
+{{- range $k, $v := (.over | default dict) }}{{ $_ := set $out $k $v }}{{ end }}
+{{- toYaml $out }}
+{{- end }}
+
 {{/* A pool with every default filled in: dict "root" $ "pool" $pool. */}}
 {{- define "llmgw.pool" -}}
 {{- $root := .root }}
 {{- $w := $root.Values.worker }}
 {{- $gp := $root.Values.gatewayPlugin }}
+{{- if not (and (kindIs "map" .pool) .pool.name) }}
+{{- fail "workerPools: every pool needs a name" }}
+{{- end }}
+{{- if not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" (toString .pool.name)) }}
+{{- fail (printf "workerPools: pool name %q is not a DNS label" (toString .pool.name)) }}
+{{- end }}
+{{- if lt (int (.pool.processesPerPod | default $w.processesPerPod)) 1 }}
+{{- fail (printf "workerPools[%s]: processesPerPod must be at least 1" .pool.name) }}
+{{- end }}
 {{- $replicas := int $gp.replicaCount }}
 {{- $envoy := int ($root.Values.gateway.envoyProxy.replicas | default 0) }}
 {{- if gt $envoy $replicas }}{{ $replicas = $envoy }}{{ end }}
@@ -86,9 +103,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
       "processesPerPod" (int (.pool.processesPerPod | default $w.processesPerPod))
       "envs" (merge (dict) (.pool.envs | default dict) ($gp.container.envs | default dict))
       "extraArgs" (concat ($w.extraArgs | default list) (.pool.extraArgs | default list))
-      "service" (merge (dict) (.pool.service | default dict) $w.service)
-      "hpa" (merge (dict) (.pool.hpa | default dict) $w.hpa)
-      "pdb" (merge (dict) (.pool.pdb | default dict) $w.pdb)
+      "service" (include "llmgw.overlay" (dict "base" $w.service "over" .pool.service) | fromYaml)
+      "hpa" (include "llmgw.overlay" (dict "base" $w.hpa "over" .pool.hpa) | fromYaml)
+      "pdb" (include "llmgw.overlay" (dict "base" $w.pdb "over" .pool.pdb) | fromYaml)
       "nodeSelector" (.pool.nodeSelector | default $w.nodeSelector)
       "tolerations" (.pool.tolerations | default $w.tolerations)
       "affinity" (.pool.affinity | default $w.affinity) }}
