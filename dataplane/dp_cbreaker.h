@@ -2,12 +2,12 @@
  * circuit breakers (AIBrix's gateway.backendTrafficPolicy.circuitBreaker and
  * envoyPatchPolicy.circuitBreakers; charts/llmgw/README.md maps them).
  *
- * An endpoint whose in-flight requests from this worker process reached the
- * cap is "open": the router passes it over and prefers another endpoint; when
- * every candidate is open the request gets 503 `x-error-upstream-overflow`
- * at once (Envoy answers 503 with `x-envoy-overloaded`). Like Envoy's, the
- * caps are per proxy process, not fleet-wide: the Helm chart divides the
- * AIBrix numbers by the processes per pod.
+ * An endpoint (a model on one engine address: dp_load's key) whose
+ * in-flight requests from this worker process reached the cap is "open": the router passes it over
+ * and prefers another endpoint; when every candidate is open the request gets 503
+ * `x-error-upstream-overflow` at once (Envoy answers 503 with `x-envoy-overloaded`). Like Envoy's,
+ * the caps are per proxy process, not fleet-wide: the Helm chart divides the AIBrix numbers by the
+ * processes per pod.
  *
  * The cap is the smaller of
  *   --max-parallel-requests (maxParallelRequests / maxRequests), and
