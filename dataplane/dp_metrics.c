@@ -299,7 +299,7 @@ dp_metrics_new(dp_ctx *ctx)
                              "name; the same count as llmgw_worker_requests_total)",
                              (const char *const[]){"model", "code", NULL}, &m->gw_requests);
     rc |= gw_metrics_histogram(m->reg, "aibrix_gateway_routing_latency_seconds",
-                               "Time from request arrival to the endpoint pick, by model",
+                               "Time spent resolving the model and picking an endpoint, by model",
                                (const char *const[]){"model", NULL}, routing_buckets,
                                GW_ARRAY_LEN(routing_buckets), &m->gw_routing_time);
     rc |= gw_metrics_counter(m->reg, "aibrix_gateway_model_rps_rejections_total",
