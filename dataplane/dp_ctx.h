@@ -19,6 +19,7 @@
 typedef struct dp_cfg {
     char *host;
     uint16_t port;
+    uint16_t admin_port;   /* /metrics, /healthz, /readyz of this process alone; 0 = off */
     char *controller_pub;  /* nng SUB dials this (snapshots, load) */
     char *controller_rep;  /* nng REQ dials this (full snapshot on request) */
     char *controller_pull; /* nng PUSH dials this (reports) */
@@ -86,6 +87,7 @@ typedef struct dp_ctx {
     dp_cfg cfg;
     gw_loop *loop;
     gw_httpd *httpd;
+    gw_httpd *admin_httpd; /* --admin-port; NULL when off */
     gw_curlm *curlm;
     dp_sync *sync;
     dp_snap *snap;       /* current snapshot; NULL until the first arrives */

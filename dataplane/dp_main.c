@@ -36,6 +36,9 @@ static const gw_cfg_opt dp_opts[] = {
     GW_CFG_STR("host", "LLMGW_HOST", dp_cfg, host, "0.0.0.0", "Address to listen on for clients"),
     GW_CFG_U16("port", "LLMGW_PORT", dp_cfg, port, 8080, 1, 65535,
                "TCP port for client traffic (shared by every worker process via SO_REUSEPORT)"),
+    GW_CFG_U16("admin-port", "LLMGW_ADMIN_PORT", dp_cfg, admin_port, 0, 0, 65535,
+               "Port of this process's own /metrics, /healthz and /readyz (not shared: with "
+               "several workers on one client port, scrape each here); 0 = off"),
     GW_CFG_STR("controller-pub", "LLMGW_CONTROLLER_PUB", dp_cfg, controller_pub,
                "tcp://127.0.0.1:7701", "Controller's PUB URL (snapshots and load)"),
     GW_CFG_STR("controller-rep", "LLMGW_CONTROLLER_REP", dp_cfg, controller_rep,
@@ -362,6 +365,27 @@ on_teardown_alarm(int signo)
     _exit(0);
 }
 
+/* The --admin-port listener (dp_front_admin_handler), on --host, plain
+ * HTTP. */
+static gw_err
+start_admin(dp_ctx *ctx)
+{
+    gw_httpd_opts o = {.host = ctx->cfg.host,
+                       .port = ctx->cfg.admin_port,
+                       .conn_limit = 64,
+                       .conn_timeout_s = 10,
+                       .handler = dp_front_admin_handler,
+                       .handler_arg = ctx,
+                       .completed = dp_front_completed,
+                       .completed_arg = ctx};
+
+    if (gw_httpd_start(ctx->loop, &o, &ctx->admin_httpd) != GW_OK) {
+        gw_log(GW_LOG_ERR, "DP-ADMIN-LISTEN", "port=%u msg=\"cannot listen\"", ctx->cfg.admin_port);
+        return GW_ESYS;
+    }
+    return GW_OK;
+}
+
 static uint64_t
 random_u64(void)
 {
@@ -452,6 +476,8 @@ main(int argc, char **argv)
     tls_key = NULL;
     if (rc_start != GW_OK)
         goto out;
+    if (ctx.cfg.admin_port != 0 && start_admin(&ctx) != GW_OK)
+        goto out;
     if (dp_sync_start(&ctx, &ctx.sync) != GW_OK)
         goto out;
     ctx.drain_timer = gw_timer_new(ctx.loop, on_drain_tick, &ctx);
@@ -469,6 +495,7 @@ out:
     if (ctx.reqs != NULL)
         dp_proxy_abort_all(&ctx);
     gw_httpd_free(ctx.httpd);
+    gw_httpd_free(ctx.admin_httpd);
     dp_sync_free(ctx.sync);
     dp_prefix_sync_free(ctx.psync);
     dp_quota_free(ctx.quota);

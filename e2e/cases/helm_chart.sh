@@ -106,7 +106,10 @@ expect_eq "workers avoid GPU nodes" \
     "nvidia.com/gpu.present NotIn"
 expect_eq "worker pods carry the prometheus.io annotations" \
     "$(jq -r '.spec.template.metadata.annotations | ."prometheus.io/scrape" + " " + ."prometheus.io/port" + " " + ."prometheus.io/path"' <<<"$W")" \
-    "true 8080 /metrics"
+    "true 9090 /metrics"
+expect_eq "... the process's own admin port, which the probes use too" \
+    "$(jq -r '.spec.template.spec.containers[0] | (.args[] | select(startswith("--admin-port"))) + " " + .readinessProbe.httpGet.port + " " + .livenessProbe.httpGet.port' <<<"$W")" \
+    "--admin-port=9090 admin-0 admin-0"
 C=$(obj "$E2E_DIR/seed.yaml" Deployment llmgw-controller)
 expect_eq "controller pods too" "$(jq -r '.spec.template.metadata.annotations."prometheus.io/port"' <<<"$C")" 8091
 expect_match "the controller elects a leader" "$(jq -r '.spec.template.spec.containers[0].args | join(" ")' <<<"$C")" \
@@ -122,6 +125,11 @@ expect_eq "... the password comes from a Secret" \
     "$(jq -r '.spec.template.spec.containers[0].env[] | select(.name=="REDIS_PASSWORD") | .valueFrom.secretKeyRef.name' <<<"$B")" llmgw-redis
 expect_eq "processesPerPod: one worker container each" "$(jq -r '[.spec.template.spec.containers[].name] | join(",")' <<<"$B")" \
     "worker-0,worker-1,worker-2,worker-3"
+expect_eq "... each with its own admin port for probes and scrapes" \
+    "$(jq -r '[.spec.template.spec.containers[] | (.args[] | select(startswith("--admin-port"))) + "@" + .readinessProbe.httpGet.port] | join(",")' <<<"$B")" \
+    "--admin-port=9090@admin-0,--admin-port=9091@admin-1,--admin-port=9092@admin-2,--admin-port=9093@admin-3"
+expect_eq "... and the pool's Service lists them (ServiceMonitor targets)" \
+    "$(obj "$E2E_DIR/wide-render.yaml" Service llmgw-batch | jq -r '[.spec.ports[].name] | join(",")')" "http,admin-0,admin-1,admin-2,admin-3"
 expect_eq "a pool's envs win over gatewayPlugin's" "$(wenv "$B" ROUTING_ALGORITHM) $(wenv "$WW" ROUTING_ALGORITHM)" "throughput least-request"
 bargs=$(jq -r '.spec.template.spec.containers[0].args | join(" ")' <<<"$B")
 expect_match "per-pod limits are divided by the processes (1000 / 4)" "$bargs" '--conn-limit=250( |$)'
@@ -133,8 +141,10 @@ expect_eq "with an HPA the Deployment leaves replicas to it" "$(jq .spec.replica
 expect_eq "the HPA scales the pool" \
     "$(obj "$E2E_DIR/wide-render.yaml" HorizontalPodAutoscaler llmgw-worker | jq -r '.spec.scaleTargetRef.name + " " + (.spec.maxReplicas|tostring)')" "llmgw-worker 6"
 expect_eq "a pool can drop its PDB" "$(obj "$E2E_DIR/wide-render.yaml" PodDisruptionBudget llmgw-batch)" null
-expect_eq "the ServiceMonitor carries the operator's label" \
-    "$(obj "$E2E_DIR/wide-render.yaml" ServiceMonitor llmgw | jq -r '.metadata.labels.release + " " + .spec.endpoints[0].port')" "prometheus http"
+expect_eq "the controller's ServiceMonitor carries the operator's label" \
+    "$(obj "$E2E_DIR/wide-render.yaml" ServiceMonitor llmgw-controller | jq -r '.metadata.labels.release + " " + .spec.endpoints[0].port')" "prometheus http"
+expect_eq "the workers' ServiceMonitor scrapes every process's admin port (up to 4 per pod)" \
+    "$(obj "$E2E_DIR/wide-render.yaml" ServiceMonitor llmgw-worker | jq -r '[.spec.endpoints[].port] | join(",")')" "admin-0,admin-1,admin-2,admin-3"
 expect_true "the dashboard ConfigMap holds valid JSON" \
     bash -c "$(declare -f obj); obj '$E2E_DIR/wide-render.yaml' ConfigMap llmgw-dashboard | jq -e '.data[\"llmgw.json\"] | fromjson | .panels | length > 5' >/dev/null"
 expect_match "the default render has what manifests/ needs" "$(kinds "$E2E_DIR/default.yaml")" \
@@ -149,7 +159,7 @@ for r in default wide-render seed; do
 done
 expect_eq "the HPA and ServiceMonitor are stored" \
     "$(kc get hpa,servicemonitor -n llmgw-system -o name | sort | tr '\n' ' ')" \
-    "horizontalpodautoscaler.autoscaling/llmgw-worker servicemonitor.monitoring.coreos.com/llmgw "
+    "horizontalpodautoscaler.autoscaling/llmgw-worker servicemonitor.monitoring.coreos.com/llmgw-controller servicemonitor.monitoring.coreos.com/llmgw-worker "
 expect_eq "the seed apply left the worker at 3 replicas" \
     "$(kc get deploy llmgw-worker -n llmgw-system -o jsonpath='{.spec.replicas}')" 3
 kc apply --validate=false -f "$E2E_SRC/manifests/60-example-model.yaml" >/dev/null
@@ -176,20 +186,24 @@ within_ms "the example model is in the snapshot" 2000 is_eq "batch,cache,default
 RP=$(free_port)
 spawn redis redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning
 mapfile -t dargs < <(kc get deploy llmgw-worker -n llmgw-system -o json | jq -r '.spec.template.spec.containers[0].args[]' |
-    grep -vE '^--(port|controller-(pub|rep|pull))=')
+    grep -vE '^--(port|admin-port|controller-(pub|rep|pull))=')
 expect_eq "the seed worker arguments pass --check-config" "$("$E2E_BIN_DP" "${dargs[@]}" --check-config 2>&1)" "config ok"
 eval "$(kc get deploy llmgw-worker -n llmgw-system -o json |
     jq -r '.spec.template.spec.containers[0].env[] | select(.value != null) | "export \(.name)=\(.value | @sh)"')"
 expect_eq "the worker's env from the Deployment" "$AIBRIX_STATESYNC_ENABLED $REDIS_HOST" "true llmgw-redis-master"
 export REDIS_HOST=127.0.0.1 REDIS_PORT=$RP
-P=$(free_port)
-start_worker w1 "$P" "${dargs[@]}"
+P=$(free_port); A=$(free_port)
+start_worker w1 "$P" "${dargs[@]}" --admin-port "$A"
 unset AIBRIX_STATESYNC_ENABLED REDIS_HOST REDIS_PORT
 GW=http://127.0.0.1:$P
 code=$(chat '{"model":"llama-3-8b","messages":[{"role":"user","content":"hi"}],"max_tokens":3}')
 expect_eq "a request through the chart's worker is served" "$code" 200
 expect_eq "... by the example model's pod" "$(hdr target-pod)" llama-3-8b-0
 expect_eq "... with the profile's strategy (least-latency)" "$(hdr routing-strategy)" least-latency
+ADMIN=http://127.0.0.1:$A
+expect_eq "its admin port serves /readyz" "$(curl -s "$ADMIN/readyz")" ready
+expect_eq "... and its own /metrics" "$(metric "$ADMIN" 'aibrix_gateway_requests_total{model="llama-3-8b",code="200"}')" 1
+expect_eq "... and nothing else" "$(curl -s -o /dev/null -w '%{http_code}' "$ADMIN/v1/models")" 404
 expect_true "the worker's prefix sync reaches Redis (AIBRIX_STATESYNC_ENABLED from the values)" \
     grep -q 'id=DP-PFX-SYNC-START' "$E2E_DIR/w1.log"
 done_case

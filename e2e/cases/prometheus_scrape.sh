@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Both tiers scraped by a real Prometheus server (Debian's package) on
 # loopback: the controller and two workers as static targets, a 1 s scrape
-# interval. After a known number of requests through each worker, PromQL
+# interval. The workers share one client port (SO_REUSEPORT, as the
+# processes of one pod do) and are scraped each on its own --admin-port.
+# After a known number of requests through the shared port, PromQL
 # over the scraped data gives the exact per-model request count
 # (aibrix_gateway_requests_total, seed 002's name), the RPS-limit
 # rejections, and the controller's snapshot generation, which every worker
@@ -10,7 +12,7 @@ source "$(dirname "$0")/../lib.sh"
 command -v prometheus >/dev/null && command -v promtool >/dev/null ||
     { echo "prometheus_scrape: prometheus and promtool are required (scripts/setup)"; exit 1; }
 
-M1=$(free_port); M2=$(free_port); W1=$(free_port); W2=$(free_port); PP=$(free_port)
+M1=$(free_port); M2=$(free_port); W=$(free_port); A1=$(free_port); A2=$(free_port); PP=$(free_port)
 start_mock m1 "$M1" --model mock-model --model limited --ttft-ms 2 --itl-ms 1
 start_mock m2 "$M2" --model mock-model --model limited --ttft-ms 2 --itl-ms 1
 cat >"$E2E_DIR/gw.yaml" <<YAML
@@ -27,8 +29,8 @@ models:
       - {address: 127.0.0.1, port: $M1, name: lim-a}
 YAML
 start_controller ctl --config "$E2E_DIR/gw.yaml" --scrape-interval 0
-start_worker w1 "$W1"
-start_worker w2 "$W2"
+start_worker w1 "$W" --admin-port "$A1"
+start_worker w2 "$W" --admin-port "$A2"
 
 cat >"$E2E_DIR/prometheus.yml" <<YAML
 global:
@@ -39,7 +41,7 @@ scrape_configs:
   - job_name: llmgw-controller
     static_configs: [{targets: ["127.0.0.1:$CTL_HTTP"]}]
   - job_name: llmgw-worker
-    static_configs: [{targets: ["127.0.0.1:$W1", "127.0.0.1:$W2"]}]
+    static_configs: [{targets: ["127.0.0.1:$A1", "127.0.0.1:$A2"]}]
 YAML
 expect_match "promtool accepts the scrape config" "$(promtool check config "$E2E_DIR/prometheus.yml" 2>&1)" 'SUCCESS'
 spawn prom prometheus --config.file="$E2E_DIR/prometheus.yml" --storage.tsdb.path="$E2E_DIR/tsdb" \
@@ -69,19 +71,22 @@ ask() {
     chat "{\"model\":\"$2\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":2}"
 }
 codes=""
-for i in 1 2 3 4 5; do codes+="$(ask "$W1" mock-model) "; done
-for i in 1 2 3; do codes+="$(ask "$W2" mock-model) "; done
-expect_eq "eight requests served" "$codes" "200 200 200 200 200 200 200 200 "
+for i in 1 2 3 4 5 6 7 8; do codes+="$(ask "$W" mock-model) "; done
+expect_eq "eight requests served on the shared port" "$codes" "200 200 200 200 200 200 200 200 "
 settles "aibrix_gateway_requests_total{model} sums both workers" 8 \
     'sum(aibrix_gateway_requests_total{model="mock-model",code="200"})'
-settles "... per worker" 5 "aibrix_gateway_requests_total{model=\"mock-model\",instance=\"127.0.0.1:$W1\"}"
+a1=$(metric "http://127.0.0.1:$A1" 'aibrix_gateway_requests_total{model="mock-model",code="200"}')
+a2=$(metric "http://127.0.0.1:$A2" 'aibrix_gateway_requests_total{model="mock-model",code="200"}')
+expect_eq "each admin port reports its own process's share ($a1 + $a2)" "$(( ${a1/absent/0} + ${a2/absent/0} ))" 8
+settles "... and Prometheus has the same per instance" "${a1/absent/none}" \
+    "aibrix_gateway_requests_total{model=\"mock-model\",code=\"200\",instance=\"127.0.0.1:$A1\"}"
 settles "llmgw_worker_requests_total counts the same" 8 'sum(llmgw_worker_requests_total{model="mock-model"})'
 settles "routing latency observed for each request" 8 \
     'sum(aibrix_gateway_routing_latency_seconds_count{model="mock-model"})'
 
 # RPS-limit rejections (seed 002): requestsPerSecond 1, five at once.
 rl=""
-for i in 1 2 3 4 5; do rl+="$(ask "$W1" limited) "; done
+for i in 1 2 3 4 5; do rl+="$(ask "$W" limited) "; done
 expect_match "the model's RPS cap answers 429 within the second" "$rl" '429'
 n429=$(grep -o 429 <<<"$rl" | wc -l)
 settles "aibrix_gateway_model_rps_rejections_total{model} counts them" "$n429" \
@@ -98,7 +103,7 @@ settles "both workers hold that generation" "2" "count(llmgw_worker_snapshot_gen
 settles "the controller's endpoint gauge" 3 'llmgw_controller_endpoints{state="ready"}'
 
 # Every exposition is valid Prometheus text, lint included.
-for t in "ctl:$CTL_HTTP" "w1:$W1" "w2:$W2"; do
+for t in "ctl:$CTL_HTTP" "w1:$A1" "w2:$A2"; do
     out=$(curl -s "http://127.0.0.1:${t#*:}/metrics" | promtool check metrics 2>&1)
     expect_eq "promtool check metrics: ${t%%:*} (exit $?)" "$out" ""
 done
