@@ -136,6 +136,9 @@ expect_match "per-pod limits are divided by the processes (1000 / 4)" "$bargs" '
 expect_match "the tighter of maxParallelRequests and maxRequests, per process (50 / 4)" "$bargs" '--max-parallel-requests=13( |$)'
 expect_match "... maxConnections (64 / 4)" "$bargs" '--max-host-conns=16( |$)'
 expect_match "... maxPendingRequests (9 / 4, rounded up)" "$bargs" '--max-pending-requests=3( |$)'
+nored=$(render --set metadata.redis.enabled=false)
+expect_eq "no Redis at all: no REDIS_HOST, and --redis-host= (the worker's default is localhost)" \
+    "$(grep -c 'name: REDIS_HOST' <<<"$nored") $(grep -c -- '- --redis-host=$' <<<"$nored")" "0 1"
 expect_eq "a pool's own replicas" "$(jq .spec.replicas <<<"$B")" 4
 expect_eq "with an HPA the Deployment leaves replicas to it" "$(jq .spec.replicas <<<"$WW")" null
 expect_eq "the HPA scales the pool" \

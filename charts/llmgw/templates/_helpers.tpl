@@ -155,6 +155,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- with $epp.route.idleTimeout }}
 - --idle-timeout={{ . }}
 {{- end }}
+{{- if and (not (include "llmgw.redisHost" $root)) (not (hasKey .pool.envs "REDIS_HOST")) }}
+- --redis-host=
+{{- end }}
 {{- range .pool.extraArgs }}
 - {{ . | quote }}
 {{- end }}
