@@ -102,6 +102,19 @@ settles "Prometheus has the controller's snapshot generation" "$gen" 'llmgw_cont
 settles "both workers hold that generation" "2" "count(llmgw_worker_snapshot_generation == $gen)"
 settles "the controller's endpoint gauge" 3 'llmgw_controller_endpoints{state="ready"}'
 
+# The chart's Grafana dashboard: every panel query is valid PromQL against
+# this server (Grafana's $__rate_interval as 1m), and the request-rate panel
+# has data.
+bad=""
+while IFS= read -r q; do
+    st=$(curl -s "$PROM/api/v1/query" --data-urlencode "query=${q//\$__rate_interval/1m}" | jq -r .status)
+    [ "$st" == success ] || bad+="$q; "
+done < <(jq -r '.panels[].targets[].expr' "$E2E_SRC/charts/llmgw/dashboards/llmgw.json")
+expect_eq "every dashboard query is valid PromQL" "$bad" ""
+expect_eq "the dashboard's request-rate panel has a series per model" \
+    "$(curl -s "$PROM/api/v1/query" --data-urlencode "query=$(jq -r '.panels[0].targets[0].expr' "$E2E_SRC/charts/llmgw/dashboards/llmgw.json" | sed 's/\$__rate_interval/1m/')" | jq -r '[.data.result[].metric.model] | sort | join(",")')" \
+    "limited,mock-model"
+
 # Every exposition is valid Prometheus text, lint included.
 for t in "ctl:$CTL_HTTP" "w1:$A1" "w2:$A2"; do
     out=$(curl -s "http://127.0.0.1:${t#*:}/metrics" | promtool check metrics 2>&1)
