@@ -15,3 +15,24 @@ dp_cbreaker_cap(int64_t max_parallel, int64_t max_host_conns, int64_t max_pendin
     }
     return cap > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
 }
+
+bool
+dp_cbreaker_retry_admit(uint32_t *inflight, int64_t max, bool *held)
+{
+    if (*held)
+        return true;
+    if (max > 0 && *inflight >= (uint64_t)max)
+        return false;
+    (*inflight)++;
+    *held = true;
+    return true;
+}
+
+void
+dp_cbreaker_retry_release(uint32_t *inflight, bool *held)
+{
+    if (!*held)
+        return;
+    *held = false;
+    (*inflight)--;
+}

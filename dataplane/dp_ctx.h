@@ -38,6 +38,7 @@ typedef struct dp_cfg {
     int64_t max_host_conns;
     int64_t max_parallel_requests; /* per endpoint (dp_cbreaker) */
     int64_t max_pending_requests;  /* per endpoint, beyond max_host_conns (dp_cbreaker) */
+    int64_t max_parallel_retries;  /* requests on a retry at once (dp_cbreaker) */
     char *log_level;
     char *access_log; /* "-" stdout, "off", or a file path */
     /* prefix-cache (dp_prefix, dp_strat_prefix_cache.c) */
@@ -109,9 +110,10 @@ typedef struct dp_ctx {
     uint32_t *scratch; /* candidate list */
     double *scores;    /* 2 * scratch_cap strategy scores */
     uint32_t scratch_cap;
-    uint32_t ep_cap;      /* per-endpoint in-flight cap (dp_cbreaker); 0 = none */
-    dp_plan_cache *plans; /* compiled strategy strings (headers, ROUTING_ALGORITHM) */
-    dp_vtc *vtc;          /* per-user token windows (vtc-basic); NULL until a `user` */
+    uint32_t ep_cap;           /* per-endpoint in-flight cap (dp_cbreaker); 0 = none */
+    uint32_t retries_inflight; /* requests holding a retry slot (dp_cbreaker) */
+    dp_plan_cache *plans;      /* compiled strategy strings (headers, ROUTING_ALGORITHM) */
+    dp_vtc *vtc;               /* per-user token windows (vtc-basic); NULL until a `user` */
     /* prefix-cache: the index (NULL: none, nothing matches), its sync over
      * Redis (NULL unless AIBRIX_STATESYNC_ENABLED), and reused scratch: the
      * routing text of the request being parsed, its block hashes (valid

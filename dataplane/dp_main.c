@@ -86,6 +86,10 @@ static const gw_cfg_opt dp_opts[] = {
                0, 0, 1000000,
                "Requests that may wait for one of an endpoint's --max-host-conns connections; "
                "beyond that it counts as at its cap (0 = unlimited)"),
+    GW_CFG_INT("max-parallel-retries", "LLMGW_MAX_PARALLEL_RETRIES", dp_cfg, max_parallel_retries,
+               0, 0, 1000000,
+               "Requests of this process on a retry at once; beyond it a failed connect is not "
+               "retried (0 = unlimited)"),
     GW_CFG_STR("log-level", "LLMGW_LOG_LEVEL", dp_cfg, log_level, "notice",
                "alert, err, warn, notice, info or debug"),
     /* prefix-cache (docs/routing.md): AIBrix's env names and Helm defaults. */

@@ -21,6 +21,7 @@
 
 #include "dp_access.h"
 #include "dp_body_usage.h"
+#include "dp_cbreaker.h"
 #include "dp_error.h"
 #include "dp_metrics.h"
 #include "dp_pd_body.h"
@@ -80,6 +81,7 @@ struct dp_req {
     uint64_t tokens;
     uint32_t tried[DP_MAX_TRIES];
     uint32_t n_tried;
+    bool retry_held; /* holds a --max-parallel-retries slot (dp_cbreaker) */
     /* upstream */
     CURL *easy;
     struct curl_slist *up_hdrs;
@@ -770,7 +772,9 @@ on_upstream_failure(dp_req *req, const char *reason, bool retryable)
         upstream_cleanup(req);
         req_release(req);
         if (retryable && !ctx->draining && req->n_tried <= (uint32_t)ctx->cfg.retries &&
-            req->n_tried < DP_MAX_TRIES) {
+            req->n_tried < DP_MAX_TRIES &&
+            dp_cbreaker_retry_admit(&ctx->retries_inflight, ctx->cfg.max_parallel_retries,
+                                    &req->retry_held)) {
             gw_counter_inc(gw_metric_child0(ctx->metrics->retries));
             if (route_and_start(req))
                 return;
@@ -1549,6 +1553,7 @@ dp_proxy_completed(dp_ctx *ctx, void *con_cls, enum MHD_RequestTerminationCode t
         gw_log(GW_LOG_INFO, "DP-CLIENT-GONE", "req=%s toe=%d", req->id, (int)toe);
     upstream_cleanup(req);
     account(req, client_gone);
+    dp_cbreaker_retry_release(&ctx->retries_inflight, &req->retry_held);
     settle_quota(req);
     /* The decode never took the prefill's KV: release it. */
     if (!req->headers_done || req->final_status >= 400)

@@ -84,7 +84,7 @@ expect_eq "manifests/ matches the chart (scripts/sync-manifests --check)" \
 W=$(obj "$E2E_DIR/seed.yaml" Deployment llmgw-worker)
 wargs=$(jq -r '.spec.template.spec.containers[0].args | join(" ")' <<<"$W")
 for f in --max-body-bytes=4194304 --conn-limit=1024 --max-host-conns=1024 --max-parallel-requests=1024 \
-    --max-pending-requests=1024 --upstream-timeout=120s --connect-timeout=6s; do
+    --max-pending-requests=1024 --max-parallel-retries=1024 --upstream-timeout=120s --connect-timeout=6s; do
     expect_match "seed → worker flag $f" "$wargs" "(^| )$f( |$)"
 done
 expect_eq "gatewayPlugin.replicaCount / envoyProxy.replicas → worker replicas" "$(jq .spec.replicas <<<"$W")" 3

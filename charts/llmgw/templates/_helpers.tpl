@@ -146,6 +146,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- if gt $pend 0 }}
 - --max-pending-requests={{ include "llmgw.perProcess" (dict "v" $pend "p" $P) }}
 {{- end }}
+{{- with $cb.maxParallelRetries }}
+- --max-parallel-retries={{ include "llmgw.perProcess" (dict "v" . "p" $P) }}
+{{- end }}
 {{- with $epp.route.timeout }}
 - --upstream-timeout={{ . }}
 {{- end }}

@@ -329,17 +329,6 @@ Test(dp_route, endpoints_at_their_concurrency_cap_are_passed_over_then_overflow)
     cr_assert_eq(dp_route_pick(&ctx, snap, &r, NULL, 0, 1, &e), 3, "the only free slot");
 }
 
-Test(dp_route, cap_from_connections_and_pending_requests)
-{
-    cr_assert_eq(dp_cbreaker_cap(0, 0, 0), 0, "nothing set: unlimited");
-    cr_assert_eq(dp_cbreaker_cap(0, 0, 50), 0, "pending alone: no connection cap, no queue");
-    cr_assert_eq(dp_cbreaker_cap(0, 4, 0), 0, "connections alone: curl queues without limit");
-    cr_assert_eq(dp_cbreaker_cap(0, 4, 3), 7, "connections + pending");
-    cr_assert_eq(dp_cbreaker_cap(5, 4, 3), 5, "the smaller of the two");
-    cr_assert_eq(dp_cbreaker_cap(100, 4, 3), 7);
-    cr_assert_eq(dp_cbreaker_cap(9, 0, 0), 9);
-}
-
 Test(dp_route, least_request_counts_the_rest_of_the_fleet)
 {
     dp_route r;
