@@ -111,9 +111,11 @@ while IFS= read -r q; do
     [ "$st" == success ] || bad+="$q; "
 done < <(jq -r '.panels[].targets[].expr' "$E2E_SRC/charts/llmgw/dashboards/llmgw.json")
 expect_eq "every dashboard query is valid PromQL" "$bad" ""
-expect_eq "the dashboard's request-rate panel has a series per model" \
-    "$(curl -s "$PROM/api/v1/query" --data-urlencode "query=$(jq -r '.panels[0].targets[0].expr' "$E2E_SRC/charts/llmgw/dashboards/llmgw.json" | sed 's/\$__rate_interval/1m/')" | jq -r '[.data.result[].metric.model] | sort | join(",")')" \
-    "limited,mock-model"
+# (rate() needs two scrapes of a series: poll.)
+rate_q=$(jq -r '.panels[0].targets[0].expr' "$E2E_SRC/charts/llmgw/dashboards/llmgw.json" | sed 's/\$__rate_interval/1m/')
+panel_models() { curl -s "$PROM/api/v1/query" --data-urlencode "query=$rate_q" | jq -r '[.data.result[].metric.model] | sort | join(",")'; }
+for ((i = 0; i < 75; i++)); do [ "$(panel_models)" == "limited,mock-model" ] && break; sleep 0.2; done
+expect_eq "the dashboard's request-rate panel has a series per model" "$(panel_models)" "limited,mock-model"
 
 # Every exposition is valid Prometheus text, lint included.
 for t in "ctl:$CTL_HTTP" "w1:$A1" "w2:$A2"; do
