@@ -178,3 +178,11 @@ gw_curlm_free(gw_curlm *m)
     gw_timer_free(m->timer);
     free(m);
 }
+
+size_t
+gw_curl_discard(char *p, size_t size, size_t nmemb, void *arg)
+{
+    (void)p;
+    (void)arg;
+    return size * nmemb;
+}

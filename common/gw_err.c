@@ -1,6 +1,20 @@
 /* gw_err: names for the error codes (see gw_err.h). */
 #include "gw/gw_err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
+gw_err
+gw_refuse(char *why, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, n, fmt, ap);
+    va_end(ap);
+    return GW_EINVAL;
+}
+
 const char *
 gw_strerror(gw_err err)
 {

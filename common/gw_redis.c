@@ -72,6 +72,7 @@ struct gw_redis {
     char *name;
     char *host;
     char *password;
+    char *username;
     uint16_t port;
     uint64_t connect_timeout_ms;
     uint64_t backoff_min_ms, backoff_max_ms, backoff_ms;
@@ -452,8 +453,9 @@ static void
 connect_addr(gw_redis *r, const char *ip)
 {
     redisAsyncContext *ac = redisAsyncConnect(ip, r->port);
-    const char *argv[2] = {"AUTH", r->password};
-    size_t lens[2] = {4, r->password ? strlen(r->password) : 0};
+    const char *argv[3] = {"AUTH", r->password};
+    size_t lens[3] = {4, r->password ? strlen(r->password) : 0};
+    int argc = r->password ? 2 : 1;
 
     if (ac == NULL || ac->err) {
         if (ac != NULL) {
@@ -480,8 +482,15 @@ connect_addr(gw_redis *r, const char *ip)
     if (r->password == NULL) {
         argv[0] = "PING";
         lens[0] = 4;
+    } else if (r->username != NULL) {
+        /* Redis 6 ACL form: AUTH <username> <password>. */
+        argv[1] = r->username;
+        lens[1] = strlen(r->username);
+        argv[2] = r->password;
+        lens[2] = strlen(r->password);
+        argc = 3;
     }
-    if (send_cmd(r, r->password ? 2 : 1, argv, lens, r->connect_timeout_ms, NULL, NULL) != GW_OK) {
+    if (send_cmd(r, argc, argv, lens, r->connect_timeout_ms, NULL, NULL) != GW_OK) {
         snprintf(r->why, sizeof(r->why), "cannot queue the handshake");
         gw_timer_start(r->conn_timer, 0);
     }
@@ -580,6 +589,7 @@ gw_redis_new(gw_loop *loop, const gw_redis_opts *o, gw_redis **out)
     r->name = gw_xstrdup(o->name ? o->name : "redis");
     r->host = gw_xstrdup(o->host);
     r->password = o->password && o->password[0] ? gw_xstrdup(o->password) : NULL;
+    r->username = o->username && o->username[0] ? gw_xstrdup(o->username) : NULL;
     r->port = o->port;
     r->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : 2000;
     r->backoff_min_ms = o->backoff_min_ms ? o->backoff_min_ms : 100;
@@ -631,6 +641,7 @@ gw_redis_free(gw_redis *r)
         memset(r->password, 0, strlen(r->password));
         free(r->password);
     }
+    free(r->username);
     free(r);
 }
 

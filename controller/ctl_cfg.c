@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl_disc_opts.h"
+#include "ctl_etcd_json.h"
 #include "ctl_kube.h"
 #include "ctl_src_endpoints.h"
 #include "ctl_src_file.h"
@@ -21,7 +23,7 @@ const gw_cfg_opt ctl_cfg_opts[] = {
                "YAML file of the file discovery source (models, endpoints, profiles); "
                "re-read when it changes"),
     GW_CFG_STR("llm-backend-discovery", "LLMGW_BACKEND_DISCOVERY", ctl_cfg, discovery, "",
-               "Discovery source: file|endpoints|kubernetes (redis|etcd later); empty = auto: "
+               "Discovery source: file|endpoints|kubernetes|redis|etcd; empty = auto: "
                "file with --config, else endpoints with --llm-backend-endpoints, else "
                "kubernetes with --kubeconfig or in a pod, else redis"),
     GW_CFG_STR("llm-backend-endpoints", "LLMGW_BACKEND_ENDPOINTS", ctl_cfg, endpoints, "",
@@ -144,6 +146,11 @@ const gw_cfg_opt ctl_cfg_opts[] = {
     GW_CFG_MS("leader-elect-retry-period", "LLMGW_LEADER_ELECT_RETRY_PERIOD", ctl_cfg,
               retry_period_ms, 2000, 100, 600000,
               "How often the Lease is renewed or an acquisition tried"),
+    /* redis and etcd discovery (seed 004), shared with llmgw-register */
+    CTL_DISC_STORE_OPTS(ctl_cfg),
+    GW_CFG_INT("discovery-etcd-refresh-interval-sec", "LLMGW_DISCOVERY_ETCD_REFRESH_INTERVAL_SEC",
+               ctl_cfg, etcd_refresh_s, 3600, 1, 86400,
+               "Periodic full re-read (range) in seconds, the safety net under the watch"),
     GW_CFG_END,
 };
 
@@ -157,6 +164,10 @@ ctl_discovery_name(ctl_discovery d)
         return "endpoints";
     case CTL_DISC_KUBERNETES:
         return "kubernetes";
+    case CTL_DISC_REDIS:
+        return "redis";
+    case CTL_DISC_ETCD:
+        return "etcd";
     }
     return "unknown";
 }
@@ -203,11 +214,13 @@ ctl_cfg_discovery(const ctl_cfg *cfg, ctl_discovery *out, char **why)
         *out = CTL_DISC_KUBERNETES;
         return GW_OK;
     }
-    if (strcmp(d, "redis") == 0 || strcmp(d, "etcd") == 0) {
-        *why = ctl_strf("discovery backend %s is not available yet; use --config or "
-                        "--llm-backend-endpoints",
-                        d);
-        return GW_EINVAL;
+    if (strcmp(d, "redis") == 0) {
+        *out = CTL_DISC_REDIS;
+        return GW_OK;
+    }
+    if (strcmp(d, "etcd") == 0) {
+        *out = CTL_DISC_ETCD;
+        return GW_OK;
     }
     *why = gw_xstrdup("--llm-backend-discovery must be file, endpoints, redis, etcd or kubernetes");
     return GW_EINVAL;
@@ -290,6 +303,21 @@ ctl_cfg_validate(const void *p, gw_cfg_errs *errs)
                             "discovery source");
     if (disc == CTL_DISC_KUBERNETES) {
         validate_kube(cfg, errs);
+        return;
+    }
+    if (disc == CTL_DISC_REDIS) {
+        if (!is_set(cfg->redis_host))
+            gw_cfg_errorf(errs, "--discovery-redis-host must not be empty");
+        return;
+    }
+    if (disc == CTL_DISC_ETCD) {
+        char **urls = NULL;
+        size_t n = 0;
+        if (ctl_etcd_parse_endpoints(cfg->etcd_endpoints, &urls, &n, &why) != GW_OK) {
+            gw_cfg_errorf(errs, "%s", why);
+            free(why);
+        }
+        ctl_etcd_endpoints_free(urls, n);
         return;
     }
     /* Check the discovery input now, so --check-config covers it and a bad

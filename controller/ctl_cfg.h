@@ -7,9 +7,9 @@
  * --config is set, else `endpoints` when --llm-backend-endpoints is set, else
  * `kubernetes` when --kubeconfig (or KUBECONFIG) is set or the process runs in
  * a pod (KUBERNETES_SERVICE_HOST), else `redis` (Llumnix's documented
- * default). `file`, `endpoints` and `kubernetes` are available; `redis` and
- * `etcd` are refused with a clear "not available yet" message until their
- * milestone lands. --manage-httproutes and --leader-elect need `kubernetes`.
+ * default). `redis` and `etcd` read instance registrations (ctl_src_redis,
+ * ctl_src_etcd, docs/discovery.md). --manage-httproutes and --leader-elect
+ * need `kubernetes`.
  *
  * Validation also loads the --config file or parses the endpoint list, so
  * `--check-config` checks the discovery input too. The struct is filled once
@@ -78,12 +78,30 @@ typedef struct ctl_cfg {
     uint64_t lease_duration_ms;
     uint64_t renew_deadline_ms;
     uint64_t retry_period_ms;
+    /* redis discovery (ctl_src_redis), seed 004's flags */
+    char *redis_host;
+    uint16_t redis_port;
+    char *redis_username;
+    char *redis_password; /* secret */
+    double redis_socket_timeout_s;
+    int64_t redis_retry_times;
+    uint64_t redis_status_ttl_ms;
+    uint64_t redis_refresh_ms;
+    /* etcd discovery (ctl_src_etcd) */
+    char *etcd_endpoints;
+    char *etcd_username;
+    char *etcd_password; /* secret */
+    double etcd_dial_timeout_s;
+    int64_t etcd_lease_ttl_s;
+    int64_t etcd_refresh_s;
 } ctl_cfg;
 
 typedef enum ctl_discovery {
     CTL_DISC_FILE = 1,
     CTL_DISC_ENDPOINTS,
     CTL_DISC_KUBERNETES,
+    CTL_DISC_REDIS,
+    CTL_DISC_ETCD,
 } ctl_discovery;
 
 /* The option table (read-only). */
@@ -96,7 +114,7 @@ void ctl_cfg_validate(const void *cfg, gw_cfg_errs *errs);
  * the fix when the mode is unknown, not available yet, or lacks its input. */
 GW_MUST_CHECK gw_err ctl_cfg_discovery(const ctl_cfg *cfg, ctl_discovery *out, char **why);
 
-/* Static name of <d> ("file", "endpoints", "kubernetes"). */
+/* Static name of <d> ("file", "endpoints", "kubernetes", "redis", "etcd"). */
 const char *ctl_discovery_name(ctl_discovery d);
 
 #endif

@@ -235,6 +235,47 @@ start_kube(ctl_ctx *ctx)
     return rc;
 }
 
+/* The redis or etcd source (docs/discovery.md). */
+static gw_err
+start_store_source(ctl_ctx *ctx)
+{
+    const ctl_cfg *cfg = ctx->cfg;
+    char q[512];
+    char *why = NULL;
+    gw_err rc;
+
+    if (ctx->discovery == CTL_DISC_REDIS) {
+        ctl_src_redis_opts ro = {
+            .host = cfg->redis_host,
+            .port = cfg->redis_port,
+            .username = cfg->redis_username,
+            .password = cfg->redis_password,
+            .timeout_ms = (uint64_t)(cfg->redis_socket_timeout_s * 1000.0),
+            .retry_times = (unsigned)cfg->redis_retry_times,
+            .ttl_ms = cfg->redis_status_ttl_ms,
+            .refresh_ms = cfg->redis_refresh_ms,
+        };
+        rc = ctl_src_redis_start(ctx->loop, ctx->store, ctx->metrics, &ro, &ctx->src_redis);
+        if (rc != GW_OK)
+            gw_log(GW_LOG_ERR, "CTL-REDIS-START", "err=%s", gw_strerror(rc));
+        return rc;
+    }
+    ctl_src_etcd_opts eo = {
+        .endpoints = cfg->etcd_endpoints,
+        .username = cfg->etcd_username,
+        .password = cfg->etcd_password,
+        .dial_timeout_ms = (uint64_t)(cfg->etcd_dial_timeout_s * 1000.0),
+        .lease_ttl_ms = (uint64_t)cfg->etcd_lease_ttl_s * 1000,
+        .refresh_ms = (uint64_t)cfg->etcd_refresh_s * 1000,
+    };
+    rc = ctl_src_etcd_start(ctx->loop, ctx->store, ctx->metrics, &eo, &ctx->src_etcd, &why);
+    if (rc != GW_OK) {
+        gw_log(GW_LOG_ERR, "CTL-ETCD-START", "msg=%s", gw_log_q(q, sizeof(q), why));
+        free(why);
+    }
+    return rc;
+}
+
 gw_err
 ctl_ctx_init(ctl_ctx *ctx, const ctl_cfg *cfg)
 {
@@ -301,6 +342,8 @@ ctl_ctx_init(ctl_ctx *ctx, const ctl_cfg *cfg)
                                 &ctx->src_file);
     } else if (ctx->discovery == CTL_DISC_KUBERNETES) {
         rc = start_kube(ctx);
+    } else if (ctx->discovery == CTL_DISC_REDIS || ctx->discovery == CTL_DISC_ETCD) {
+        rc = start_store_source(ctx);
     } else {
         if (cfg->config != NULL && cfg->config[0] != '\0')
             gw_log(GW_LOG_WARN, "CTL-START-IGNORED",
@@ -337,6 +380,10 @@ ctl_ctx_fini(ctl_ctx *ctx)
 {
     ctl_src_file_free(ctx->src_file);
     ctx->src_file = NULL;
+    ctl_src_redis_free(ctx->src_redis);
+    ctx->src_redis = NULL;
+    ctl_src_etcd_free(ctx->src_etcd);
+    ctx->src_etcd = NULL;
     ctl_leader_free(ctx->leader);
     ctx->leader = NULL;
     gw_timer_free(ctx->stop_timer);

@@ -22,8 +22,10 @@
 #include "ctl_metrics.h"
 #include "ctl_publish.h"
 #include "ctl_scrape.h"
+#include "ctl_src_etcd.h"
 #include "ctl_src_file.h"
 #include "ctl_src_kube.h"
+#include "ctl_src_redis.h"
 #include "ctl_store.h"
 #include "gw/gw_err.h"
 #include "gw/gw_loop.h"
@@ -40,8 +42,10 @@ typedef struct ctl_ctx {
     ctl_load *load;
     ctl_publish *publish;
     ctl_http *http;
-    ctl_scrape *scrape;     /* engine signals and LoRA adapter discovery */
-    ctl_src_file *src_file; /* NULL unless discovery is file */
+    ctl_scrape *scrape;       /* engine signals and LoRA adapter discovery */
+    ctl_src_file *src_file;   /* NULL unless discovery is file */
+    ctl_src_redis *src_redis; /* NULL unless discovery is redis */
+    ctl_src_etcd *src_etcd;   /* NULL unless discovery is etcd */
     gw_timer *debounce;
     /* kubernetes discovery (all NULL otherwise) */
     ctl_kube *kube;         /* the API client */

@@ -24,6 +24,7 @@ struct ctl_metrics {
     gw_metric_fam *ep_age;
     gw_metric_fam *kube_requests, *kube_lists, *kube_watch_ends, *kube_writes;
     gw_metric *leader, *leader_transitions;
+    gw_metric_fam *disc_up, *disc_errors, *disc_instances, *disc_retained;
     /* readiness churn: each endpoint's ready flag in the last snapshot,
      * sorted by key ("namespace/pod|model") */
     gw_metric_fam *readiness;
@@ -114,6 +115,20 @@ ctl_metrics_new(const char *version)
     gw_metric_child(m->config_errors, "kubernetes-annotation");
     gw_metric_child(m->config_errors, "kubernetes-configmap");
     gw_metric_child(m->config_errors, "kubernetes-secret");
+    /* Discovery stores (redis, etcd): children appear when the source starts. */
+    m->disc_up = reg(m, GAUGE, "llmgw_controller_discovery_store_up",
+                     "1 while the discovery store answers, 0 while the last known instance "
+                     "list is served stale",
+                     source_l);
+    m->disc_errors = reg(m, COUNTER, "llmgw_controller_discovery_store_errors_total",
+                         "Failed discovery store operations (refresh, watch, auth)", source_l);
+    m->disc_instances =
+        reg(m, GAUGE, "llmgw_controller_discovery_instances",
+            "Registered instances known to the source (present and retained)", source_l);
+    m->disc_retained = reg(m, GAUGE, "llmgw_controller_discovery_instances_retained",
+                           "Instances gone from the store but kept until their registration "
+                           "expires (store data loss)",
+                           source_l);
     f = reg(m, COUNTER, "llmgw_controller_reports_received_total", "Worker load reports applied",
             NULL);
     m->reports = gw_metric_child0(f);
@@ -385,4 +400,24 @@ ctl_metrics_render(ctl_metrics *m, gw_buf *out)
     if (m == NULL)
         return GW_OK;
     return gw_metrics_render(m->reg, out);
+}
+
+void
+ctl_metrics_discovery(ctl_metrics *m, const char *source, bool up, size_t instances,
+                      size_t retained)
+{
+    if (m == NULL)
+        return;
+    gw_gauge_set(gw_metric_child(m->disc_up, source), up ? 1 : 0);
+    gw_gauge_set(gw_metric_child(m->disc_instances, source), (double)instances);
+    gw_gauge_set(gw_metric_child(m->disc_retained, source), (double)retained);
+    gw_counter_add(gw_metric_child(m->disc_errors, source), 0);
+}
+
+void
+ctl_metrics_discovery_error(ctl_metrics *m, const char *source)
+{
+    if (m == NULL)
+        return;
+    gw_counter_inc(gw_metric_child(m->disc_errors, source));
 }

@@ -8,6 +8,7 @@
 #define CTL_METRICS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "gw/gw_buf.h"
@@ -75,6 +76,15 @@ void ctl_metrics_kube_watch_end(ctl_metrics *m, const char *resource, const char
 void ctl_metrics_kube_write(ctl_metrics *m, const char *kind, const char *result);
 /* Leadership changed to <leading>. */
 void ctl_metrics_leader(ctl_metrics *m, bool leading);
+
+/* ---- discovery stores (ctl_src_redis, ctl_src_etcd) ---- */
+
+/* The state of <source>'s store: answering or not, and how many instances
+ * it knows (<retained> of them gone from the store but not expired). */
+void ctl_metrics_discovery(ctl_metrics *m, const char *source, bool up, size_t instances,
+                           size_t retained);
+/* One failed store operation of <source>. */
+void ctl_metrics_discovery_error(ctl_metrics *m, const char *source);
 
 /* Appends the Prometheus text exposition to <out>; GW_EFULL past its cap. */
 GW_MUST_CHECK gw_err ctl_metrics_render(ctl_metrics *m, gw_buf *out);

@@ -37,8 +37,8 @@ dp_cbreaker_open(const dp_ep *ep, uint32_t cap)
 /* --max-parallel-retries (AIBrix's circuitBreaker.maxParallelRetries):
  * requests of this process on a retry at once. A request takes a slot with
  * its first retry and keeps it (<*held>) until it ends; with every slot
- * taken a failed connect is not retried and the request fails as without
- * retries (503 x-error-routing). <*inflight> counts the slots taken; <max>
+ * taken a failed attempt is not retried and the request fails as without
+ * retries. <*inflight> counts the slots taken; <max>
  * 0 = unlimited. */
 bool dp_cbreaker_retry_admit(uint32_t *inflight, int64_t max, bool *held);
 /* Gives back the slot a request held, if any (once; safe to repeat). */

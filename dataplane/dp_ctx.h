@@ -15,6 +15,7 @@
 #include "dp_auth.h"
 #include "dp_load.h"
 #include "dp_snap.h"
+#include "dp_traffic.h"
 
 typedef struct dp_cfg {
     char *host;
@@ -73,6 +74,20 @@ typedef struct dp_cfg {
     /* TLS termination (both or neither) */
     char *tls_cert_file;
     char *tls_key_file;
+    /* traffic splitting, 429 retry queue, mirror (dp_traffic, dp_retry_queue,
+     * dp_mirror; docs/traffic.md) */
+    char *route_policy;      /* --route-policy */
+    char *route_config;      /* --route-config (JSON; holds api keys: secret) */
+    int64_t retry_max_count; /* --retry-max-count */
+    bool rq_enabled;         /* --fallback-retry-queue-enabled */
+    int64_t rq_size;
+    int64_t rq_workers;
+    int64_t rq_max_count; /* -1: until the client leaves */
+    int64_t rq_init_delay_ms;
+    int64_t rq_max_delay_ms;
+    char *mirror_path; /* --mirror-config-path; "" = no mirror */
+    uint64_t mirror_reload_ms;
+    int64_t mirror_max_inflight;
 } dp_cfg;
 
 typedef struct dp_sync dp_sync;
@@ -83,6 +98,8 @@ typedef struct dp_req dp_req;
 typedef struct dp_plan_cache dp_plan_cache;
 typedef struct dp_vtc dp_vtc;
 typedef struct dp_quota dp_quota;
+typedef struct dp_rq dp_rq;
+typedef struct dp_mirror dp_mirror;
 
 typedef struct dp_ctx {
     dp_cfg cfg;
@@ -131,6 +148,9 @@ typedef struct dp_ctx {
     uint32_t pd_outstanding; /* prefill calls in flight */
     int access_fd;           /* access log stream; -1 = off */
     gw_buf access_pending;   /* access log lines not yet written (dp_access) */
+    dp_traffic traffic;      /* --route-policy/--route-config; DP_TRAFFIC_OFF when unset */
+    dp_rq *rq;               /* the 429 retry queue; NULL unless enabled */
+    dp_mirror *mirror;       /* NULL without --mirror-config-path */
 } dp_ctx;
 
 /* Installs <snap> as the current snapshot (takes the caller's ref). */

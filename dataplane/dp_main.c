@@ -19,11 +19,13 @@
 #include "dp_ctx.h"
 #include "dp_front.h"
 #include "dp_metrics.h"
+#include "dp_mirror.h"
 #include "dp_pd_body.h"
 #include "dp_prefix.h"
 #include "dp_prefix_sync.h"
 #include "dp_proxy.h"
 #include "dp_quota.h"
+#include "dp_retry_queue.h"
 #include "dp_route.h"
 #include "dp_strategy.h"
 #include "dp_sync.h"
@@ -88,7 +90,7 @@ static const gw_cfg_opt dp_opts[] = {
                "beyond that it counts as at its cap (0 = unlimited)"),
     GW_CFG_INT("max-parallel-retries", "LLMGW_MAX_PARALLEL_RETRIES", dp_cfg, max_parallel_retries,
                0, 0, 1000000,
-               "Requests of this process on a retry at once; beyond it a failed connect is not "
+               "Requests of this process on a retry at once; beyond it a failed attempt is not "
                "retried (0 = unlimited)"),
     GW_CFG_STR("log-level", "LLMGW_LOG_LEVEL", dp_cfg, log_level, "notice",
                "alert, err, warn, notice, info or debug"),
@@ -179,6 +181,41 @@ static const gw_cfg_opt dp_opts[] = {
                "PEM certificate (chain) file: serve HTTPS (with --tls-key-file)"),
     GW_CFG_STR("tls-key-file", "LLMGW_TLS_KEY_FILE", dp_cfg, tls_key_file, "",
                "PEM private key file of --tls-cert-file (unencrypted)"),
+    /* traffic splitting, 429 retry queue, mirror (docs/traffic.md; Llumnix's
+     * flags and defaults, seed 004) */
+    GW_CFG_STR("route-policy", "LLMGW_ROUTE_POLICY", dp_cfg, route_policy, "",
+               "Traffic splitting: weight or prefix (empty: every request goes to the local "
+               "pool)"),
+    GW_CFG_STR_F("route-config", "LLMGW_ROUTE_CONFIG", dp_cfg, route_config, "", GW_CFG_F_SECRET,
+                 "Traffic splitting: JSON array of {base_url (\"local\" or a URL), api_key, "
+                 "model, fallback, weight, prefix}; refused at start-up when invalid"),
+    GW_CFG_INT("retry-max-count", "LLMGW_RETRY_MAX_COUNT", dp_cfg, retry_max_count, 0, 0, 7,
+               "Extra local endpoints tried after a 5xx or a connect failure before the first "
+               "byte (always a different endpoint), before the fallback chain"),
+    GW_CFG_BOOL("fallback-retry-queue-enabled", "LLMGW_FALLBACK_RETRY_QUEUE_ENABLED", dp_cfg,
+                rq_enabled, false,
+                "Retry an external endpoint's 429 after a backoff in a bounded queue"),
+    GW_CFG_INT("fallback-retry-queue-size", "LLMGW_FALLBACK_RETRY_QUEUE_SIZE", dp_cfg, rq_size, 100,
+               1, 1000000,
+               "Requests waiting in the 429 queue at most; beyond, the next fallback or 429 at "
+               "once"),
+    GW_CFG_INT("fallback-retry-worker-size", "LLMGW_FALLBACK_RETRY_WORKER_SIZE", dp_cfg, rq_workers,
+               10, 1, 100000, "429 retries running at once at most"),
+    GW_CFG_INT("fallback-retry-max-count", "LLMGW_FALLBACK_RETRY_MAX_COUNT", dp_cfg, rq_max_count,
+               3, -1, 1000000,
+               "429 retries per request and endpoint (0: none; -1: until the client leaves)"),
+    GW_CFG_INT("fallback-retry-init-delay-ms", "LLMGW_FALLBACK_RETRY_INIT_DELAY_MS", dp_cfg,
+               rq_init_delay_ms, 500, 1, 3600000, "First 429 backoff, doubled on each retry"),
+    GW_CFG_INT("fallback-retry-max-delay-ms", "LLMGW_FALLBACK_RETRY_MAX_DELAY_MS", dp_cfg,
+               rq_max_delay_ms, 5000, 1, 3600000, "Cap of the 429 backoff"),
+    GW_CFG_STR("mirror-config-path", "LLMGW_MIRROR_CONFIG_PATH", dp_cfg, mirror_path,
+               "/mnt/mirror.json",
+               "Traffic mirror JSON file (Enable, Target, Ratio, Timeout, Authorization, "
+               "EnableLog), re-read while running; missing = no mirror; empty = never read"),
+    GW_CFG_MS("mirror-reload-interval", "LLMGW_MIRROR_RELOAD_INTERVAL", dp_cfg, mirror_reload_ms,
+              10000, 100, 3600000, "How often the mirror file is checked for changes"),
+    GW_CFG_INT("mirror-max-inflight", "LLMGW_MIRROR_MAX_INFLIGHT", dp_cfg, mirror_max_inflight, 64,
+               1, 100000, "Mirror copies running at once at most; beyond, copies are dropped"),
     GW_CFG_END,
 };
 
@@ -217,6 +254,49 @@ validate(const void *p, gw_cfg_errs *errs)
         gw_cfg_errorf(errs, "--quota-key-prefix must not be empty");
     if (cfg->statesync && cfg->pfx_sync_stream[0] == '\0')
         gw_cfg_errorf(errs, "--prefix-sync-stream must not be empty");
+    {
+        dp_traffic t;
+        char twhy[300];
+        if (dp_traffic_parse(cfg->route_policy, cfg->route_config, &t, twhy, sizeof(twhy)) != GW_OK)
+            gw_cfg_errorf(errs, "%s", twhy);
+        dp_traffic_fini(&t);
+    }
+    if (cfg->rq_init_delay_ms > cfg->rq_max_delay_ms)
+        gw_cfg_errorf(errs, "--fallback-retry-init-delay-ms must not exceed "
+                            "--fallback-retry-max-delay-ms");
+}
+
+/* Route config (validated above), the 429 queue and the mirror. */
+static gw_err
+start_traffic(dp_ctx *ctx)
+{
+    const dp_cfg *c = &ctx->cfg;
+    char why[300];
+
+    if (dp_traffic_parse(c->route_policy, c->route_config, &ctx->traffic, why, sizeof(why)) !=
+        GW_OK)
+        return GW_EINVAL;
+    if (ctx->traffic.policy != DP_TRAFFIC_OFF)
+        gw_log(GW_LOG_NOTICE, "DP-TRAFFIC", "policy=%s entries=%u", c->route_policy,
+               ctx->traffic.n);
+    if (c->rq_enabled && c->rq_max_count != 0) {
+        dp_rq_cfg rc = {.size = (uint32_t)c->rq_size,
+                        .workers = (uint32_t)c->rq_workers,
+                        .init_ms = (uint64_t)c->rq_init_delay_ms,
+                        .max_ms = (uint64_t)c->rq_max_delay_ms};
+        ctx->rq = dp_rq_new(ctx->loop, &rc);
+    }
+    if (c->mirror_path[0] != '\0') {
+        dp_mirror_opts mo = {.path = c->mirror_path,
+                             .reload_interval_ms = c->mirror_reload_ms,
+                             .max_inflight = (uint32_t)c->mirror_max_inflight,
+                             .connect_timeout_ms = c->connect_timeout_ms,
+                             .default_timeout_ms = c->upstream_timeout_ms,
+                             .requests = ctx->metrics->mirror_requests,
+                             .reloads = ctx->metrics->mirror_reloads};
+        return dp_mirror_new(ctx->loop, &mo, &ctx->mirror);
+    }
+    return GW_OK;
 }
 
 /* The prefix index (always: its table is allocated on the first insert) and
@@ -459,6 +539,8 @@ main(int argc, char **argv)
     ctx.metrics = dp_metrics_new(&ctx);
     if (start_prefix(&ctx) != GW_OK)
         goto out;
+    if (start_traffic(&ctx) != GW_OK)
+        goto out;
     if (gw_curlm_new(ctx.loop, dp_proxy_on_curl_done, &ctx, ctx.cfg.max_host_conns, 4096,
                      &ctx.curlm) != GW_OK)
         goto out;
@@ -500,6 +582,9 @@ out:
         dp_proxy_abort_all(&ctx);
     gw_httpd_free(ctx.httpd);
     gw_httpd_free(ctx.admin_httpd);
+    dp_mirror_free(ctx.mirror);
+    dp_rq_free(ctx.rq);
+    dp_traffic_fini(&ctx.traffic);
     dp_sync_free(ctx.sync);
     dp_prefix_sync_free(ctx.psync);
     dp_quota_free(ctx.quota);

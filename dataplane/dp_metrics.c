@@ -9,8 +9,10 @@
 #include "gw/gw_log.h"
 #include "gw/gw_mem.h"
 
+#include "dp_mirror.h"
 #include "dp_prefix.h"
 #include "dp_prefix_sync.h"
+#include "dp_retry_queue.h"
 
 static const double latency_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
                                          2.5,   5,    10,    30,   60,  120,  300};
@@ -43,6 +45,34 @@ gauge_connections(void *arg)
 {
     dp_ctx *ctx = arg;
     return ctx->httpd ? gw_httpd_connections(ctx->httpd) : 0;
+}
+
+static double
+gauge_rq_waiting(void *arg)
+{
+    dp_ctx *ctx = arg;
+    return ctx->rq ? dp_rq_waiting(ctx->rq) : 0;
+}
+
+static double
+gauge_rq_running(void *arg)
+{
+    dp_ctx *ctx = arg;
+    return ctx->rq ? dp_rq_running(ctx->rq) : 0;
+}
+
+static double
+gauge_mirror_enabled(void *arg)
+{
+    dp_ctx *ctx = arg;
+    return dp_mirror_enabled(ctx->mirror) ? 1 : 0;
+}
+
+static double
+gauge_mirror_inflight(void *arg)
+{
+    dp_ctx *ctx = arg;
+    return dp_mirror_inflight(ctx->mirror);
 }
 
 static double
@@ -294,6 +324,36 @@ dp_metrics_new(dp_ctx *ctx)
     rc |= gw_metrics_counter(m->reg, "llmgw_worker_pd_selected_total",
                              "pd endpoints chosen, by role (prefill, decode) and address",
                              (const char *const[]){"role", "endpoint", NULL}, &m->pd_selected);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_traffic_routes_total",
+                             "Requests by the --route-config entry that took them first (local, "
+                             "external-<index>, or none: no prefix matched)",
+                             (const char *const[]){"entry", NULL}, &m->traffic_routes);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_traffic_fallbacks_total",
+                             "Fallback attempts, by the --route-config entry tried",
+                             (const char *const[]){"entry", NULL}, &m->traffic_fallbacks);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_retry_queue_events_total",
+                             "429 retry queue: queued, overflow (full), fired (retry sent), "
+                             "success, exhausted",
+                             (const char *const[]){"event", NULL}, &m->retry_queue);
+    rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_retry_queue_waiting",
+                              "Requests waiting in the 429 retry queue", gauge_rq_waiting, ctx,
+                              &unused);
+    rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_retry_queue_running",
+                              "429 retries running (at most --fallback-retry-worker-size)",
+                              gauge_rq_running, ctx, &unused);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_mirror_requests_total",
+                             "Mirror copies: sent, completed (any status below 500), failed "
+                             "(error, timeout or 5xx), dropped (over --mirror-max-inflight)",
+                             (const char *const[]){"result", NULL}, &m->mirror_requests);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_mirror_config_reloads_total",
+                             "Mirror file reads that changed something: applied, invalid (the "
+                             "last good config stays), missing (mirror off)",
+                             (const char *const[]){"result", NULL}, &m->mirror_reloads);
+    rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_mirror_enabled",
+                              "1 while the mirror config is enabled", gauge_mirror_enabled, ctx,
+                              &unused);
+    rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_mirror_inflight", "Mirror copies running",
+                              gauge_mirror_inflight, ctx, &unused);
     rc |= gw_metrics_counter(m->reg, "aibrix_gateway_requests_total",
                              "Client requests answered, by model and HTTP status code (seed 002's "
                              "name; the same count as llmgw_worker_requests_total)",

@@ -44,6 +44,12 @@ struct dp_metrics {
     gw_metric_fam *pd_aborts;       /* llmgw_worker_pd_kv_aborts_total{result} */
     gw_metric_fam *pd_decode_time;  /* llmgw_worker_pd_decode_duration_seconds */
     gw_metric_fam *pd_selected;     /* llmgw_worker_pd_selected_total{role,endpoint} */
+    /* traffic splitting, 429 queue, mirror (docs/traffic.md) */
+    gw_metric_fam *traffic_routes;    /* llmgw_worker_traffic_routes_total{entry} */
+    gw_metric_fam *traffic_fallbacks; /* llmgw_worker_traffic_fallbacks_total{entry} */
+    gw_metric_fam *retry_queue;       /* llmgw_worker_retry_queue_events_total{event} */
+    gw_metric_fam *mirror_requests;   /* llmgw_worker_mirror_requests_total{result} */
+    gw_metric_fam *mirror_reloads;    /* llmgw_worker_mirror_config_reloads_total{result} */
     /* seed 002's observability checklist, by the names it gives */
     gw_metric_fam *gw_requests;       /* aibrix_gateway_requests_total{model,code} */
     gw_metric_fam *gw_routing_time;   /* aibrix_gateway_routing_latency_seconds{model} */

@@ -2,9 +2,10 @@
  * stream flag, stream_options.include_usage, max tokens, the prompt size and
  * (optionally) the routing text, validating the shape the way the engine
  * would (so a malformed request is answered by the gateway with a clear 400,
- * not forwarded). Parses with jansson once; nothing of the body is kept
- * except the copied model name and the routing text, copied once into the
- * caller's buffer. Pure: no I/O, no globals.
+ * not forwarded). One pass over the body with dp_json, which accepts what
+ * jansson would; nothing of the body is kept except the copied model name
+ * and the routing text, decoded once into the caller's buffer. Pure: no I/O,
+ * no globals.
  *
  * The routing text (what prefix-cache hashes, dp_prefix.h) is, in order:
  * - chat: for each message, its role, "\n", its content's text, "\n"; the

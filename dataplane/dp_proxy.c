@@ -24,8 +24,10 @@
 #include "dp_cbreaker.h"
 #include "dp_error.h"
 #include "dp_metrics.h"
+#include "dp_mirror.h"
 #include "dp_pd_body.h"
 #include "dp_quota.h"
+#include "dp_retry_queue.h"
 #include "dp_route.h"
 #include "dp_sse_strip.h"
 #include "dp_usage.h"
@@ -92,6 +94,9 @@ struct dp_req {
     bool headers_done;
     bool sse;
     int64_t content_length;
+    /* A plain body that fits <relay> is answered whole, with the headers
+     * (one send, no suspend/resume round per chunk). */
+    bool hold_body;
     bool upstream_done;
     bool upstream_failed;
     bool paused;
@@ -107,6 +112,15 @@ struct dp_req {
     bool has_err;
     dp_error err;
     unsigned final_status;
+    /* traffic splitting (dp_traffic, "traffic splitting" below) */
+    int32_t tr_primary;  /* the --route-config entry picked first; -1 = none */
+    int32_t tr_entry;    /* the external entry of the attempt; -1 = the local pool */
+    uint32_t tr_cursor;  /* position in the fallback chain */
+    uint32_t tr_q_tries; /* 429 retries of tr_entry */
+    unsigned divert;     /* an upstream error status not relayed: another attempt follows */
+    bool tr_queue_full;  /* the 429 queue refused it */
+    dp_rq_item rq;       /* in the 429 retry queue */
+    gw_buf tr_body;      /* the body with tr_entry's model */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -145,6 +159,11 @@ static void pd_abort_done(pd_abort_call *a, CURLcode result);
 static void on_prefill_done(dp_req *req, CURLcode result);
 static bool pd_decode_start(dp_req *req, const char *resp, size_t resp_len);
 static bool pd_start(dp_req *req);
+typedef enum dp_next { DP_NEXT_NONE, DP_NEXT_STARTED, DP_NEXT_FAILED } dp_next;
+static dp_next try_next(dp_req *req, unsigned status, bool retryable);
+static bool should_divert(dp_req *req);
+static void tr_on_headers(dp_req *req);
+static void tr_headers(dp_req *req, struct MHD_Response *resp);
 
 static void
 cancel_admission(dp_req *req)
@@ -275,6 +294,7 @@ upstream_cleanup(dp_req *req)
     }
     curl_slist_free_all(req->up_hdrs);
     req->up_hdrs = NULL;
+    dp_rq_cancel(&req->rq); /* waiting for a 429 retry, or holding a retry slot */
 }
 
 /* Fails the request before any byte reached the client: answered as JSON. */
@@ -444,7 +464,16 @@ respond_relay(dp_req *req)
      * engine sent it; streams are chunked. */
     if (req->content_length >= 0 && !req->sse)
         size = (uint64_t)req->content_length;
-    resp = MHD_create_response_from_callback(size, 16 * 1024, relay_reader, req, NULL);
+    if (req->hold_body && req->relay.len == size) {
+        char *whole = gw_buf_steal(&req->relay);
+        resp = MHD_create_response_from_buffer(size, whole != NULL ? whole : "",
+                                               whole != NULL ? MHD_RESPMEM_MUST_FREE
+                                                             : MHD_RESPMEM_PERSISTENT);
+    } else {
+        /* The block is MHD's copy buffer: no larger than the body needs. */
+        size_t block = size < 16 * 1024 ? (size_t)size + 1 : 16 * 1024;
+        resp = MHD_create_response_from_callback(size, block, relay_reader, req, NULL);
+    }
     if (resp == NULL)
         return MHD_NO;
     for (struct curl_slist *h = req->resp_hdrs; h != NULL; h = h->next) {
@@ -460,6 +489,7 @@ respond_relay(dp_req *req)
     }
     add_common_headers(req, resp);
     add_route_headers(req, resp);
+    tr_headers(req, resp);
     add_quota_headers(req, resp);
     if (req->status >= 400)
         MHD_add_response_header(resp, "x-error-response-unknown", "true");
@@ -493,11 +523,19 @@ on_header(char *buf, size_t size, size_t nitems, void *arg)
     }
     if (len == 0) {
         if (req->status >= 200 && !req->headers_done) {
+            if ((req->status == 429 || req->status >= 500) && should_divert(req)) {
+                req->divert = req->status; /* not relayed: try_next takes it */
+                return 0;                  /* aborts the transfer */
+            }
+            tr_on_headers(req);
             req->headers_done = true;
             req->headers_us = gw_now_us();
             dp_usage_init(&req->usage, req->sse);
             gw_timer_start(req->timer, req->ctx->cfg.idle_timeout_ms);
-            resume(req);
+            req->hold_body = !req->sse && req->content_length >= 0 &&
+                             (uint64_t)req->content_length <= req->relay.max;
+            if (!req->hold_body || req->content_length == 0)
+                resume(req);
         }
         return n;
     }
@@ -560,7 +598,8 @@ on_write(char *p, size_t size, size_t nmemb, void *arg)
     }
     dp_usage_feed(&req->usage, p, n);
     gw_timer_start(req->timer, req->ctx->cfg.idle_timeout_ms);
-    resume(req);
+    if (!req->hold_body || req->relay.len >= (uint64_t)req->content_length)
+        resume(req);
     return n;
 }
 
@@ -690,14 +729,30 @@ upstream_start(dp_req *req)
     dp_ctx *ctx = req->ctx;
     char url[PM_MAX_STR + 64];
 
+    const gw_buf *body = &req->body;
+
     req->easy = easy_get(ctx);
     if (req->easy == NULL)
         return false;
-    endpoint_url(req, req->ep_idx, req->path, url, sizeof(url));
     req->up_hdrs = engine_headers(req);
+    if (req->tr_entry >= 0) {
+        /* An external endpoint of --route-config: its URL, its key, its model. */
+        const dp_traffic_ep *e = &ctx->traffic.eps[req->tr_entry];
+        dp_traffic_url(e, req->path, url, sizeof(url));
+        if (e->api_key != NULL) {
+            char auth[4096];
+            snprintf(auth, sizeof(auth), "Bearer %s", e->api_key);
+            req->up_hdrs = dp_traffic_set_authorization(req->up_hdrs, auth);
+            explicit_bzero(auth, sizeof(auth));
+        }
+        if (e->model != NULL)
+            body = &req->tr_body;
+    } else {
+        endpoint_url(req, req->ep_idx, req->path, url, sizeof(url));
+    }
     req->status = 0;
     req->content_length = -1;
-    easy_post(req, req->easy, url, &req->body, req->up_hdrs, on_write,
+    easy_post(req, req->easy, url, body, req->up_hdrs, on_write,
               (long)ctx->cfg.upstream_timeout_ms);
     curl_easy_setopt(req->easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(req->easy, CURLOPT_HEADERDATA, req);
@@ -769,19 +824,36 @@ on_upstream_failure(dp_req *req, const char *reason, bool retryable)
                        req->info.model, req->ep ? req->ep->key : "-", reason);
     if (!req->headers_done) {
         bool is_timeout = strstr(reason, "timeout") != NULL;
+        unsigned status = req->divert;
+        req->divert = 0;
         upstream_cleanup(req);
         req_release(req);
-        if (retryable && !ctx->draining && req->n_tried <= (uint32_t)ctx->cfg.retries &&
-            req->n_tried < DP_MAX_TRIES &&
-            dp_cbreaker_retry_admit(&ctx->retries_inflight, ctx->cfg.max_parallel_retries,
-                                    &req->retry_held)) {
-            gw_counter_inc(gw_metric_child0(ctx->metrics->retries));
-            if (route_and_start(req))
-                return;
+        switch (try_next(req, status, retryable)) {
+        case DP_NEXT_STARTED:
+            return;
+        case DP_NEXT_FAILED:
             fail_before_headers(req);
             return;
+        case DP_NEXT_NONE:
+            break;
         }
-        if (is_timeout)
+        if (status == 429) {
+            if (req->tr_queue_full)
+                dp_error_set(&req->err, 429, "x-error-retry-queue-full", "true",
+                             "rate_limit_exceeded",
+                             "the model endpoint is rate limited and the retry queue is full");
+            else
+                dp_error_set(&req->err, 429, "x-error-routing", "true", "rate_limit_exceeded",
+                             "the model endpoint is rate limited");
+            snprintf(req->retry_after, sizeof(req->retry_after), "%" PRId64,
+                     (ctx->cfg.rq_init_delay_ms + 999) / 1000);
+            req->err.retry_after = req->retry_after;
+        } else if (status >= 500)
+            dp_error_set(&req->err, 502, "x-error-routing", "true", "upstream_error",
+                         "the model endpoint answered %u and no other endpoint could take the "
+                         "request",
+                         status);
+        else if (is_timeout)
             dp_error_set(&req->err, 504, "x-error-routing", "true", "upstream_timeout",
                          "the model endpoint did not answer in time");
         else
@@ -857,7 +929,243 @@ dp_proxy_on_curl_done(CURL *easy, CURLcode result, void *arg)
         return;
     }
     reason = failure_reason(easy, result, &retryable);
+    if (req->divert != 0) {
+        reason = req->divert == 429 ? "status_429" : "status_5xx";
+        retryable = true;
+    }
     on_upstream_failure(req, reason, retryable);
+}
+
+/* ---- traffic splitting ---------------------------------------------------
+ *
+ * With --route-policy (docs/traffic.md), start() asks dp_traffic which entry
+ * takes a request: the local pool goes on as any request (resolve,
+ * admission, pick); an external entry is proxied at once to its base_url,
+ * without admission (the quotas are the local pool's). Before the first byte
+ * reached the client a failure moves on (try_next): another local endpoint
+ * (--retries for connect failures, --retry-max-count for those and 5xx),
+ * the 429 retry queue for an external endpoint's 429, then the next fallback
+ * entry in config order. An error status is held back only when one of
+ * those will follow (should_divert); otherwise it reaches the client as the
+ * endpoint sent it. */
+
+static void
+tr_count(gw_metric_fam *fam, const char *label)
+{
+    gw_counter_inc(gw_metric_child(fam, label));
+}
+
+static bool
+local_retry_allowed(const dp_req *req, unsigned status, bool retryable)
+{
+    const dp_cfg *c = &req->ctx->cfg;
+    int64_t budget = c->retries > c->retry_max_count ? c->retries : c->retry_max_count;
+
+    if (status >= 500)
+        budget = c->retry_max_count;
+    return retryable && req->tr_entry < 0 && (int64_t)req->n_tried <= budget &&
+           req->n_tried < DP_MAX_TRIES;
+}
+
+static bool
+queue_allowed(const dp_req *req)
+{
+    const dp_cfg *c = &req->ctx->cfg;
+
+    return req->ctx->rq != NULL && req->tr_entry >= 0 &&
+           (c->rq_max_count < 0 || (int64_t)req->tr_q_tries < c->rq_max_count);
+}
+
+static bool
+has_fallback(const dp_req *req)
+{
+    const dp_traffic *t = &req->ctx->traffic;
+
+    return t->policy != DP_TRAFFIC_OFF &&
+           dp_traffic_has_fallback(t, req->tr_primary, req->tr_cursor);
+}
+
+/* At the headers of a 429 or 5xx answer: will another attempt follow? */
+static bool
+should_divert(dp_req *req)
+{
+    if (req->ctx->draining || req->aborted)
+        return false;
+    /* The local pool's own 429 goes to the client (as in Llumnix). */
+    if (req->status == 429)
+        return req->tr_entry >= 0 && (queue_allowed(req) || has_fallback(req));
+    return local_retry_allowed(req, req->status, true) || has_fallback(req);
+}
+
+/* Proxies the request to external entry <i> of --route-config. */
+static bool
+tr_start_external(dp_req *req, int32_t i)
+{
+    dp_ctx *ctx = req->ctx;
+    const dp_traffic_ep *e = &ctx->traffic.eps[i];
+
+    req_release(req);
+    req->tr_entry = i;
+    req->tr_q_tries = 0;
+    req->ep_idx = -1;
+    if (req->timer == NULL)
+        req->timer = gw_timer_new(ctx->loop, on_timer, req);
+    if (e->model != NULL &&
+        dp_traffic_rewrite_model(req->body.data, req->body.len, e->model, &req->tr_body) != GW_OK) {
+        dp_error_set(&req->err, 400, "x-error-request-body-processing", "true",
+                     "invalid_request_body", "the request body cannot take the route's model");
+        return false;
+    }
+    if (!upstream_start(req)) {
+        dp_error_set(&req->err, 502, "x-error-routing", "true", "upstream_error",
+                     "cannot start the upstream request");
+        return false;
+    }
+    return true;
+}
+
+/* The backoff before the next 429 retry: init * 2^tries, or the held-back
+ * answer's Retry-After (delta-seconds; an HTTP date is ignored) when longer,
+ * both capped at --fallback-retry-max-delay-ms. */
+static uint64_t
+queue_delay_ms(const dp_req *req)
+{
+    const dp_cfg *c = &req->ctx->cfg;
+    dp_rq_cfg rc = {.init_ms = (uint64_t)c->rq_init_delay_ms,
+                    .max_ms = (uint64_t)c->rq_max_delay_ms};
+    uint64_t delay = dp_rq_delay_ms(&rc, req->tr_q_tries);
+
+    for (const struct curl_slist *h = req->resp_hdrs; h != NULL; h = h->next) {
+        if (strncasecmp(h->data, "retry-after:", 12) == 0) {
+            char *end;
+            unsigned long long s = strtoull(h->data + 12, &end, 10);
+            if (end != h->data + 12 && s < 86400 && s * 1000 > delay)
+                delay = s * 1000;
+            break;
+        }
+    }
+    return delay < rc.max_ms ? delay : rc.max_ms;
+}
+
+/* A queued 429 retry's turn: the same external endpoint again. */
+static void
+tr_queue_fire(dp_rq_item *it, void *arg)
+{
+    dp_req *req = arg;
+    (void)it;
+
+    req->tr_q_tries++;
+    tr_count(req->ctx->metrics->retry_queue, "fired");
+    if (!upstream_start(req)) {
+        dp_rq_cancel(&req->rq);
+        dp_error_set(&req->err, 502, "x-error-routing", "true", "upstream_error",
+                     "cannot start the upstream request");
+        fail_before_headers(req);
+    }
+}
+
+/* After a failure before any byte reached the client (<status>: the held
+ * back 429/5xx, 0 for a transport failure): the next attempt, if any.
+ * DP_NEXT_FAILED leaves the error in req->err. */
+static dp_next
+try_next(dp_req *req, unsigned status, bool retryable)
+{
+    dp_ctx *ctx = req->ctx;
+    int32_t i;
+
+    if (ctx->draining || req->aborted)
+        return DP_NEXT_NONE;
+    if (local_retry_allowed(req, status, retryable) &&
+        dp_cbreaker_retry_admit(&ctx->retries_inflight, ctx->cfg.max_parallel_retries,
+                                &req->retry_held)) {
+        gw_counter_inc(gw_metric_child0(ctx->metrics->retries));
+        if (route_and_start(req))
+            return DP_NEXT_STARTED;
+        if (!has_fallback(req))
+            return DP_NEXT_FAILED;
+    } else if (status == 429 && queue_allowed(req)) {
+        if (dp_rq_push(ctx->rq, &req->rq, queue_delay_ms(req), tr_queue_fire, req)) {
+            tr_count(ctx->metrics->retry_queue, "queued");
+            return DP_NEXT_STARTED;
+        }
+        req->tr_queue_full = true;
+        tr_count(ctx->metrics->retry_queue, "overflow");
+        gw_log_ratelimited(GW_LOG_WARN, 10, "DP-RETRY-QUEUE-FULL", "req=%s waiting=%u", req->id,
+                           dp_rq_waiting(ctx->rq));
+    } else if (status == 429 && ctx->rq != NULL && req->tr_entry >= 0) {
+        tr_count(ctx->metrics->retry_queue, "exhausted");
+    }
+    if (ctx->traffic.policy == DP_TRAFFIC_OFF)
+        return DP_NEXT_NONE;
+    i = dp_traffic_next_fallback(&ctx->traffic, req->tr_primary, &req->tr_cursor);
+    if (i < 0)
+        return DP_NEXT_NONE;
+    tr_count(ctx->metrics->traffic_fallbacks, ctx->traffic.eps[i].label);
+    gw_log_ratelimited(GW_LOG_INFO, 20, "DP-TRAFFIC-FALLBACK", "req=%s entry=%s status=%u", req->id,
+                       ctx->traffic.eps[i].label, status);
+    return tr_start_external(req, i) ? DP_NEXT_STARTED : DP_NEXT_FAILED;
+}
+
+/* The answer's headers will be relayed: a 429 retry is over. */
+static void
+tr_on_headers(dp_req *req)
+{
+    if (req->rq.state == DP_RQ_RUNNING && req->status < 400)
+        tr_count(req->ctx->metrics->retry_queue, "success");
+    dp_rq_cancel(&req->rq);
+}
+
+static void
+tr_headers(dp_req *req, struct MHD_Response *resp)
+{
+    const dp_traffic *t = &req->ctx->traffic;
+
+    if (t->policy != DP_TRAFFIC_OFF)
+        MHD_add_response_header(resp, "x-llmgw-route",
+                                req->tr_entry >= 0 ? t->eps[req->tr_entry].label : "local");
+}
+
+/* start(): which --route-config entry takes the request. true: the local
+ * pool (go on); false: started elsewhere, or failed (has_err). */
+static bool
+tr_route(dp_req *req)
+{
+    dp_ctx *ctx = req->ctx;
+    int32_t i = dp_traffic_pick(&ctx->traffic, req->info.model, dp_rand(&ctx->rng, UINT32_MAX));
+
+    req->tr_primary = i;
+    tr_count(ctx->metrics->traffic_routes, i >= 0 ? ctx->traffic.eps[i].label : "none");
+    if (i >= 0 && ctx->traffic.eps[i].local)
+        return true;
+    if (i >= 0) {
+        if (!tr_start_external(req, i))
+            req->has_err = true;
+        return false;
+    }
+    /* No pattern matched: the fallback chain, else the local pool decides
+     * (404 for a model it does not serve). */
+    switch (try_next(req, 0, false)) {
+    case DP_NEXT_STARTED:
+        return false;
+    case DP_NEXT_FAILED:
+        req->has_err = true;
+        return false;
+    case DP_NEXT_NONE:
+        break;
+    }
+    return true;
+}
+
+/* start(): a fire-and-forget copy to the mirror target (dp_mirror). */
+static void
+tr_mirror(dp_req *req)
+{
+    dp_ctx *ctx = req->ctx;
+
+    if (dp_mirror_enabled(ctx->mirror) &&
+        dp_mirror_wants(ctx->mirror, dp_rand(&ctx->rng, UINT32_MAX)))
+        dp_mirror_send(ctx->mirror, req->path, req->id, req->body.data, req->body.len,
+                       engine_headers(req));
 }
 
 /* ---- admission ---------------------------------------------------------- */
@@ -935,7 +1243,14 @@ admission_passed(dp_req *req)
 static void
 admitted(dp_req *req)
 {
-    if (!admission_passed(req) || !(req->route.pd ? pd_start(req) : route_and_start(req)))
+    if (!admission_passed(req)) {
+        req->has_err = true;
+        return;
+    }
+    if (req->route.pd ? pd_start(req) : route_and_start(req))
+        return;
+    /* No local endpoint could take it: the fallback chain may. */
+    if (try_next(req, 0, false) != DP_NEXT_STARTED)
         req->has_err = true;
 }
 
@@ -1040,14 +1355,6 @@ pd_abort_done(pd_abort_call *a, CURLcode result)
     free(a);
 }
 
-static size_t
-discard(char *p, size_t size, size_t nmemb, void *arg)
-{
-    (void)p;
-    (void)arg;
-    return size * nmemb;
-}
-
 /* Asks the prefill endpoint to free this request's KV (fire and forget). */
 static void
 pd_abort(dp_req *req)
@@ -1081,7 +1388,7 @@ pd_abort(dp_req *req)
     curl_easy_setopt(a->easy, CURLOPT_PRIVATE, a);
     curl_easy_setopt(a->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(a->easy, CURLOPT_TIMEOUT_MS, 2000L);
-    curl_easy_setopt(a->easy, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(a->easy, CURLOPT_WRITEFUNCTION, gw_curl_discard);
     if (gw_curlm_add(ctx->curlm, a->easy) != GW_OK) {
         pd_abort_done(a, CURLE_FAILED_INIT);
         return;
@@ -1320,6 +1627,9 @@ start(dp_req *req)
         req->has_err = true;
         return;
     }
+    tr_mirror(req);
+    if (ctx->traffic.policy != DP_TRAFFIC_OFF && !tr_route(req))
+        return;
     in = (dp_route_in){
         .model = req->info.model,
         .strategy = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "routing-strategy"),
@@ -1336,7 +1646,8 @@ start(dp_req *req)
     };
     t0 = gw_now_us();
     if (!dp_route_resolve(ctx, req->snap, &in, &req->route, &req->err)) {
-        req->has_err = true;
+        if (try_next(req, 0, false) != DP_NEXT_STARTED) /* the fallback chain may take it */
+            req->has_err = true;
         return;
     }
     req->resolve_us = gw_now_us() - t0;
@@ -1361,6 +1672,8 @@ req_new(dp_ctx *ctx, struct MHD_Connection *conn, dp_api api, const char *path)
     req->ctx = ctx;
     req->conn = conn;
     req->pre_idx = -1;
+    req->tr_primary = req->tr_entry = -1;
+    gw_buf_init(&req->tr_body, (size_t)ctx->cfg.max_body_bytes + 65536);
     gw_buf_init(&req->pre_body, (size_t)ctx->cfg.max_body_bytes + 65536);
     gw_buf_init(&req->pre_resp, 1u << 20);
     req->api = api;
@@ -1566,6 +1879,7 @@ dp_proxy_completed(dp_ctx *ctx, void *con_cls, enum MHD_RequestTerminationCode t
     dp_sse_strip_fini(&req->strip);
     gw_buf_fini(&req->pre_body);
     gw_buf_fini(&req->pre_resp);
+    gw_buf_fini(&req->tr_body);
     gw_buf_fini(&req->relay);
     gw_buf_fini(&req->body);
     dp_reqinfo_fini(&req->info);

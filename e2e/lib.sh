@@ -156,6 +156,11 @@ body() { cat "$E2E_DIR/out.body"; }
 mock_requests() { curl -s "http://127.0.0.1:$1/_mock/requests"; }
 mock_count() { mock_requests "$1" | jq 'length'; }
 mock_clear() { curl -s -X DELETE "http://127.0.0.1:$1/_mock/requests" >/dev/null; }
+# mock_received PORT: the requests the mock on PORT counted (/_mock/stats).
+mock_received() { curl -s "http://127.0.0.1:$1/_mock/stats" | jq .received; }
+# report_failed SCENARIO REQUESTS FAILED: one greppable line per failure
+# scenario, for the notes' tables of failed client requests.
+report_failed() { e2e_log "failed-client-requests scenario=\"$1\" requests=$2 failed=$3"; }
 
 # metric URL NAME_WITH_LABELS: the value of one sample line of a /metrics page.
 metric() { curl -s "$1/metrics" | awk -v m="$2" '$1==m {print $2; found=1} END{if(!found) print "absent"}'; }

@@ -264,6 +264,17 @@ req "$A" POST /_mock/fault '{"error_rate":0.5}' >/dev/null
 seq=""
 for i in 1 2 3 4; do seq="$seq $(req "$A" POST /v1/completions '{"prompt":"x","max_tokens":1}')"; done
 expect "error_rate 0.5 fails every second request" "$seq" " 200 500 200 500"
+req "$A" POST /_mock/fault '{"fail_count":2}' >/dev/null
+seq=""
+for i in 1 2 3; do seq="$seq $(req "$A" POST /v1/completions '{"prompt":"x","max_tokens":1}')"; done
+expect "fail_count 2: 429 twice (fail_status defaults to 429), then served" "$seq" " 429 429 200"
+req "$A" POST /_mock/fault '{"fail_count":1}' >/dev/null
+req "$A" POST /v1/chat/completions "$CHAT" >/dev/null
+expect "429 has vLLM's error shape" "$(jqb '.type + " " + (.code|tostring)')" "RateLimitError 429"
+expect "429 carries Retry-After" "$(tr -d '\r' <"$TMP/hdr" | awk 'tolower($1)=="retry-after:" {print $2}')" 1
+req "$A" POST /_mock/fault '{"fail_count":1,"fail_status":503}' >/dev/null
+expect "fail_status sets the status" "$(req "$A" POST /v1/chat/completions "$CHAT")" 503
+expect "fail_status outside 400..599 is 400" "$(req "$A" POST /_mock/fault '{"fail_count":1,"fail_status":200}')" 400
 expect "unknown fault field is 400" "$(req "$A" POST /_mock/fault '{"eror_rate":1}')" 400
 req "$A" POST /_mock/fault '{}' >/dev/null
 expect "{} resets the faults" "$(req "$A" POST /v1/chat/completions "$CHAT")" 200

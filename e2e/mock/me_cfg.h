@@ -24,6 +24,10 @@ typedef struct me_knobs {
     unsigned slow_ms;          /* extra delay before the response headers */
     unsigned ttft_ms;          /* time to first token */
     unsigned itl_ms;           /* inter-token latency */
+    /* The first fail_count generation requests since the knobs were set are
+     * answered fail_status (e.g. 429 a set number of times); 0 = off. */
+    unsigned fail_count;
+    unsigned fail_status;
     /* Forced gauge values for /metrics (routing tests); < 0 means "not forced". */
     int force_running;
     int force_waiting;

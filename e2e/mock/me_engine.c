@@ -205,10 +205,11 @@ typedef struct me_req {
     bool tracked;   /* counted in stats and recorded */
     bool too_large; /* the body went over max_body_bytes */
     gw_buf body;
-    int fd;         /* client socket, owned by MHD */
-    uint64_t t0_ns; /* arrival, monotonic */
-    uint64_t ts_ms; /* arrival, wall clock */
-    me_knobs knobs; /* snapshot taken when a generation request starts */
+    int fd;            /* client socket, owned by MHD */
+    uint64_t t0_ns;    /* arrival, monotonic */
+    uint64_t ts_ms;    /* arrival, wall clock */
+    me_knobs knobs;    /* snapshot taken when a generation request starts */
+    bool fail_counted; /* its injected failure is one of fail_count's */
     me_plan plan;
     bool holds_slot;
     uint64_t *hashes; /* owned until submitted: the prompt's block hashes */
@@ -628,6 +629,8 @@ reply(me_req *req, struct MHD_Connection *conn, unsigned status, const char *cty
     if (ctype != NULL)
         MHD_add_response_header(rsp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     MHD_add_response_header(rsp, "x-mock-port", req->eng->port_str);
+    if (status == 429)
+        MHD_add_response_header(rsp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     ret = MHD_queue_response(conn, status, rsp);
     MHD_destroy_response(rsp);
     return ret;
@@ -796,7 +799,7 @@ make_id(me_req *req, struct MHD_Connection *conn)
  * The decision is deterministic: request k (counted since the knobs were
  * last set) fails when floor((k+1)*rate) > floor(k*rate), so rate 0.5 fails
  * every second request and rate 1 all of them. */
-static bool
+static unsigned
 take_knobs(me_req *req)
 {
     me_engine *eng = req->eng;
@@ -806,8 +809,24 @@ take_knobs(me_req *req)
     req->knobs = eng->knobs;
     k = eng->fault_seq++;
     pthread_mutex_unlock(&eng->mu);
-    return floor((double)(k + 1) * req->knobs.error_rate) >
-           floor((double)k * req->knobs.error_rate);
+    req->fail_counted = k < req->knobs.fail_count;
+    if (req->fail_counted)
+        return req->knobs.fail_status != 0 ? req->knobs.fail_status : 429;
+    return floor((double)(k + 1) * req->knobs.error_rate) > floor((double)k * req->knobs.error_rate)
+               ? 500
+               : 0;
+}
+
+/* The answer of an injected failure: fail_count's status (a 429 carries
+ * Retry-After: 1, as rate-limiting servers send), else error_rate's 500. */
+static enum MHD_Result
+reply_fault(me_req *req, struct MHD_Connection *conn, unsigned status)
+{
+    if (!req->fail_counted)
+        return reply_error(req, conn, 500, "mock engine: injected failure (error_rate)");
+    if (status == 429)
+        return reply_error(req, conn, 429, "mock engine: injected rate limit (fail_count)");
+    return reply_error(req, conn, status, "mock engine: injected failure (fail_count)");
 }
 
 /* Produces the next SSE event into req->out, after the delay the timing
@@ -977,7 +996,7 @@ serve_generate(me_req *req, struct MHD_Connection *conn, me_api api)
     json_t *body;
     char msg[2200]; /* room for a failed KV transfer's whole story */
     unsigned status;
-    bool fail;
+    unsigned fail;
     char *out;
 
     body = json_loadb(req->body.data != NULL ? req->body.data : "", req->body.len, 0, &jerr);
@@ -1015,9 +1034,9 @@ serve_generate(me_req *req, struct MHD_Connection *conn, me_api api)
         json_decref(body);
         return MHD_NO;
     }
-    if (fail) {
+    if (fail != 0) {
         json_decref(body);
-        return reply_error(req, conn, 500, "mock engine: injected failure (error_rate)");
+        return reply_fault(req, conn, fail);
     }
     if (req->pd_decode) {
         if (!pd_fetch(req, msg, sizeof(msg))) {
@@ -1089,11 +1108,13 @@ static json_t *
 knobs_json(const me_knobs *k)
 {
     return json_pack(
-        "{s:f, s:b, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "error_rate", k->error_rate,
-        "hang", k->hang, "close_mid_stream", (json_int_t)k->close_mid_stream, "slow_ms",
-        (json_int_t)k->slow_ms, "ttft_ms", (json_int_t)k->ttft_ms, "itl_ms", (json_int_t)k->itl_ms,
-        "force_running", k->force_running >= 0 ? json_integer(k->force_running) : json_null(),
-        "force_waiting", k->force_waiting >= 0 ? json_integer(k->force_waiting) : json_null(),
+        "{s:f, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "error_rate",
+        k->error_rate, "hang", k->hang, "close_mid_stream", (json_int_t)k->close_mid_stream,
+        "slow_ms", (json_int_t)k->slow_ms, "ttft_ms", (json_int_t)k->ttft_ms, "itl_ms",
+        (json_int_t)k->itl_ms, "fail_count", (json_int_t)k->fail_count, "fail_status",
+        (json_int_t)k->fail_status, "force_running",
+        k->force_running >= 0 ? json_integer(k->force_running) : json_null(), "force_waiting",
+        k->force_waiting >= 0 ? json_integer(k->force_waiting) : json_null(),
         "force_kv_cache_usage", k->force_kv_usage >= 0 ? json_real(k->force_kv_usage) : json_null(),
         "force_ttft_ms", k->force_ttft_ms >= 0 ? json_real(k->force_ttft_ms) : json_null(),
         "force_tpot_ms", k->force_tpot_ms >= 0 ? json_real(k->force_tpot_ms) : json_null(),
@@ -1121,6 +1142,7 @@ parse_knobs(const me_cfg *cfg, const json_t *j, me_knobs *k, char *msg, size_t m
     unsigned u = 0;
 
     *k = cfg->knobs;
+    k->fail_status = 429;
     json_object_foreach((json_t *)j, key, v)
     {
         bool ok = true;
@@ -1139,6 +1161,10 @@ parse_knobs(const me_cfg *cfg, const json_t *j, me_knobs *k, char *msg, size_t m
             ok = knob_uint(v, &k->ttft_ms);
         } else if (strcmp(key, "itl_ms") == 0) {
             ok = knob_uint(v, &k->itl_ms);
+        } else if (strcmp(key, "fail_count") == 0) {
+            ok = knob_uint(v, &k->fail_count);
+        } else if (strcmp(key, "fail_status") == 0) {
+            ok = knob_uint(v, &k->fail_status) && k->fail_status >= 400 && k->fail_status <= 599;
         } else if (strcmp(key, "force_running") == 0 || strcmp(key, "force_waiting") == 0) {
             int *dst = key[6] == 'r' ? &k->force_running : &k->force_waiting;
 
@@ -1359,7 +1385,7 @@ serve_kv_compute(me_req *req, struct MHD_Connection *conn)
     const json_t *pt = json_object_get(j, "prompt_tokens");
     json_int_t n = json_integer_value(pt);
     bool ok;
-    bool fail;
+    unsigned fail;
 
     ok = json_is_string(rid) && json_string_length(rid) > 0 &&
          json_string_length(rid) <= ME_PD_ID_MAX && json_is_integer(pt) && n >= 1 &&
@@ -1381,8 +1407,8 @@ serve_kv_compute(me_req *req, struct MHD_Connection *conn)
     }
     if (!wait_client(req, req->knobs.slow_ms))
         return MHD_NO;
-    if (fail)
-        return reply_error(req, conn, 500, "mock engine: injected failure (error_rate)");
+    if (fail != 0)
+        return reply_fault(req, conn, fail);
     if (eng->sim != NULL) {
         /* No prompt text, so no block hashes: nothing of it is cached. */
         if (!sim_submit(req))

@@ -28,6 +28,8 @@ status_type(unsigned status)
         return "AuthenticationError";
     case 404:
         return "NotFoundError";
+    case 429:
+        return "RateLimitError";
     case 503:
         return "ServiceUnavailableError";
     default:

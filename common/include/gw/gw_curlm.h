@@ -31,6 +31,10 @@ GW_MUST_CHECK gw_err gw_curlm_add(gw_curlm *m, CURL *easy);
 void gw_curlm_remove(gw_curlm *m, CURL *easy);
 /* Resumes a transfer paused by a write callback returning CURL_WRITEFUNC_PAUSE. */
 void gw_curlm_unpause(gw_curlm *m, CURL *easy);
+/* A CURLOPT_WRITEFUNCTION that drops what it is given (fire-and-forget
+ * calls whose answer only matters by its status). */
+size_t gw_curl_discard(char *p, size_t size, size_t nmemb, void *arg);
+
 /* Frees the multi. Every easy handle must have been removed. NULL ok. */
 void gw_curlm_free(gw_curlm *m);
 

@@ -5,6 +5,8 @@
 #ifndef GW_ERR_H
 #define GW_ERR_H
 
+#include <stddef.h>
+
 #define GW_MUST_CHECK __attribute__((warn_unused_result))
 
 typedef enum gw_err {
@@ -25,5 +27,9 @@ typedef enum gw_err {
 
 /* Static, human-readable name of <err>; never NULL. */
 const char *gw_strerror(gw_err err);
+
+/* Writes a printf-formatted reason into <why> (size <n>) and returns
+ * GW_EINVAL: the one-liner of config parsers that explain a refusal. */
+gw_err gw_refuse(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

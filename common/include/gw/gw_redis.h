@@ -1,6 +1,6 @@
 /* gw_redis: one Redis connection on gw_loop, through the hiredis 0.14 async
  * API (DESIGN §2). It resolves the host without blocking the loop
- * (getaddrinfo_a), connects, authenticates (AUTH <password>, or a PING when
+ * (getaddrinfo_a), connects, authenticates (AUTH [<username>] <password>, or a PING when
  * there is none), reconnects with exponential backoff when the connection
  * fails or drops, and runs commands with a callback and a deadline.
  *
@@ -64,6 +64,7 @@ typedef struct gw_redis_opts {
     const char *host;            /* host name or address; copied */
     uint16_t port;               /* e.g. 6379 */
     const char *password;        /* NULL or "" = no AUTH; copied, never logged */
+    const char *username;        /* ACL user: AUTH <username> <password>; NULL or "" = none */
     uint64_t connect_timeout_ms; /* resolve + connect + AUTH; 0 = 2000 */
     uint64_t backoff_min_ms;     /* first reconnect delay; 0 = 100 */
     uint64_t backoff_max_ms;     /* reconnect delay cap (doubling); 0 = 5000 */

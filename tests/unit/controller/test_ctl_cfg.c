@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "ctl_cfg.h"
+#include "ut_cfg.h"
 #include "ut_leak.h"
 
 /* The environment may name a kubeconfig or a cluster (a developer's shell,
@@ -20,32 +21,10 @@ clean_env(void)
 
 TestSuite(ctl_cfg, .init = clean_env, .fini = ut_leak_check, .timeout = 10);
 
-/* Runs gw_cfg_parse on <args> (NULL-terminated) and captures stderr+stdout
- * text into *text (heap). */
-static gw_cfg_outcome
-run(ctl_cfg *cfg, char **text, const char *const *args)
-{
-    char *argv[32];
-    int argc = 0;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    gw_cfg_prog prog = {
-        .name = "llmgw-controller", .validate = ctl_cfg_validate, .out = mem, .err = mem};
-    gw_cfg_outcome o;
-
-    argv[argc++] = "llmgw-controller";
-    for (size_t i = 0; args[i] != NULL; i++)
-        argv[argc++] = (char *)args[i];
-    argv[argc] = NULL;
-    memset(cfg, 0, sizeof(*cfg));
-    o = gw_cfg_parse(ctl_cfg_opts, cfg, &prog, argc, argv);
-    fclose(mem);
-    *text = buf;
-    return o;
-}
-
-#define RUN(cfg, text, ...) run((cfg), (text), (const char *const[]){__VA_ARGS__, NULL})
+static const gw_cfg_prog prog = {.name = "llmgw-controller", .validate = ctl_cfg_validate};
+#define RUN(cfg, text, ...)                                                                        \
+    ut_cfg_run(ctl_cfg_opts, (cfg), sizeof(ctl_cfg), prog, (text),                                 \
+               (const char *const[]){__VA_ARGS__, NULL})
 
 static char *
 example_path(void)
@@ -119,13 +98,12 @@ Test(ctl_cfg, discovery_is_auto_resolved)
     cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_OK);
     cr_assert_eq(d, CTL_DISC_KUBERNETES, "in a pod, auto means kubernetes");
     unsetenv("KUBERNETES_SERVICE_HOST");
-    cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_EINVAL, "auto falls back to redis");
-    cr_assert_str_eq(why, "discovery backend redis is not available yet; use --config or "
-                          "--llm-backend-endpoints");
-    free(why);
+    cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_OK);
+    cr_assert_eq(d, CTL_DISC_REDIS, "auto falls back to redis (Llumnix's default)");
+    cr_assert_str_eq(ctl_discovery_name(d), "redis");
 }
 
-Test(ctl_cfg, explicit_modes_need_their_input_and_later_ones_are_refused)
+Test(ctl_cfg, explicit_modes_need_their_input)
 {
     ctl_cfg cfg = {0};
     ctl_discovery d;
@@ -139,14 +117,13 @@ Test(ctl_cfg, explicit_modes_need_their_input_and_later_ones_are_refused)
     cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_EINVAL);
     cr_assert(strstr(why, "needs --llm-backend-endpoints") != NULL);
     free(why);
-    const char *later[] = {"redis", "etcd"};
-    for (size_t i = 0; i < 2; i++) {
-        cfg.discovery = (char *)later[i];
-        cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_EINVAL);
-        cr_assert(strstr(why, "is not available yet") != NULL, "%s", why);
-        cr_assert(strstr(why, later[i]) != NULL);
-        free(why);
-    }
+    cfg.discovery = "redis";
+    cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_OK);
+    cr_assert_eq(d, CTL_DISC_REDIS);
+    cfg.discovery = "etcd";
+    cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_OK);
+    cr_assert_eq(d, CTL_DISC_ETCD);
+    cr_assert_str_eq(ctl_discovery_name(d), "etcd");
     cfg.discovery = "consul";
     cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_EINVAL);
     cr_assert(strstr(why, "must be file, endpoints") != NULL);
@@ -154,6 +131,46 @@ Test(ctl_cfg, explicit_modes_need_their_input_and_later_ones_are_refused)
     cfg.discovery = "kubernetes";
     cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_OK);
     cr_assert_eq(d, CTL_DISC_KUBERNETES);
+}
+
+Test(ctl_cfg, store_discovery_flags_have_seed_004_defaults)
+{
+    ctl_cfg cfg;
+    char *text;
+
+    cr_assert_eq(RUN(&cfg, &text, "--llm-backend-discovery", "redis"), GW_CFG_RUN, "%s", text);
+    cr_assert_str_eq(cfg.redis_host, "redis");
+    cr_assert_eq(cfg.redis_port, 6379);
+    cr_assert_str_eq(cfg.redis_username, "");
+    cr_assert(cfg.redis_password == NULL || cfg.redis_password[0] == '\0');
+    cr_assert_float_eq(cfg.redis_socket_timeout_s, 1.0, 1e-9);
+    cr_assert_eq(cfg.redis_retry_times, 1);
+    cr_assert_eq(cfg.redis_status_ttl_ms, 60000);
+    cr_assert_eq(cfg.redis_refresh_ms, 1000);
+    cr_assert_str_eq(cfg.etcd_endpoints, "etcd:2379");
+    cr_assert_str_eq(cfg.etcd_username, "");
+    cr_assert_float_eq(cfg.etcd_dial_timeout_s, 5.0, 1e-9);
+    cr_assert_eq(cfg.etcd_lease_ttl_s, 60);
+    cr_assert_eq(cfg.etcd_refresh_s, 3600);
+    gw_cfg_free(ctl_cfg_opts, &cfg);
+    free(text);
+}
+
+Test(ctl_cfg, etcd_endpoint_list_is_checked)
+{
+    ctl_cfg cfg;
+    char *text;
+
+    cr_assert_eq(RUN(&cfg, &text, "--llm-backend-discovery", "etcd", "--discovery-etcd-endpoints",
+                     "a:2379,,b:2379"),
+                 GW_CFG_EXIT_ERR);
+    cr_assert(strstr(text, "--discovery-etcd-endpoints: entry 2") != NULL, "%s", text);
+    free(text);
+    cr_assert_eq(RUN(&cfg, &text, "--llm-backend-discovery", "etcd", "--discovery-etcd-endpoints",
+                     "http://a:1,b"),
+                 GW_CFG_RUN, "%s", text);
+    gw_cfg_free(ctl_cfg_opts, &cfg);
+    free(text);
 }
 
 Test(ctl_cfg, kubernetes_checks_the_kubeconfig_and_leader_timing)
@@ -181,14 +198,20 @@ Test(ctl_cfg, kubernetes_checks_the_kubeconfig_and_leader_timing)
     free(text);
 }
 
-Test(ctl_cfg, no_discovery_input_exits_with_the_not_yet_message)
+Test(ctl_cfg, no_discovery_input_means_redis_discovery)
 {
     ctl_cfg cfg;
-    char *text;
+    ctl_discovery d;
+    char *text, *why = NULL;
 
-    cr_assert_eq(RUN(&cfg, &text, "--http-port", "1"), GW_CFG_EXIT_ERR);
-    cr_assert(strstr(text, "discovery backend redis is not available yet") != NULL, "%s", text);
+    cr_assert_eq(RUN(&cfg, &text, "--http-port", "1"), GW_CFG_RUN, "%s", text);
+    cr_assert_eq(ctl_cfg_discovery(&cfg, &d, &why), GW_OK);
+    cr_assert_eq(d, CTL_DISC_REDIS);
     gw_cfg_free(ctl_cfg_opts, &cfg);
+    free(text);
+    cr_assert_eq(RUN(&cfg, &text, "--http-port", "1", "--discovery-redis-host", ""),
+                 GW_CFG_EXIT_ERR);
+    cr_assert(strstr(text, "--discovery-redis-host must not be empty") != NULL, "%s", text);
     free(text);
 }
 

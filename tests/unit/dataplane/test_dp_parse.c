@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "dp_parse.h"
+#include "dp_parse_ref.h"
+#include "gw/gw_mem.h"
 #include "ut_leak.h"
 
 static void
@@ -208,4 +210,190 @@ Test(dp_parse, routing_text_is_cut_at_the_cap_and_reset_per_request)
     cr_assert_eq(dp_parse_request_text(DP_API_COMPLETIONS, "{\"prompt\":\"xy\"}", 15, &info, &t),
                  DP_PARSE_NO_MODEL);
     gw_buf_fini(&t);
+}
+
+/* The scanner against the jansson-based reference (dp_parse_ref): the same
+ * status, model, flags, counts and routing text for every API shape. */
+static void
+assert_same_as_reference(const char *body, size_t len)
+{
+    for (int api = DP_API_CHAT; api <= DP_API_EMBEDDINGS; api++) {
+        dp_reqinfo a, b;
+        gw_buf ta, tb;
+        gw_buf_init(&ta, 4096);
+        gw_buf_init(&tb, 4096);
+        dp_parse_status sa = dp_parse_request_text((dp_api)api, body, len, &a, &ta);
+        dp_parse_status sb = dp_parse_ref_request_text((dp_api)api, body, len, &b, &tb);
+        cr_assert_eq(sa, sb, "api %d, status %d vs reference %d (%s / %s): %.200s", api, sa, sb,
+                     a.why, b.why, body);
+        if (sa == DP_PARSE_OK) {
+            cr_assert_str_eq(a.model, b.model);
+            cr_assert_eq(a.stream, b.stream);
+            cr_assert_eq(a.include_usage, b.include_usage);
+            cr_assert_eq(a.max_tokens, b.max_tokens, "%.200s", body);
+            cr_assert_eq(a.prompt_bytes, b.prompt_bytes, "%.200s", body);
+            cr_assert_eq(ta.len, tb.len, "%.200s", body);
+            cr_assert(ta.len == 0 || memcmp(ta.data, tb.data, ta.len) == 0, "%.200s", body);
+        }
+        dp_reqinfo_fini(&a);
+        dp_reqinfo_fini(&b);
+        gw_buf_fini(&ta);
+        gw_buf_fini(&tb);
+    }
+}
+
+/* A chat body whose one message's content is <content> and with <extra>
+ * top-level members. */
+static char *
+chat_with(const char *content, const char *extra)
+{
+    gw_buf b;
+    gw_buf_init(&b, 1 << 20);
+    cr_assert_eq(gw_buf_printf(&b,
+                               "{\"model\":\"m\",\"prompt\":\"p\",\"input\":[1,\"i\"],"
+                               "\"messages\":[{\"role\":\"u\",\"content\":%s}]%s}",
+                               content, extra),
+                 GW_OK);
+    return gw_buf_steal(&b);
+}
+
+Test(dp_parse, strings_and_numbers_follow_jansson_exactly)
+{
+    static const struct {
+        const char *content, *extra;
+        bool ok;
+    } cases[] = {
+        {"\"a\\u00e9b\\n\\t\\/\\\"\"", "", true},
+        {"\"\\ud83d\\ude00\"", "", true},
+        {"\"\\ud83d\"", "", false},
+        {"\"\\ude00\"", "", false},
+        {"\"\\ud83d\\u0041\"", "", false},
+        {"\"\\u0000\"", "", false},
+        {"\"\\u00zz\"", "", false},
+        {"\"\\x\"", "", false},
+        {"\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\x7f\"", "", true},
+        {"\"\xc0\xaf\"", "", false},
+        {"\"\xed\xa0\x80\"", "", false},
+        {"\"\xf4\x90\x80\x80\"", "", false},
+        {"\"\xe2\x82\"", "", false},
+        {"\"\x80\"", "", false},
+        {"\"\x1f\"", "", false},
+        {"\"tab\there\"", "", false},
+        {"[{\"type\":\"text\",\"text\":\"a\"},{\"text\":5},7,{\"text\":\"b\"}]", "", true},
+        {"{\"text\":\"not an array\"}", "", true},
+        {"null", ",\"x\":9223372036854775807,\"y\":-9223372036854775808", true},
+        {"null", ",\"x\":9223372036854775808", false},
+        {"null", ",\"x\":-9223372036854775809", false},
+        {"null", ",\"x\":123456789012345678901234567890", false},
+        {"null", ",\"x\":[1e308,-1e308,1e-400,1E+5,-0,0.5e-3]", true},
+        {"null", ",\"x\":1e309", false},
+        {"null", ",\"x\":-1e309", false},
+        {"null", ",\"x\":01", false},
+        {"null", ",\"x\":-", false},
+        {"null", ",\"x\":1.", false},
+        {"null", ",\"x\":.5", false},
+        {"null", ",\"x\":1e", false},
+        {"null", ",\"x\":+1", false},
+        {"null", ",\"x\":nul", false},
+        {"null", ",\"x\":nullx", false},
+        {"null", ",\"x\":True", false},
+        {"null", ",\"\":1", true},
+        {"null", ",\"max_tokens\":5.0", false},
+        {"null", ",\"max_tokens\":null,\"max_completion_tokens\":7", true},
+        {"null", ",\"stream_options\":{\"include_usage\":1}", true},
+        {"null", ",\"stream_options\":{\"include_usage\":true,\"x\":[]}", true},
+        {"null", ",\"stream\":false,\"stream_options\":null", true},
+        {"null", ",\"m\\u006fdel\":\"n\"", false},
+        {"null", ",\"x\":{\"a\":1,\"\\u0061\":2}", false},
+        {"null", ",\"x\":{\"a\":1,\"b\":{\"a\":2}}", true},
+        {"null", ",\"x\":[1,]", false},
+        {"null", ",\"x\":{\"a\":1,}", false},
+        {"null", ",\"x\":[1 2]", false},
+        {"null", ",\"x\" 1", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *body = chat_with(cases[i].content, cases[i].extra);
+        dp_reqinfo info;
+        dp_parse_status st = parse(DP_API_CHAT, body, &info);
+        cr_assert_eq(st == DP_PARSE_OK, cases[i].ok, "case %zu (%s): %s", i, info.why, body);
+        dp_reqinfo_fini(&info);
+        assert_same_as_reference(body, strlen(body));
+        free(body);
+    }
+}
+
+Test(dp_parse, duplicate_keys_are_refused_in_any_object_large_or_small)
+{
+    gw_buf b;
+    gw_buf_init(&b, 1 << 20);
+    for (int dup = 0; dup <= 1; dup++) {
+        gw_buf_reset(&b);
+        cr_assert_eq(gw_buf_append_str(&b, "{\"model\":\"m\",\"messages\":[{\"role\":\"u\"}],"
+                                           "\"x\":{"),
+                     GW_OK);
+        for (int k = 0; k < 500; k++)
+            cr_assert_eq(gw_buf_printf(&b, "\"k%d\":%d,", k, k), GW_OK);
+        /* The last key repeats the 7th, spelled with an escape. */
+        cr_assert_eq(gw_buf_append_str(&b, dup ? "\"k\\u0037\":0}}" : "\"k\\u0037x\":0}}"), GW_OK);
+        dp_reqinfo info;
+        cr_assert_eq(dp_parse_request(DP_API_CHAT, b.data, b.len, &info),
+                     dup ? DP_PARSE_BAD_BODY : DP_PARSE_OK);
+        dp_reqinfo_fini(&info);
+        assert_same_as_reference(b.data, b.len);
+    }
+    gw_buf_fini(&b);
+}
+
+Test(dp_parse, nesting_is_limited_to_jansson_depth)
+{
+    /* "x" is 2 deep; k arrays inside it put the innermost at k + 1. */
+    for (int k = 2046; k <= 2049; k++) {
+        gw_buf b;
+        gw_buf_init(&b, 1 << 20);
+        cr_assert_eq(gw_buf_append_str(&b, "{\"model\":\"m\",\"messages\":[{\"role\":\"u\"}],"
+                                           "\"x\":"),
+                     GW_OK);
+        for (int i = 0; i < k; i++)
+            cr_assert_eq(gw_buf_append_str(&b, "["), GW_OK);
+        for (int i = 0; i < k; i++)
+            cr_assert_eq(gw_buf_append_str(&b, "]"), GW_OK);
+        cr_assert_eq(gw_buf_append_str(&b, "}"), GW_OK);
+        dp_reqinfo info;
+        cr_assert_eq(dp_parse_request(DP_API_CHAT, b.data, b.len, &info) == DP_PARSE_OK,
+                     k + 1 <= 2048, "k=%d: %s", k, info.why);
+        dp_reqinfo_fini(&info);
+        assert_same_as_reference(b.data, b.len);
+        gw_buf_fini(&b);
+    }
+}
+
+Test(dp_parse, completions_prompt_elements_match_the_reference)
+{
+    static const char *const bodies[] = {
+        "{\"model\":\"m\",\"prompt\":[1,\"a\",[2,[3]],4294967297,-1]}",
+        "{\"model\":\"m\",\"prompt\":[1.5]}",
+        "{\"model\":\"m\",\"prompt\":[true]}",
+        "{\"model\":\"m\",\"prompt\":[{}]}",
+        "{\"model\":\"m\",\"prompt\":[]}",
+        "{\"model\":\"m\",\"prompt\":\"\"}",
+        "{\"model\":\"m\",\"input\":null}",
+        " \n{\"model\":\"m\\u00e9\",\"input\":\"x\",\"prompt\":[\"y\"]}\r\n\t",
+        "[{\"model\":\"m\"}]",
+        "[{\"model\":\"m\"},]",
+        "  ",
+        "5",
+    };
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+        assert_same_as_reference(bodies[i], strlen(bodies[i]));
+}
+
+Test(dp_parse, a_nul_byte_outside_strings_is_refused_where_jansson_would_drop_it)
+{
+    /* jansson's reader skips a NUL read right after a number or a literal;
+     * a NUL byte is never valid JSON, so the scanner refuses it. */
+    static const char body[] = "{\"model\":\"m\",\"messages\":[{\"role\":\"u\"}],\"x\":1\0}";
+    dp_reqinfo info;
+
+    cr_assert_eq(dp_parse_request(DP_API_CHAT, body, sizeof(body) - 1, &info), DP_PARSE_BAD_BODY);
+    cr_assert_null(info.model);
 }

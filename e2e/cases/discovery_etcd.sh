@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# etcd discovery under store failures while traffic flows (issue 7, Llumnix's
+# test_etcd_failover.sh scenarios, but with real client traffic counted):
+# a 3-member etcd cluster on loopback, two mock engines each registered by an
+# llmgw-register sidecar, a controller with --llm-backend-discovery=etcd and a
+# worker. Background clients send requests the whole time; every answer is
+# recorded under the scenario running then, and each scenario must end with
+# zero failed client requests, apart from a request that was already on an
+# engine the scenario SIGKILLs (it dies with the engine; counted separately):
+#   single-member  - the member the controller reads from is killed, then back
+#   quorum-loss    - two of three members killed: no leader, the controller
+#                    keeps its last instance list; then they come back
+#   data-loss      - all three killed and restarted with empty data dirs: the
+#                    registrars re-register, a new engine registered after it
+#                    appears and gets traffic
+#   engine-death   - an engine and its registrar are killed: its lease expires
+#                    and the controller drops it (clients are retried onto the
+#                    live engine meanwhile)
+#   re-register    - the engine and its registrar come back with the same id
+source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/../discovery_lib.sh"
+
+BIN_REG=$E2E_BUILD/register/llmgw-register
+for t in etcd etcdctl; do
+    command -v $t >/dev/null || { echo "discovery_etcd: $t is required (apt-get install etcd-server etcd-client)"; exit 1; }
+done
+[ -x "$BIN_REG" ] || { echo "discovery_etcd: missing $BIN_REG (build first)"; exit 1; }
+export ETCDCTL_API=3
+
+# Two loaded cores: generous raft timing. The smallest lease etcd grants is
+# 1.5 election timeouts (3.75 s here), so the lease TTL is 6 s.
+LEASE_TTL=6
+declare -a EC EP
+for i in 1 2 3; do EC[$i]=$(free_port); EP[$i]=$(free_port); done
+CLUSTER="e1=http://127.0.0.1:${EP[1]},e2=http://127.0.0.1:${EP[2]},e3=http://127.0.0.1:${EP[3]}"
+ENDPOINTS="127.0.0.1:${EC[1]},127.0.0.1:${EC[2]},127.0.0.1:${EC[3]}"
+TOKEN=llmgw-e2e-$$
+
+start_etcd() { # start_etcd I [STATE]
+    local i=$1 state=${2:-new}
+    E2E_EXPECT_RC[etcd$i]=143 # etcd re-raises SIGTERM
+    spawn "etcd$i" etcd --name "e$i" --data-dir "$E2E_DIR/etcd$i.data" \
+        --listen-client-urls "http://127.0.0.1:${EC[$i]}" \
+        --advertise-client-urls "http://127.0.0.1:${EC[$i]}" \
+        --listen-peer-urls "http://127.0.0.1:${EP[$i]}" \
+        --initial-advertise-peer-urls "http://127.0.0.1:${EP[$i]}" \
+        --initial-cluster "$CLUSTER" --initial-cluster-state "$state" \
+        --initial-cluster-token "$TOKEN" --heartbeat-interval 250 --election-timeout 2500 \
+        --log-level error
+}
+# The cluster answers a linearizable read (has a leader).
+cluster_ok() { etcdctl --endpoints "$ENDPOINTS" --command-timeout=2s get x >/dev/null 2>&1; }
+etcd_keys() { etcdctl --endpoints "$ENDPOINTS" --command-timeout=2s get --prefix --keys-only llumnix/discovery/ 2>/dev/null | grep -c .; }
+# SIGKILL: a crash (stop does not check the exit code of a KILL).
+kill_etcd() { stop "etcd$1" KILL; }
+
+for i in 1 2 3; do start_etcd "$i"; done
+eventually "the 3-member etcd cluster elects a leader" 30 cluster_ok
+
+M1=$(free_port); M2=$(free_port); M3=$(free_port); W=$(free_port)
+GW=http://127.0.0.1:$W
+REG_ARGS=(--llm-backend-discovery etcd --discovery-etcd-endpoints "$ENDPOINTS"
+          --discovery-etcd-lease-ttl "$LEASE_TTL" --discovery-etcd-dial-timeout 1
+          --refresh-interval 1s --model mock-model --ip 127.0.0.1)
+start_registered() { # start_registered N PORT
+    start_mock "m$1" "$2" --ttft-ms 2 --itl-ms 1
+    spawn "reg$1" "$BIN_REG" "${REG_ARGS[@]}" --port "$2" --id "engine-$1"
+}
+start_registered 1 "$M1"
+start_registered 2 "$M2"
+start_controller ctl --llm-backend-discovery etcd --discovery-etcd-endpoints "$ENDPOINTS" \
+    --discovery-etcd-lease-ttl "$LEASE_TTL" --discovery-etcd-dial-timeout 1 \
+    --discovery-etcd-refresh-interval-sec 5
+CTL=http://127.0.0.1:$CTL_HTTP
+ready_endpoints() { curl -s "$CTL/debug/snapshot" | jq '[.endpoints[] | select(.ready)] | length'; }
+has_pod() { curl -s "$CTL/debug/snapshot" | jq -e --arg p "$1" 'any(.endpoints[]; .pod == $p and .ready)' >/dev/null; }
+lacks_pod() { ! curl -s "$CTL/debug/snapshot" | jq -e --arg p "$1" 'any(.endpoints[]; .pod == $p)' >/dev/null; }
+two_ready() { [ "$(ready_endpoints)" == 2 ]; }
+eventually "the controller discovers both registered engines" 15 two_ready
+start_worker w1 "$W"
+wait_http "$GW/readyz" 200 10
+
+traffic_start 3
+sleep 2
+
+# 1. Single-member failure: member 1 is the controller's current one.
+phase single-member
+kill_etcd 1
+sleep 4
+expect_eq "with one member down both engines stay registered" "$(etcd_keys)" 2
+expect_eq "with one member down the controller still routes to both" "$(ready_endpoints)" 2
+start_etcd 1
+eventually "member 1 rejoins" 30 cluster_ok
+sleep 2
+
+# 2. Quorum loss: longer than the lease TTL. Without a leader no lease can
+# expire; the controller must keep (not drop) its list.
+phase quorum-loss
+kill_etcd 1
+kill_etcd 2
+sleep $((LEASE_TTL + 3))
+expect_eq "without quorum the controller keeps both engines" "$(ready_endpoints)" 2
+expect_eq "and says the store is down" \
+    "$(metric "$CTL" 'llmgw_controller_discovery_store_up{source="etcd"}')" 0
+start_etcd 1
+start_etcd 2
+eventually "quorum returns" 30 cluster_ok
+up() { [ "$(metric "$CTL" 'llmgw_controller_discovery_store_up{source="etcd"}')" == 1 ]; }
+eventually "the controller reads etcd again" 20 up
+sleep 2
+
+# 3. Full cluster restart with data loss.
+phase data-loss
+for i in 1 2 3; do kill_etcd "$i"; done
+rm -rf "$E2E_DIR"/etcd{1,2,3}.data
+sleep 2
+for i in 1 2 3; do start_etcd "$i"; done
+eventually "the new empty cluster elects a leader" 30 cluster_ok
+both_keys() { [ "$(etcd_keys)" == 2 ]; }
+eventually "both registrars re-register in the new cluster" 15 both_keys
+expect_eq "both engines stayed routable across the data loss" "$(ready_endpoints)" 2
+start_registered 3 "$M3"
+eventually "an engine registered after the restart is discovered" 15 has_pod engine-3
+mock_clear "$M3"
+sleep 2
+expect_true "the new engine gets traffic" test "$(mock_count "$M3")" -gt 0
+
+# 4. Engine death: engine 2 and its registrar die; its lease expires.
+phase engine-death
+sleep 1 # requests in flight now were sent in this scenario
+stop reg2 KILL
+kill_ms=$(date +%s%3N)
+stop m2 KILL
+t0=$(date +%s)
+eventually "the dead engine leaves routing when its lease expires" $((LEASE_TTL + 10)) lacks_pod engine-2
+e2e_log "engine-2 removed after $(( $(date +%s) - t0 )) s (lease TTL ${LEASE_TTL} s)"
+killed=$(killed_in_flight "$kill_ms" engine-2)
+sleep 1
+
+# 5. Re-registration of the same engine id.
+phase re-register
+start_registered 2 "$M2"
+eventually "the restarted engine re-registers under its id" 15 has_pod engine-2
+sleep 2
+
+traffic_stop
+report baseline single-member quorum-loss data-loss "engine-death:$killed" re-register
+expect_true "the controller logged the outage once per episode" \
+    grep -q 'id=CTL-DISCOVERY-STALE source=etcd' "$E2E_DIR/ctl.log"
+expect_true "and its recovery" grep -q 'id=CTL-DISCOVERY-RECOVERED source=etcd' "$E2E_DIR/ctl.log"
+
+# Goodbye: a registrar stopped with SIGTERM revokes its lease, and the
+# controller drops the engine at once (a DELETE event), long before the TTL.
+t0=$(date +%s%N)
+stop reg1
+eventually "a deregistered engine leaves routing at once" 3 lacks_pod engine-1
+e2e_log "engine-1 removed $(( ($(date +%s%N) - t0) / 1000000 )) ms after its registrar's SIGTERM"
+for i in 2 3; do stop "reg$i"; done
+done_case
