@@ -20,6 +20,7 @@
 typedef struct dp_cfg {
     char *host;
     uint16_t port;
+    uint16_t admin_port;   /* /metrics, /healthz, /readyz of this process alone; 0 = off */
     char *controller_pub;  /* nng SUB dials this (snapshots, load) */
     char *controller_rep;  /* nng REQ dials this (full snapshot on request) */
     char *controller_pull; /* nng PUSH dials this (reports) */
@@ -39,6 +40,9 @@ typedef struct dp_cfg {
     uint64_t eject_max_ms;  /* longest ejection */
     int64_t conn_limit;
     int64_t max_host_conns;
+    int64_t max_parallel_requests; /* per endpoint (dp_cbreaker) */
+    int64_t max_pending_requests;  /* per endpoint, beyond max_host_conns (dp_cbreaker) */
+    int64_t max_parallel_retries;  /* requests on a retry at once (dp_cbreaker) */
     char *log_level;
     char *access_log; /* "-" stdout, "off", or a file path */
     /* prefix-cache (dp_prefix, dp_strat_prefix_cache.c) */
@@ -113,6 +117,7 @@ typedef struct dp_ctx {
     dp_cfg cfg;
     gw_loop *loop;
     gw_httpd *httpd;
+    gw_httpd *admin_httpd; /* --admin-port; NULL when off */
     gw_curlm *curlm;
     dp_sync *sync;
     dp_snap *snap;       /* current snapshot; NULL until the first arrives */
@@ -134,8 +139,10 @@ typedef struct dp_ctx {
     uint32_t *scratch; /* candidate list */
     double *scores;    /* 2 * scratch_cap strategy scores */
     uint32_t scratch_cap;
-    dp_plan_cache *plans; /* compiled strategy strings (headers, ROUTING_ALGORITHM) */
-    dp_vtc *vtc;          /* per-user token windows (vtc-basic); NULL until a `user` */
+    uint32_t ep_cap;           /* per-endpoint in-flight cap (dp_cbreaker); 0 = none */
+    uint32_t retries_inflight; /* requests holding a retry slot (dp_cbreaker) */
+    dp_plan_cache *plans;      /* compiled strategy strings (headers, ROUTING_ALGORITHM) */
+    dp_vtc *vtc;               /* per-user token windows (vtc-basic); NULL until a `user` */
     /* prefix-cache: the index (NULL: none, nothing matches), its sync over
      * Redis (NULL unless AIBRIX_STATESYNC_ENABLED), and reused scratch: the
      * routing text of the request being parsed, its block hashes (valid

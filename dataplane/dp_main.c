@@ -15,6 +15,7 @@
 #include "gw/gw_mem.h"
 
 #include "dp_access.h"
+#include "dp_cbreaker.h"
 #include "dp_ctx.h"
 #include "dp_front.h"
 #include "dp_metrics.h"
@@ -37,6 +38,9 @@ static const gw_cfg_opt dp_opts[] = {
     GW_CFG_STR("host", "LLMGW_HOST", dp_cfg, host, "0.0.0.0", "Address to listen on for clients"),
     GW_CFG_U16("port", "LLMGW_PORT", dp_cfg, port, 8080, 1, 65535,
                "TCP port for client traffic (shared by every worker process via SO_REUSEPORT)"),
+    GW_CFG_U16("admin-port", "LLMGW_ADMIN_PORT", dp_cfg, admin_port, 0, 0, 65535,
+               "Port of this process's own /metrics, /healthz and /readyz (not shared: with "
+               "several workers on one client port, scrape each here); 0 = off"),
     GW_CFG_STR("controller-pub", "LLMGW_CONTROLLER_PUB", dp_cfg, controller_pub,
                "tcp://127.0.0.1:7701", "Controller's PUB URL (snapshots and load)"),
     GW_CFG_STR("controller-rep", "LLMGW_CONTROLLER_REP", dp_cfg, controller_rep,
@@ -82,6 +86,19 @@ static const gw_cfg_opt dp_opts[] = {
                "Maximum open client connections"),
     GW_CFG_INT("max-host-conns", "LLMGW_MAX_HOST_CONNS", dp_cfg, max_host_conns, 0, 0, 1000000,
                "Maximum connections per engine endpoint (0 = unlimited)"),
+    GW_CFG_INT("max-parallel-requests", "LLMGW_MAX_PARALLEL_REQUESTS", dp_cfg,
+               max_parallel_requests, 0, 0, 1000000,
+               "Requests this process sends one engine endpoint at once; at the cap the router "
+               "prefers another endpoint, and 503 x-error-upstream-overflow when all are at it "
+               "(0 = unlimited)"),
+    GW_CFG_INT("max-pending-requests", "LLMGW_MAX_PENDING_REQUESTS", dp_cfg, max_pending_requests,
+               0, 0, 1000000,
+               "Requests that may wait for one of an endpoint's --max-host-conns connections; "
+               "beyond that it counts as at its cap (0 = unlimited)"),
+    GW_CFG_INT("max-parallel-retries", "LLMGW_MAX_PARALLEL_RETRIES", dp_cfg, max_parallel_retries,
+               0, 0, 1000000,
+               "Requests of this process on a retry at once; beyond it a failed attempt is not "
+               "retried (0 = unlimited)"),
     GW_CFG_STR("log-level", "LLMGW_LOG_LEVEL", dp_cfg, log_level, "notice",
                "alert, err, warn, notice, info or debug"),
     /* prefix-cache (docs/routing.md): AIBrix's env names and Helm defaults. */
@@ -432,6 +449,27 @@ on_teardown_alarm(int signo)
     _exit(0);
 }
 
+/* The --admin-port listener (dp_front_admin_handler), on --host, plain
+ * HTTP. */
+static gw_err
+start_admin(dp_ctx *ctx)
+{
+    gw_httpd_opts o = {.host = ctx->cfg.host,
+                       .port = ctx->cfg.admin_port,
+                       .conn_limit = 64,
+                       .conn_timeout_s = 10,
+                       .handler = dp_front_admin_handler,
+                       .handler_arg = ctx,
+                       .completed = dp_front_completed,
+                       .completed_arg = ctx};
+
+    if (gw_httpd_start(ctx->loop, &o, &ctx->admin_httpd) != GW_OK) {
+        gw_log(GW_LOG_ERR, "DP-ADMIN-LISTEN", "port=%u msg=\"cannot listen\"", ctx->cfg.admin_port);
+        return GW_ESYS;
+    }
+    return GW_OK;
+}
+
 static uint64_t
 random_u64(void)
 {
@@ -496,6 +534,8 @@ main(int argc, char **argv)
                            .key_prefix = ctx.cfg.quota_prefix};
         ctx.quota = dp_quota_new(ctx.loop, &qc);
     }
+    ctx.ep_cap = dp_cbreaker_cap(ctx.cfg.max_parallel_requests, ctx.cfg.max_host_conns,
+                                 ctx.cfg.max_pending_requests);
     ctx.metrics = dp_metrics_new(&ctx);
     if (start_prefix(&ctx) != GW_OK)
         goto out;
@@ -522,6 +562,8 @@ main(int argc, char **argv)
     tls_key = NULL;
     if (rc_start != GW_OK)
         goto out;
+    if (ctx.cfg.admin_port != 0 && start_admin(&ctx) != GW_OK)
+        goto out;
     if (dp_sync_start(&ctx, &ctx.sync) != GW_OK)
         goto out;
     ctx.drain_timer = gw_timer_new(ctx.loop, on_drain_tick, &ctx);
@@ -539,6 +581,7 @@ out:
     if (ctx.reqs != NULL)
         dp_proxy_abort_all(&ctx);
     gw_httpd_free(ctx.httpd);
+    gw_httpd_free(ctx.admin_httpd);
     dp_mirror_free(ctx.mirror);
     dp_rq_free(ctx.rq);
     gw_route_cfg_fini(&ctx.traffic);

@@ -52,10 +52,26 @@ struct dp_metrics {
     gw_metric_fam *mirror_requests;          /* llmgw_worker_mirror_requests_total{result} */
     gw_metric_fam *traffic_snapshot_invalid; /* llmgw_worker_traffic_snapshot_invalid_total */
     gw_metric_fam *mirror_reloads;           /* llmgw_worker_mirror_config_reloads_total{result} */
+    /* seed 002's observability checklist, by the names it gives */
+    gw_metric_fam *gw_requests;       /* aibrix_gateway_requests_total{model,code} */
+    gw_metric_fam *gw_routing_time;   /* aibrix_gateway_routing_latency_seconds{model} */
+    gw_metric_fam *gw_rps_rejections; /* aibrix_gateway_model_rps_rejections_total{model} */
+    gw_metric_fam *gw_prefill_errors; /* aibrix_gateway_pd_prefill_errors_total{reason} */
+    gw_metric_fam *overflows;         /* llmgw_worker_upstream_overflows_total{model} */
 };
 
 /* Registers every family and the live gauges that read <ctx>. */
 dp_metrics *dp_metrics_new(dp_ctx *ctx);
 void dp_metrics_free(dp_metrics *m);
+
+/* A request ended with HTTP <code> (its text) for <model> ("" before a
+ * model was resolved); <err_header> is the x-error-* header the gateway
+ * answered with, or NULL. */
+void dp_metrics_request_done(dp_metrics *m, const char *model, const char *code,
+                             const char *err_header);
+/* Resolving and picking an endpoint for <model> took <seconds>. */
+void dp_metrics_routing_time(dp_metrics *m, const char *model, double seconds);
+/* A pd prefill call failed with <reason> (connect, timeout, status). */
+void dp_metrics_prefill_failed(dp_metrics *m, const char *reason);
 
 #endif

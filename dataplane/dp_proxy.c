@@ -21,6 +21,7 @@
 
 #include "dp_access.h"
 #include "dp_body_usage.h"
+#include "dp_cbreaker.h"
 #include "dp_error.h"
 #include "dp_metrics.h"
 #include "dp_mirror.h"
@@ -82,6 +83,7 @@ struct dp_req {
     uint64_t tokens;
     uint32_t tried[DP_MAX_TRIES];
     uint32_t n_tried;
+    bool retry_held; /* holds a --max-parallel-retries slot (dp_cbreaker) */
     /* upstream */
     CURL *easy;
     struct curl_slist *up_hdrs;
@@ -789,8 +791,8 @@ route_and_start(dp_req *req)
                       : dp_route_pick(ctx, req->snap, &req->route, req->tried, req->n_tried,
                                       req->tokens, &req->err);
 
-    gw_histogram_observe(gw_metric_child0(ctx->metrics->routing_time),
-                         (double)(gw_now_us() - t0 + req->resolve_us) / 1e6);
+    dp_metrics_routing_time(ctx->metrics, req->route.model->name,
+                            (double)(gw_now_us() - t0 + req->resolve_us) / 1e6);
     req->resolve_us = 0; /* a retry's pick is timed alone */
     if (idx < 0) {
         if (req->n_tried > 0) {
@@ -1106,7 +1108,9 @@ try_next(dp_req *req, unsigned status, bool retryable)
 
     if (ctx->draining || req->aborted)
         return DP_NEXT_NONE;
-    if (local_retry_allowed(req, status, retryable)) {
+    if (local_retry_allowed(req, status, retryable) &&
+        dp_cbreaker_retry_admit(&ctx->retries_inflight, ctx->cfg.max_parallel_retries,
+                                &req->retry_held)) {
         gw_counter_inc(gw_metric_child0(ctx->metrics->retries));
         if (route_and_start(req))
             return DP_NEXT_STARTED;
@@ -1576,7 +1580,7 @@ on_prefill_done(dp_req *req, CURLcode result)
         fail_before_headers(req);
         return;
     }
-    gw_counter_inc(gw_metric_child(ctx->metrics->pd_prefills, reason));
+    dp_metrics_prefill_failed(ctx->metrics, reason);
     gw_log_ratelimited(GW_LOG_WARN, 10, "pd-prefill-request-error",
                        "req=%s prefill=%s reason=%s status=%ld", req->id,
                        dp_snap_addr(req->snap, (uint32_t)req->pre_idx), reason, status);
@@ -1849,6 +1853,7 @@ account(dp_req *req, bool client_gone)
 
     snprintf(code, sizeof(code), "%u", client_gone ? 499u : req->final_status);
     gw_counter_inc(gw_metric_child(m->requests, model, code));
+    dp_metrics_request_done(m, model, code, req->has_err ? req->err.header : NULL);
     gw_histogram_observe(gw_metric_child(m->duration, model), (double)(now - req->start_us) / 1e6);
     if (client_gone && !req->upstream_done)
         gw_counter_inc(gw_metric_child0(m->cancelled));
@@ -1903,6 +1908,7 @@ dp_proxy_completed(dp_ctx *ctx, void *con_cls, enum MHD_RequestTerminationCode t
         gw_log(GW_LOG_INFO, "DP-CLIENT-GONE", "req=%s toe=%d", req->id, (int)toe);
     upstream_cleanup(req);
     account(req, client_gone);
+    dp_cbreaker_retry_release(&ctx->retries_inflight, &req->retry_held);
     settle_quota(req);
     /* The decode never took the prefill's KV: release it. */
     if (!req->headers_done || req->final_status >= 400)

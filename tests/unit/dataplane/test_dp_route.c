@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dp_cbreaker.h"
 #include "dp_fixture.h"
 #include "dp_prefix.h"
 #include "dp_route.h"
@@ -325,6 +326,35 @@ Test(dp_route, ejected_endpoints_are_skipped_unless_all_are)
     dp_snap_state(snap, 0)->outlier.ejected_until = UINT64_MAX;
     idx = dp_route_pick(&ctx, snap, &r, NULL, 0, 0, &e);
     cr_assert(idx >= 0 && idx < 4, "all ejected: still routed, not a 503");
+}
+
+/* dp_cbreaker: an endpoint at its cap is passed over even when the strategy
+ * would choose it; when all are at it the answer is 503 overflow. */
+Test(dp_route, endpoints_at_their_concurrency_cap_are_passed_over_then_overflow)
+{
+    dp_route r;
+    dp_error e;
+    int64_t idx;
+
+    ctx.ep_cap = dp_cbreaker_cap(2, 0, 0);
+    build();
+    cr_assert(resolve("llama", "random", NULL, &r, &e));
+    for (int i = 0; i < 8; i++) {
+        idx = dp_route_pick(&ctx, snap, &r, NULL, 0, 1, &e);
+        cr_assert_geq(idx, 0, "pick %d of 8 fits under 4 endpoints x cap 2", i);
+    }
+    for (uint32_t i = 0; i < 4; i++)
+        cr_assert_eq(dp_snap_state(snap, i)->inflight, 2, "random never exceeds the cap");
+    memset(&e, 0, sizeof(e));
+    cr_assert_eq(dp_route_pick(&ctx, snap, &r, NULL, 0, 1, &e), -1);
+    cr_assert_eq(e.status, 503);
+    cr_assert_str_eq(e.header, "x-error-upstream-overflow");
+    cr_assert_str_eq(e.code, "service_unavailable");
+    cr_assert_not_null(strstr(e.message, "llama"));
+    for (uint32_t i = 0; i < 4; i++)
+        cr_assert_eq(dp_snap_state(snap, i)->inflight, 2, "a refused pick reserves nothing");
+    dp_route_release(dp_snap_state(snap, 3), 1);
+    cr_assert_eq(dp_route_pick(&ctx, snap, &r, NULL, 0, 1, &e), 3, "the only free slot");
 }
 
 Test(dp_route, least_request_counts_the_rest_of_the_fleet)
