@@ -15,7 +15,9 @@
 #include "ctl_src_file.h"
 #include "ctl_util.h"
 #include "gw/gw_log.h"
+#include "gw/gw_mirror_cfg.h"
 #include "gw/gw_mem.h"
+#include "gw/gw_route_cfg.h"
 #include "pm/pm_msgs.h"
 
 const gw_cfg_opt ctl_cfg_opts[] = {
@@ -151,6 +153,10 @@ const gw_cfg_opt ctl_cfg_opts[] = {
     GW_CFG_INT("discovery-etcd-refresh-interval-sec", "LLMGW_DISCOVERY_ETCD_REFRESH_INTERVAL_SEC",
                ctl_cfg, etcd_refresh_s, 3600, 1, 86400,
                "Periodic full re-read (range) in seconds, the safety net under the watch"),
+    /* traffic splitting and the mirror, published to every worker in the
+     * snapshot (docs/traffic.md; the worker's flags, seed 004) */
+    GW_ROUTE_CFG_OPTS(ctl_cfg),
+    GW_MIRROR_CFG_OPTS(ctl_cfg),
     GW_CFG_END,
 };
 
@@ -293,6 +299,16 @@ ctl_cfg_validate(const void *p, gw_cfg_errs *errs)
              strcmp(cfg->pub_listen, cfg->pull_listen) == 0 ||
              strcmp(cfg->rep_listen, cfg->pull_listen) == 0)
         gw_cfg_errorf(errs, "--pub-listen, --rep-listen and --pull-listen must differ");
+    {
+        gw_route_cfg t;
+        char twhy[300];
+        if (gw_route_cfg_parse(cfg->route_policy, cfg->route_config, &t, twhy, sizeof(twhy)) !=
+            GW_OK)
+            gw_cfg_errorf(errs, "%s", twhy);
+        else if (strlen(cfg->route_config) > PM_MAX_ROUTE_JSON)
+            gw_cfg_errorf(errs, "--route-config: longer than %u bytes", PM_MAX_ROUTE_JSON);
+        gw_route_cfg_fini(&t);
+    }
     if (ctl_cfg_discovery(cfg, &disc, &why) != GW_OK) {
         gw_cfg_errorf(errs, "%s", why);
         free(why);

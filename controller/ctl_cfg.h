@@ -94,6 +94,11 @@ typedef struct ctl_cfg {
     double etcd_dial_timeout_s;
     int64_t etcd_lease_ttl_s;
     int64_t etcd_refresh_s;
+    /* traffic splitting and mirror, into the snapshot (docs/traffic.md) */
+    char *route_policy; /* --route-policy: "" = none */
+    char *route_config; /* secret: --route-config JSON (api keys) */
+    char *mirror_path;  /* --mirror-config-path: "" = never read */
+    uint64_t mirror_reload_ms;
 } ctl_cfg;
 
 typedef enum ctl_discovery {

@@ -17,8 +17,46 @@
 struct ctl_compile {
     uint64_t gen; /* of <cur>, or the seed before the first compile */
     uint64_t epoch;
-    pm_snapshot *cur; /* owned; NULL before the first compile */
+    pm_snapshot *cur;   /* owned; NULL before the first compile */
+    pm_traffic traffic; /* copied into every snapshot */
+    pm_mirror mirror;
 };
+
+static char *
+dup_or_null(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? gw_xstrdup(s) : NULL;
+}
+
+/* The route config holds api keys: wiped before it is freed. */
+static void
+free_secret(char *s)
+{
+    if (s != NULL)
+        explicit_bzero(s, strlen(s));
+    free(s);
+}
+
+void
+ctl_compile_set_traffic(ctl_compile *c, const char *policy, const char *json)
+{
+    free(c->traffic.policy);
+    free_secret(c->traffic.config_json);
+    c->traffic.policy = dup_or_null(policy);
+    c->traffic.config_json = dup_or_null(json);
+    if (c->traffic.policy == NULL || c->traffic.config_json == NULL) {
+        GW_FREE(c->traffic.policy);
+        free_secret(c->traffic.config_json);
+        c->traffic.config_json = NULL;
+    }
+}
+
+void
+ctl_compile_set_mirror(ctl_compile *c, const char *text)
+{
+    free(c->mirror.config_json);
+    c->mirror.config_json = text != NULL ? gw_xstrdup(text) : NULL;
+}
 
 ctl_compile *
 ctl_compile_new(uint64_t gen_seed, uint64_t epoch)
@@ -36,6 +74,8 @@ ctl_compile_free(ctl_compile *c)
     if (c == NULL)
         return;
     pm_snapshot_free(c->cur);
+    ctl_compile_set_traffic(c, NULL, NULL);
+    ctl_compile_set_mirror(c, NULL);
     free(c);
 }
 
@@ -269,6 +309,9 @@ ctl_compile_run(ctl_compile *c, ctl_store *st, uint64_t wall_ms, bool *changed)
     }
 
     add_users(s, st);
+    s->traffic.policy = dup_or_null(c->traffic.policy);
+    s->traffic.config_json = dup_or_null(c->traffic.config_json);
+    s->mirror.config_json = c->mirror.config_json ? gw_xstrdup(c->mirror.config_json) : NULL;
 
     if (c->cur != NULL && ctl_snapshot_same_content(c->cur, s)) {
         pm_snapshot_free(s);

@@ -44,6 +44,13 @@ void ctl_compile_free(ctl_compile *c);
 GW_MUST_CHECK gw_err ctl_compile_run(ctl_compile *c, ctl_store *st, uint64_t wall_ms,
                                      bool *changed);
 
+/* What every snapshot carries besides the store's sets (docs/traffic.md):
+ * the route config (<policy> and <json> both NULL or "" = none) and the mirror
+ * file's text (NULL = none); copied. Takes effect at the next
+ * ctl_compile_run, which publishes a new generation when they changed. */
+void ctl_compile_set_traffic(ctl_compile *c, const char *policy, const char *json);
+void ctl_compile_set_mirror(ctl_compile *c, const char *text);
+
 /* The current snapshot, or NULL before the first compile. */
 const pm_snapshot *ctl_compile_current(const ctl_compile *c);
 

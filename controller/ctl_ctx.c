@@ -57,6 +57,16 @@ on_debounce(gw_loop *loop, void *arg)
     ctl_ctx_compile(arg);
 }
 
+/* The mirror file changed: a new generation carries it. */
+static void
+on_mirror_change(const char *text, void *arg)
+{
+    ctl_ctx *ctx = arg;
+
+    ctl_compile_set_mirror(ctx->compile, text);
+    ctl_store_touch(ctx->store);
+}
+
 /* A source changed: compile after the debounce delay. The timer is not
  * re-armed while pending, so a burst of changes costs one compile. */
 static void
@@ -315,6 +325,13 @@ ctl_ctx_init(ctl_ctx *ctx, const ctl_cfg *cfg)
     ctx->load = ctl_load_new(cfg->worker_expiry_ms);
     ctx->debounce = gw_timer_new(ctx->loop, on_debounce, ctx);
     ctl_store_on_change(ctx->store, on_store_change, ctx);
+    ctl_compile_set_traffic(ctx->compile, cfg->route_policy, cfg->route_config);
+    ctx->mirror = ctl_mirror_new(ctx->loop, cfg->mirror_path, cfg->mirror_reload_ms, ctx->metrics,
+                                 on_mirror_change, ctx);
+    ctl_compile_set_mirror(ctx->compile, ctl_mirror_text(ctx->mirror));
+    if (cfg->route_policy[0] != '\0')
+        gw_log(GW_LOG_NOTICE, "CTL-TRAFFIC", "policy=%s msg=\"route config published to workers\"",
+               cfg->route_policy);
 
     rc = gw_loop_on_signal(ctx->loop, SIGTERM, on_stop_signal, ctx);
     if (rc == GW_OK)
@@ -414,6 +431,8 @@ ctl_ctx_fini(ctl_ctx *ctx)
     ctx->load = NULL;
     ctl_compile_free(ctx->compile);
     ctx->compile = NULL;
+    ctl_mirror_free(ctx->mirror);
+    ctx->mirror = NULL;
     ctl_store_free(ctx->store);
     ctx->store = NULL;
     ctl_metrics_free(ctx->metrics);

@@ -20,6 +20,7 @@
 #include "ctl_leader.h"
 #include "ctl_load.h"
 #include "ctl_metrics.h"
+#include "ctl_mirror.h"
 #include "ctl_publish.h"
 #include "ctl_scrape.h"
 #include "ctl_src_etcd.h"
@@ -47,6 +48,7 @@ typedef struct ctl_ctx {
     ctl_src_redis *src_redis; /* NULL unless discovery is redis */
     ctl_src_etcd *src_etcd;   /* NULL unless discovery is etcd */
     gw_timer *debounce;
+    ctl_mirror *mirror; /* the mirror file, into every snapshot */
     /* kubernetes discovery (all NULL otherwise) */
     ctl_kube *kube;         /* the API client */
     ctl_kevent *kevents;    /* Events on pods/ConfigMaps (leader only) */

@@ -134,6 +134,18 @@ ctl_http_snapshot_json(const pm_snapshot *snap, uint64_t epoch, const pm_load *l
                      str_or_null(snap != NULL ? snap->settings.routing_strategy : NULL), "workers",
                      (int)workers, "loadGen",
                      load != NULL ? json_integer((json_int_t)load->env.gen) : json_null());
+    /* The route config holds api keys and the mirror file an Authorization:
+     * shown as present, never as text. */
+    if (snap != NULL && snap->traffic.policy != NULL)
+        json_object_set_new(
+            root, "traffic",
+            json_pack("{s:s, s:s}", "policy", snap->traffic.policy, "config", "<redacted>"));
+    else
+        json_object_set_new(root, "traffic", json_null());
+    json_object_set_new(root, "mirror",
+                        snap != NULL && snap->mirror.config_json != NULL
+                            ? json_pack("{s:s}", "config", "<redacted>")
+                            : json_null());
     out = json_dumps(root, JSON_INDENT(2));
     json_decref(root);
     if (out == NULL)

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "gw/gw_log.h"
 #include "gw/gw_mem.h"
@@ -24,6 +25,16 @@ struct ctl_metrics {
     gw_metric_fam *kube_requests, *kube_lists, *kube_watch_ends, *kube_writes;
     gw_metric *leader, *leader_transitions;
     gw_metric_fam *disc_up, *disc_errors, *disc_instances, *disc_retained;
+    /* readiness churn: each endpoint's ready flag in the last snapshot,
+     * sorted by key ("namespace/pod|model") */
+    gw_metric_fam *readiness;
+    struct ready_seen *seen;
+    uint32_t n_seen;
+};
+
+struct ready_seen {
+    char *key;
+    bool ready;
 };
 
 static const char *const fetch_names[CTL_FETCH_COUNT] = {"ok", "http_error", "timeout", "connect",
@@ -79,6 +90,7 @@ ctl_metrics_new(const char *version)
     static const char *const resource_l[] = {"resource", NULL};
     static const char *const resource_reason_l[] = {"resource", "reason", NULL};
     static const char *const kind_result_l[] = {"kind", "result", NULL};
+    static const char *const model_to_l[] = {"model", "to", NULL};
     ctl_metrics *m = gw_xcalloc(1, sizeof(*m));
     gw_metric_fam *f;
 
@@ -103,6 +115,7 @@ ctl_metrics_new(const char *version)
     gw_metric_child(m->config_errors, "kubernetes-annotation");
     gw_metric_child(m->config_errors, "kubernetes-configmap");
     gw_metric_child(m->config_errors, "kubernetes-secret");
+    gw_metric_child(m->config_errors, "mirror");
     /* Discovery stores (redis, etcd): children appear when the source starts. */
     m->disc_up = reg(m, GAUGE, "llmgw_controller_discovery_store_up",
                      "1 while the discovery store answers, 0 while the last known instance "
@@ -167,9 +180,23 @@ ctl_metrics_new(const char *version)
     f = reg(m, COUNTER, "llmgw_controller_leader_transitions_total",
             "Times this controller became or stopped being the leader", NULL);
     m->leader_transitions = gw_metric_child0(f);
+    m->readiness = reg(m, COUNTER, "llmgw_controller_endpoint_readiness_transitions_total",
+                       "Endpoints that flipped between ready and not ready (pod readiness "
+                       "churn: OOM, failing probes), by model and new state (ready, not_ready); "
+                       "pods appearing or terminating are not counted",
+                       model_to_l);
+    gw_metric_fam_set_max_children(m->readiness, 2000);
     f = reg(m, GAUGE, "llmgw_controller_build_info", "Build information (always 1)", version_l);
     gw_gauge_set(gw_metric_child(f, version), 1);
     return m;
+}
+
+static void
+free_seen(struct ready_seen *seen, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        free(seen[i].key);
+    free(seen);
 }
 
 void
@@ -177,6 +204,7 @@ ctl_metrics_free(ctl_metrics *m)
 {
     if (m == NULL)
         return;
+    free_seen(m->seen, m->n_seen);
     gw_metrics_free(m->reg);
     free(m);
 }
@@ -186,6 +214,58 @@ ctl_metrics_config_error(ctl_metrics *m, const char *source)
 {
     if (m != NULL)
         gw_counter_inc(gw_metric_child(m->config_errors, source));
+}
+
+/* "namespace/pod|model": an endpoint's identity across snapshots. */
+static char *
+endpoint_key(const pm_endpoint *ep)
+{
+    const char *ns = ep->ns ? ep->ns : "";
+    size_t n = strlen(ns) + strlen(ep->pod) + strlen(ep->model) + 3;
+    char *key = gw_xmalloc(n);
+
+    snprintf(key, n, "%s/%s|%s", ns, ep->pod, ep->model);
+    return key;
+}
+
+static int
+cmp_seen(const void *a, const void *b)
+{
+    return strcmp(((const struct ready_seen *)a)->key, ((const struct ready_seen *)b)->key);
+}
+
+/* Counts the endpoints whose ready flag changed since the previous snapshot
+ * (a terminating endpoint is leaving, not churning), then keeps this
+ * snapshot's flags. O(n log n) per publish. */
+static void
+count_readiness_churn(ctl_metrics *m, const pm_snapshot *snap)
+{
+    struct ready_seen *now = gw_xcalloc(snap->n_endpoints + 1u, sizeof(*now));
+
+    for (uint32_t i = 0; i < snap->n_endpoints; i++) {
+        const pm_endpoint *ep = &snap->endpoints[i];
+        now[i].key = endpoint_key(ep);
+        now[i].ready = ep->ready;
+    }
+    qsort(now, snap->n_endpoints, sizeof(*now), cmp_seen);
+    for (uint32_t i = 0; i < snap->n_endpoints; i++) {
+        const pm_endpoint *ep = &snap->endpoints[i];
+        struct ready_seen want = {.key = NULL}, *was;
+        char *key;
+
+        if (ep->draining || m->n_seen == 0)
+            continue;
+        key = endpoint_key(ep);
+        want.key = key;
+        was = bsearch(&want, m->seen, m->n_seen, sizeof(*m->seen), cmp_seen);
+        if (was != NULL && was->ready != ep->ready)
+            gw_counter_inc(
+                gw_metric_child(m->readiness, ep->model, ep->ready ? "ready" : "not_ready"));
+        free(key);
+    }
+    free_seen(m->seen, m->n_seen);
+    m->seen = now;
+    m->n_seen = snap->n_endpoints;
 }
 
 void
@@ -210,6 +290,7 @@ ctl_metrics_snapshot(ctl_metrics *m, const pm_snapshot *snap)
     gw_gauge_set(m->ep_ready, ready);
     gw_gauge_set(m->ep_draining, draining);
     gw_gauge_set(m->ep_not_ready, not_ready);
+    count_readiness_churn(m, snap);
 }
 
 void

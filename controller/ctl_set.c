@@ -217,7 +217,10 @@ ctl_snapshot_same_content(const pm_snapshot *a, const pm_snapshot *b)
         return a == b;
     if (a->n_models != b->n_models || a->n_endpoints != b->n_endpoints ||
         a->n_users != b->n_users ||
-        !str_eq(a->settings.routing_strategy, b->settings.routing_strategy))
+        !str_eq(a->settings.routing_strategy, b->settings.routing_strategy) ||
+        !str_eq(a->traffic.policy, b->traffic.policy) ||
+        !str_eq(a->traffic.config_json, b->traffic.config_json) ||
+        !str_eq(a->mirror.config_json, b->mirror.config_json))
         return false;
     for (uint32_t i = 0; i < a->n_users; i++) {
         if (!ctl_user_equal(&a->users[i], &b->users[i]))

@@ -105,6 +105,12 @@ ctl_store_replace(ctl_store *st, ctl_src_kind kind, pm_snapshot *set)
     }
     pm_snapshot_free(st->sets[kind]);
     st->sets[kind] = set;
+    ctl_store_touch(st);
+}
+
+void
+ctl_store_touch(ctl_store *st)
+{
     st->dirty = true;
     if (st->on_change != NULL)
         st->on_change(st, st->on_change_arg);
@@ -215,9 +221,7 @@ ctl_store_set_adapters(ctl_store *st, const char *ip, uint16_t port, const char 
         o->n = m;
     }
     free(sorted);
-    st->dirty = true;
-    if (st->on_change != NULL)
-        st->on_change(st, st->on_change_arg);
+    ctl_store_touch(st);
     return true;
 }
 

@@ -66,6 +66,9 @@ const pm_snapshot *ctl_store_set(const ctl_store *st, ctl_src_kind kind);
 
 /* Returns whether a replace happened since the last call, and clears it. */
 bool ctl_store_take_dirty(ctl_store *st);
+/* Marks the store dirty and calls the change callback: something compiled
+ * into every snapshot besides the sets changed (the mirror file). */
+void ctl_store_touch(ctl_store *st);
 
 /* ---- discovered adapters (overlay, used by ctl_compile) ---- */
 

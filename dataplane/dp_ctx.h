@@ -20,6 +20,7 @@
 typedef struct dp_cfg {
     char *host;
     uint16_t port;
+    uint16_t admin_port;   /* /metrics, /healthz, /readyz of this process alone; 0 = off */
     char *controller_pub;  /* nng SUB dials this (snapshots, load) */
     char *controller_rep;  /* nng REQ dials this (full snapshot on request) */
     char *controller_pull; /* nng PUSH dials this (reports) */
@@ -34,8 +35,14 @@ typedef struct dp_cfg {
     uint64_t drain_timeout_ms;
     uint64_t report_interval_ms;
     int64_t retries;
+    int64_t eject_after;    /* dp_outlier: consecutive failures; 0 = off */
+    uint64_t eject_time_ms; /* first ejection */
+    uint64_t eject_max_ms;  /* longest ejection */
     int64_t conn_limit;
     int64_t max_host_conns;
+    int64_t max_parallel_requests; /* per endpoint (dp_cbreaker) */
+    int64_t max_pending_requests;  /* per endpoint, beyond max_host_conns (dp_cbreaker) */
+    int64_t max_parallel_retries;  /* requests on a retry at once (dp_cbreaker) */
     char *log_level;
     char *access_log; /* "-" stdout, "off", or a file path */
     /* prefix-cache (dp_prefix, dp_strat_prefix_cache.c) */
@@ -81,10 +88,19 @@ typedef struct dp_cfg {
     int64_t rq_max_count; /* -1: until the client leaves */
     int64_t rq_init_delay_ms;
     int64_t rq_max_delay_ms;
-    char *mirror_path; /* --mirror-config-path; "" = no mirror */
+    char *mirror_path; /* --mirror-config-path; "" = no file of its own */
     uint64_t mirror_reload_ms;
     int64_t mirror_max_inflight;
 } dp_cfg;
+
+/* The passive-ejection settings of <c> (dp_outlier). */
+static inline dp_outlier_cfg
+dp_outlier_cfg_of(const dp_cfg *c)
+{
+    return (dp_outlier_cfg){.after = (uint32_t)c->eject_after,
+                            .base_us = c->eject_time_ms * 1000,
+                            .max_us = c->eject_max_ms * 1000};
+}
 
 typedef struct dp_sync dp_sync;
 typedef struct dp_prefix dp_prefix;
@@ -101,6 +117,7 @@ typedef struct dp_ctx {
     dp_cfg cfg;
     gw_loop *loop;
     gw_httpd *httpd;
+    gw_httpd *admin_httpd; /* --admin-port; NULL when off */
     gw_curlm *curlm;
     dp_sync *sync;
     dp_snap *snap;       /* current snapshot; NULL until the first arrives */
@@ -122,8 +139,10 @@ typedef struct dp_ctx {
     uint32_t *scratch; /* candidate list */
     double *scores;    /* 2 * scratch_cap strategy scores */
     uint32_t scratch_cap;
-    dp_plan_cache *plans; /* compiled strategy strings (headers, ROUTING_ALGORITHM) */
-    dp_vtc *vtc;          /* per-user token windows (vtc-basic); NULL until a `user` */
+    uint32_t ep_cap;           /* per-endpoint in-flight cap (dp_cbreaker); 0 = none */
+    uint32_t retries_inflight; /* requests holding a retry slot (dp_cbreaker) */
+    dp_plan_cache *plans;      /* compiled strategy strings (headers, ROUTING_ALGORITHM) */
+    dp_vtc *vtc;               /* per-user token windows (vtc-basic); NULL until a `user` */
     /* prefix-cache: the index (NULL: none, nothing matches), its sync over
      * Redis (NULL unless AIBRIX_STATESYNC_ENABLED), and reused scratch: the
      * routing text of the request being parsed, its block hashes (valid
@@ -141,9 +160,9 @@ typedef struct dp_ctx {
     uint32_t pd_outstanding; /* prefill calls in flight */
     int access_fd;           /* access log stream; -1 = off */
     gw_buf access_pending;   /* access log lines not yet written (dp_access) */
-    dp_traffic traffic;      /* --route-policy/--route-config; DP_TRAFFIC_OFF when unset */
+    gw_route_cfg traffic;    /* --route-policy/--route-config; GW_ROUTE_OFF when unset */
     dp_rq *rq;               /* the 429 retry queue; NULL unless enabled */
-    dp_mirror *mirror;       /* NULL without --mirror-config-path */
+    dp_mirror *mirror;       /* always (the snapshot may carry a mirror config) */
 } dp_ctx;
 
 /* Installs <snap> as the current snapshot (takes the caller's ref). */

@@ -157,6 +157,17 @@ dp_front_handler(void *cls, struct MHD_Connection *conn, const char *url, const 
     return respond_json_error(conn, 404, NULL, "not_found", "unknown path");
 }
 
+enum MHD_Result
+dp_front_admin_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                       const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    if (strcmp(url, "/metrics") == 0 || strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0)
+        return dp_front_handler(cls, conn, url, method, version, upload, upload_size, con_cls);
+    *con_cls = &local_marker;
+    return respond_json_error(conn, 404, NULL, "not_found",
+                              "the admin port serves /metrics, /healthz and /readyz only");
+}
+
 void
 dp_front_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                    enum MHD_RequestTerminationCode toe)

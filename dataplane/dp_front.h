@@ -13,6 +13,13 @@
 enum MHD_Result dp_front_handler(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload,
                                  size_t *upload_size, void **con_cls);
+/* The --admin-port listener: /metrics, /healthz and /readyz as on the
+ * client port, 404 for everything else. That port is this process's own
+ * (no SO_REUSEPORT), so a scrape or probe of it reaches this process, not
+ * whichever worker the kernel picks on the shared client port. */
+enum MHD_Result dp_front_admin_handler(void *cls, struct MHD_Connection *conn, const char *url,
+                                       const char *method, const char *version, const char *upload,
+                                       size_t *upload_size, void **con_cls);
 void dp_front_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                         enum MHD_RequestTerminationCode toe);
 

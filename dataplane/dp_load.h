@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dp_outlier.h"
 #include "gw/gw_err.h"
 #include "pm/pm_msgs.h"
 
@@ -62,6 +63,7 @@ typedef struct dp_ep {
     uint64_t ring_seq[DP_LOAD_RING];
     uint32_t ring_inflight[DP_LOAD_RING];
     uint64_t ring_tokens[DP_LOAD_RING];
+    dp_outlier outlier; /* passive ejection (dp_outlier) */
     uint16_t pfx_ns;    /* dp_prefix: namespace of its model (valid when pfx_slot != 0) */
     uint16_t pfx_slot;  /* dp_prefix: slot + 1 in that namespace; 0 = none */
     bool live;          /* listed in the current snapshot */

@@ -15,6 +15,7 @@
 #include "gw/gw_mem.h"
 
 #include "dp_access.h"
+#include "dp_cbreaker.h"
 #include "dp_ctx.h"
 #include "dp_front.h"
 #include "dp_metrics.h"
@@ -37,6 +38,9 @@ static const gw_cfg_opt dp_opts[] = {
     GW_CFG_STR("host", "LLMGW_HOST", dp_cfg, host, "0.0.0.0", "Address to listen on for clients"),
     GW_CFG_U16("port", "LLMGW_PORT", dp_cfg, port, 8080, 1, 65535,
                "TCP port for client traffic (shared by every worker process via SO_REUSEPORT)"),
+    GW_CFG_U16("admin-port", "LLMGW_ADMIN_PORT", dp_cfg, admin_port, 0, 0, 65535,
+               "Port of this process's own /metrics, /healthz and /readyz (not shared: with "
+               "several workers on one client port, scrape each here); 0 = off"),
     GW_CFG_STR("controller-pub", "LLMGW_CONTROLLER_PUB", dp_cfg, controller_pub,
                "tcp://127.0.0.1:7701", "Controller's PUB URL (snapshots and load)"),
     GW_CFG_STR("controller-rep", "LLMGW_CONTROLLER_REP", dp_cfg, controller_rep,
@@ -71,10 +75,30 @@ static const gw_cfg_opt dp_opts[] = {
               60000, "Period of load reports to the controller"),
     GW_CFG_INT("retries", "LLMGW_RETRIES", dp_cfg, retries, 2, 0, 7,
                "Extra endpoints tried when connecting fails (never after a response began)"),
+    GW_CFG_INT("eject-after", "LLMGW_EJECT_AFTER", dp_cfg, eject_after, 5, 0, 1000,
+               "Consecutive connect failures or first-byte timeouts that take an endpoint out "
+               "of this worker's routing (0 = never)"),
+    GW_CFG_MS("eject-time", "LLMGW_EJECT_TIME", dp_cfg, eject_time_ms, 10000, 10, 3600000,
+              "First ejection's length; the n-th in a row lasts n times this"),
+    GW_CFG_MS("eject-max-time", "LLMGW_EJECT_MAX_TIME", dp_cfg, eject_max_ms, 120000, 10, 86400000,
+              "Longest ejection"),
     GW_CFG_INT("conn-limit", "LLMGW_CONN_LIMIT", dp_cfg, conn_limit, 10000, 1, 1000000,
                "Maximum open client connections"),
     GW_CFG_INT("max-host-conns", "LLMGW_MAX_HOST_CONNS", dp_cfg, max_host_conns, 0, 0, 1000000,
                "Maximum connections per engine endpoint (0 = unlimited)"),
+    GW_CFG_INT("max-parallel-requests", "LLMGW_MAX_PARALLEL_REQUESTS", dp_cfg,
+               max_parallel_requests, 0, 0, 1000000,
+               "Requests this process sends one engine endpoint at once; at the cap the router "
+               "prefers another endpoint, and 503 x-error-upstream-overflow when all are at it "
+               "(0 = unlimited)"),
+    GW_CFG_INT("max-pending-requests", "LLMGW_MAX_PENDING_REQUESTS", dp_cfg, max_pending_requests,
+               0, 0, 1000000,
+               "Requests that may wait for one of an endpoint's --max-host-conns connections; "
+               "beyond that it counts as at its cap (0 = unlimited)"),
+    GW_CFG_INT("max-parallel-retries", "LLMGW_MAX_PARALLEL_RETRIES", dp_cfg, max_parallel_retries,
+               0, 0, 1000000,
+               "Requests of this process on a retry at once; beyond it a failed attempt is not "
+               "retried (0 = unlimited)"),
     GW_CFG_STR("log-level", "LLMGW_LOG_LEVEL", dp_cfg, log_level, "notice",
                "alert, err, warn, notice, info or debug"),
     /* prefix-cache (docs/routing.md): AIBrix's env names and Helm defaults. */
@@ -166,12 +190,7 @@ static const gw_cfg_opt dp_opts[] = {
                "PEM private key file of --tls-cert-file (unencrypted)"),
     /* traffic splitting, 429 retry queue, mirror (docs/traffic.md; Llumnix's
      * flags and defaults, seed 004) */
-    GW_CFG_STR("route-policy", "LLMGW_ROUTE_POLICY", dp_cfg, route_policy, "",
-               "Traffic splitting: weight or prefix (empty: every request goes to the local "
-               "pool)"),
-    GW_CFG_STR_F("route-config", "LLMGW_ROUTE_CONFIG", dp_cfg, route_config, "", GW_CFG_F_SECRET,
-                 "Traffic splitting: JSON array of {base_url (\"local\" or a URL), api_key, "
-                 "model, fallback, weight, prefix}; refused at start-up when invalid"),
+    GW_ROUTE_CFG_OPTS(dp_cfg),
     GW_CFG_INT("retry-max-count", "LLMGW_RETRY_MAX_COUNT", dp_cfg, retry_max_count, 0, 0, 7,
                "Extra local endpoints tried after a 5xx or a connect failure before the first "
                "byte (always a different endpoint), before the fallback chain"),
@@ -191,12 +210,7 @@ static const gw_cfg_opt dp_opts[] = {
                rq_init_delay_ms, 500, 1, 3600000, "First 429 backoff, doubled on each retry"),
     GW_CFG_INT("fallback-retry-max-delay-ms", "LLMGW_FALLBACK_RETRY_MAX_DELAY_MS", dp_cfg,
                rq_max_delay_ms, 5000, 1, 3600000, "Cap of the 429 backoff"),
-    GW_CFG_STR("mirror-config-path", "LLMGW_MIRROR_CONFIG_PATH", dp_cfg, mirror_path,
-               "/mnt/mirror.json",
-               "Traffic mirror JSON file (Enable, Target, Ratio, Timeout, Authorization, "
-               "EnableLog), re-read while running; missing = no mirror; empty = never read"),
-    GW_CFG_MS("mirror-reload-interval", "LLMGW_MIRROR_RELOAD_INTERVAL", dp_cfg, mirror_reload_ms,
-              10000, 100, 3600000, "How often the mirror file is checked for changes"),
+    GW_MIRROR_CFG_OPTS(dp_cfg),
     GW_CFG_INT("mirror-max-inflight", "LLMGW_MIRROR_MAX_INFLIGHT", dp_cfg, mirror_max_inflight, 64,
                1, 100000, "Mirror copies running at once at most; beyond, copies are dropped"),
     GW_CFG_END,
@@ -238,11 +252,12 @@ validate(const void *p, gw_cfg_errs *errs)
     if (cfg->statesync && cfg->pfx_sync_stream[0] == '\0')
         gw_cfg_errorf(errs, "--prefix-sync-stream must not be empty");
     {
-        dp_traffic t;
+        gw_route_cfg t;
         char twhy[300];
-        if (dp_traffic_parse(cfg->route_policy, cfg->route_config, &t, twhy, sizeof(twhy)) != GW_OK)
+        if (gw_route_cfg_parse(cfg->route_policy, cfg->route_config, &t, twhy, sizeof(twhy)) !=
+            GW_OK)
             gw_cfg_errorf(errs, "%s", twhy);
-        dp_traffic_fini(&t);
+        gw_route_cfg_fini(&t);
     }
     if (cfg->rq_init_delay_ms > cfg->rq_max_delay_ms)
         gw_cfg_errorf(errs, "--fallback-retry-init-delay-ms must not exceed "
@@ -256,10 +271,10 @@ start_traffic(dp_ctx *ctx)
     const dp_cfg *c = &ctx->cfg;
     char why[300];
 
-    if (dp_traffic_parse(c->route_policy, c->route_config, &ctx->traffic, why, sizeof(why)) !=
+    if (gw_route_cfg_parse(c->route_policy, c->route_config, &ctx->traffic, why, sizeof(why)) !=
         GW_OK)
         return GW_EINVAL;
-    if (ctx->traffic.policy != DP_TRAFFIC_OFF)
+    if (ctx->traffic.policy != GW_ROUTE_OFF)
         gw_log(GW_LOG_NOTICE, "DP-TRAFFIC", "policy=%s entries=%u", c->route_policy,
                ctx->traffic.n);
     if (c->rq_enabled && c->rq_max_count != 0) {
@@ -269,7 +284,9 @@ start_traffic(dp_ctx *ctx)
                         .max_ms = (uint64_t)c->rq_max_delay_ms};
         ctx->rq = dp_rq_new(ctx->loop, &rc);
     }
-    if (c->mirror_path[0] != '\0') {
+    /* Always: without a file of its own the worker applies the controller's
+     * mirror config from the snapshot. */
+    {
         dp_mirror_opts mo = {.path = c->mirror_path,
                              .reload_interval_ms = c->mirror_reload_ms,
                              .max_inflight = (uint32_t)c->mirror_max_inflight,
@@ -432,6 +449,27 @@ on_teardown_alarm(int signo)
     _exit(0);
 }
 
+/* The --admin-port listener (dp_front_admin_handler), on --host, plain
+ * HTTP. */
+static gw_err
+start_admin(dp_ctx *ctx)
+{
+    gw_httpd_opts o = {.host = ctx->cfg.host,
+                       .port = ctx->cfg.admin_port,
+                       .conn_limit = 64,
+                       .conn_timeout_s = 10,
+                       .handler = dp_front_admin_handler,
+                       .handler_arg = ctx,
+                       .completed = dp_front_completed,
+                       .completed_arg = ctx};
+
+    if (gw_httpd_start(ctx->loop, &o, &ctx->admin_httpd) != GW_OK) {
+        gw_log(GW_LOG_ERR, "DP-ADMIN-LISTEN", "port=%u msg=\"cannot listen\"", ctx->cfg.admin_port);
+        return GW_ESYS;
+    }
+    return GW_OK;
+}
+
 static uint64_t
 random_u64(void)
 {
@@ -496,6 +534,8 @@ main(int argc, char **argv)
                            .key_prefix = ctx.cfg.quota_prefix};
         ctx.quota = dp_quota_new(ctx.loop, &qc);
     }
+    ctx.ep_cap = dp_cbreaker_cap(ctx.cfg.max_parallel_requests, ctx.cfg.max_host_conns,
+                                 ctx.cfg.max_pending_requests);
     ctx.metrics = dp_metrics_new(&ctx);
     if (start_prefix(&ctx) != GW_OK)
         goto out;
@@ -522,6 +562,8 @@ main(int argc, char **argv)
     tls_key = NULL;
     if (rc_start != GW_OK)
         goto out;
+    if (ctx.cfg.admin_port != 0 && start_admin(&ctx) != GW_OK)
+        goto out;
     if (dp_sync_start(&ctx, &ctx.sync) != GW_OK)
         goto out;
     ctx.drain_timer = gw_timer_new(ctx.loop, on_drain_tick, &ctx);
@@ -539,9 +581,10 @@ out:
     if (ctx.reqs != NULL)
         dp_proxy_abort_all(&ctx);
     gw_httpd_free(ctx.httpd);
+    gw_httpd_free(ctx.admin_httpd);
     dp_mirror_free(ctx.mirror);
     dp_rq_free(ctx.rq);
-    dp_traffic_fini(&ctx.traffic);
+    gw_route_cfg_fini(&ctx.traffic);
     dp_sync_free(ctx.sync);
     dp_prefix_sync_free(ctx.psync);
     dp_quota_free(ctx.quota);

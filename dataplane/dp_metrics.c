@@ -4,6 +4,7 @@
 #include "dp_metrics.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "gw/gw_log.h"
 #include "gw/gw_mem.h"
@@ -218,6 +219,10 @@ dp_metrics_new(dp_ctx *ctx)
                              "Requests re-sent to another endpoint before any byte reached the "
                              "client",
                              NULL, &m->retries);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_endpoint_ejections_total",
+                             "Endpoints taken out of routing after consecutive failures "
+                             "(dp_outlier)",
+                             NULL, &m->ejections);
     rc |= gw_metrics_counter(m->reg, "llmgw_worker_rejected_requests_total",
                              "Requests answered by the gateway with an error, by reason",
                              (const char *const[]){"reason", NULL}, &m->rejected);
@@ -330,6 +335,9 @@ dp_metrics_new(dp_ctx *ctx)
     rc |= gw_metrics_counter(m->reg, "llmgw_worker_traffic_fallbacks_total",
                              "Fallback attempts, by the --route-config entry tried",
                              (const char *const[]){"entry", NULL}, &m->traffic_fallbacks);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_traffic_snapshot_invalid_total",
+                             "Snapshot route configs that did not parse (the last good one stays)",
+                             NULL, &m->traffic_snapshot_invalid);
     rc |= gw_metrics_counter(m->reg, "llmgw_worker_retry_queue_events_total",
                              "429 retry queue: queued, overflow (full), fired (retry sent), "
                              "success, exhausted",
@@ -353,7 +361,36 @@ dp_metrics_new(dp_ctx *ctx)
                               &unused);
     rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_mirror_inflight", "Mirror copies running",
                               gauge_mirror_inflight, ctx, &unused);
+    rc |= gw_metrics_counter(m->reg, "aibrix_gateway_requests_total",
+                             "Client requests answered, by model and HTTP status code (seed 002's "
+                             "name; the same count as llmgw_worker_requests_total)",
+                             (const char *const[]){"model", "code", NULL}, &m->gw_requests);
+    rc |= gw_metrics_histogram(m->reg, "aibrix_gateway_routing_latency_seconds",
+                               "Time spent resolving the model and picking an endpoint, by model",
+                               (const char *const[]){"model", NULL}, routing_buckets,
+                               GW_ARRAY_LEN(routing_buckets), &m->gw_routing_time);
+    rc |= gw_metrics_counter(m->reg, "aibrix_gateway_model_rps_rejections_total",
+                             "Requests refused with 429 x-error-model-rps-exceeded (a profile's "
+                             "requestsPerSecond), by model",
+                             (const char *const[]){"model", NULL}, &m->gw_rps_rejections);
+    rc |= gw_metrics_counter(m->reg, "aibrix_gateway_pd_prefill_errors_total",
+                             "pd prefill calls that failed (log pd-prefill-request-error), by "
+                             "reason: timeout, connect, status",
+                             (const char *const[]){"reason", NULL}, &m->gw_prefill_errors);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_upstream_overflows_total",
+                             "Requests refused with 503 x-error-upstream-overflow: every endpoint "
+                             "of the model was at --max-parallel-requests / "
+                             "--max-pending-requests",
+                             (const char *const[]){"model", NULL}, &m->overflows);
     if (rc == GW_OK) {
+        /* Fixed series present from the start (rate() and absent()). */
+        gw_metric_child(m->gw_prefill_errors, "timeout");
+        gw_metric_child(m->gw_prefill_errors, "connect");
+        gw_metric_child(m->gw_prefill_errors, "status");
+        gw_metric_fam_set_max_children(m->gw_requests, 10000);
+        gw_metric_fam_set_max_children(m->gw_routing_time, 1000);
+        gw_metric_fam_set_max_children(m->gw_rps_rejections, 1000);
+        gw_metric_fam_set_max_children(m->overflows, 1000);
         gw_metric_fam_set_max_children(m->pfx_decisions, 1000);
         gw_metric_fam_set_max_children(m->pfx_imbalance, 1000);
         gw_metric_fam_set_max_children(m->pfx_selections, 1000);
@@ -368,6 +405,32 @@ dp_metrics_new(dp_ctx *ctx)
         abort();
     }
     return m;
+}
+
+void
+dp_metrics_request_done(dp_metrics *m, const char *model, const char *code, const char *err_header)
+{
+    gw_counter_inc(gw_metric_child(m->gw_requests, model, code));
+    if (err_header == NULL)
+        return;
+    if (strcmp(err_header, "x-error-model-rps-exceeded") == 0)
+        gw_counter_inc(gw_metric_child(m->gw_rps_rejections, model));
+    else if (strcmp(err_header, "x-error-upstream-overflow") == 0)
+        gw_counter_inc(gw_metric_child(m->overflows, model));
+}
+
+void
+dp_metrics_routing_time(dp_metrics *m, const char *model, double seconds)
+{
+    gw_histogram_observe(gw_metric_child0(m->routing_time), seconds);
+    gw_histogram_observe(gw_metric_child(m->gw_routing_time, model), seconds);
+}
+
+void
+dp_metrics_prefill_failed(dp_metrics *m, const char *reason)
+{
+    gw_counter_inc(gw_metric_child(m->pd_prefills, reason));
+    gw_counter_inc(gw_metric_child(m->gw_prefill_errors, reason));
 }
 
 void

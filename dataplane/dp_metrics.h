@@ -19,6 +19,7 @@ struct dp_metrics {
     gw_metric_fam *access_dropped;  /* llmgw_worker_access_log_dropped_total */
     gw_metric_fam *upstream_errors; /* llmgw_worker_upstream_errors_total{reason} */
     gw_metric_fam *retries;         /* llmgw_worker_upstream_retries_total */
+    gw_metric_fam *ejections;       /* llmgw_worker_endpoint_ejections_total */
     gw_metric_fam *rejected;        /* llmgw_worker_rejected_requests_total{reason} */
     gw_metric_fam *tokens;          /* llmgw_worker_tokens_total{model,kind} */
     gw_metric_fam *snapshots;       /* llmgw_worker_snapshots_applied_total */
@@ -45,15 +46,32 @@ struct dp_metrics {
     gw_metric_fam *pd_decode_time;  /* llmgw_worker_pd_decode_duration_seconds */
     gw_metric_fam *pd_selected;     /* llmgw_worker_pd_selected_total{role,endpoint} */
     /* traffic splitting, 429 queue, mirror (docs/traffic.md) */
-    gw_metric_fam *traffic_routes;    /* llmgw_worker_traffic_routes_total{entry} */
-    gw_metric_fam *traffic_fallbacks; /* llmgw_worker_traffic_fallbacks_total{entry} */
-    gw_metric_fam *retry_queue;       /* llmgw_worker_retry_queue_events_total{event} */
-    gw_metric_fam *mirror_requests;   /* llmgw_worker_mirror_requests_total{result} */
-    gw_metric_fam *mirror_reloads;    /* llmgw_worker_mirror_config_reloads_total{result} */
+    gw_metric_fam *traffic_routes;           /* llmgw_worker_traffic_routes_total{entry} */
+    gw_metric_fam *traffic_fallbacks;        /* llmgw_worker_traffic_fallbacks_total{entry} */
+    gw_metric_fam *retry_queue;              /* llmgw_worker_retry_queue_events_total{event} */
+    gw_metric_fam *mirror_requests;          /* llmgw_worker_mirror_requests_total{result} */
+    gw_metric_fam *traffic_snapshot_invalid; /* llmgw_worker_traffic_snapshot_invalid_total */
+    gw_metric_fam *mirror_reloads;           /* llmgw_worker_mirror_config_reloads_total{result} */
+    /* seed 002's observability checklist, by the names it gives */
+    gw_metric_fam *gw_requests;       /* aibrix_gateway_requests_total{model,code} */
+    gw_metric_fam *gw_routing_time;   /* aibrix_gateway_routing_latency_seconds{model} */
+    gw_metric_fam *gw_rps_rejections; /* aibrix_gateway_model_rps_rejections_total{model} */
+    gw_metric_fam *gw_prefill_errors; /* aibrix_gateway_pd_prefill_errors_total{reason} */
+    gw_metric_fam *overflows;         /* llmgw_worker_upstream_overflows_total{model} */
 };
 
 /* Registers every family and the live gauges that read <ctx>. */
 dp_metrics *dp_metrics_new(dp_ctx *ctx);
 void dp_metrics_free(dp_metrics *m);
+
+/* A request ended with HTTP <code> (its text) for <model> ("" before a
+ * model was resolved); <err_header> is the x-error-* header the gateway
+ * answered with, or NULL. */
+void dp_metrics_request_done(dp_metrics *m, const char *model, const char *code,
+                             const char *err_header);
+/* Resolving and picking an endpoint for <model> took <seconds>. */
+void dp_metrics_routing_time(dp_metrics *m, const char *model, double seconds);
+/* A pd prefill call failed with <reason> (connect, timeout, status). */
+void dp_metrics_prefill_failed(dp_metrics *m, const char *reason);
 
 #endif

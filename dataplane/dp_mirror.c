@@ -2,124 +2,14 @@
  * dp_mirror.h). */
 #include "dp_mirror.h"
 
-#include <errno.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 
-#include "gw/gw_file.h"
 #include "gw/gw_log.h"
 #include "gw/gw_mem.h"
 
 #include "dp_traffic.h"
-
-#define DP_MIRROR_FILE_MAX (64u << 10)
-
-/* ---- the config file ---------------------------------------------------- */
-
-/* Go's encoding/json matches struct fields case-insensitively; "enable_log"
- * is accepted as well (llumnix.md §7.9). */
-static bool
-key_is(const char *key, const char *go_name, const char *snake)
-{
-    return strcasecmp(key, go_name) == 0 || (snake != NULL && strcasecmp(key, snake) == 0);
-}
-
-gw_err
-dp_mirror_cfg_parse(const char *json, size_t len, dp_mirror_cfg *out, char *why, size_t n)
-{
-    json_error_t jerr;
-    json_t *root, *v;
-    const char *key;
-    gw_err rc = GW_OK;
-
-    memset(out, 0, sizeof(*out));
-    why[0] = '\0';
-    root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (root == NULL)
-        return gw_refuse(why, n, "not JSON (line %d column %d: %.100s)", jerr.line, jerr.column,
-                         jerr.text);
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return gw_refuse(why, n, "must be a JSON object");
-    }
-    json_object_foreach(root, key, v)
-    {
-        if (key_is(key, "Enable", NULL)) {
-            if (!json_is_boolean(v))
-                rc = gw_refuse(why, n, "Enable: must be true or false");
-            else
-                out->enable = json_is_true(v);
-        } else if (key_is(key, "Target", NULL)) {
-            if (!json_is_string(v))
-                rc = gw_refuse(why, n, "Target: must be a string");
-            else if (json_string_length(v) > 2048)
-                rc = gw_refuse(why, n, "Target: longer than 2048 bytes");
-            else if (json_string_length(v) > 0) {
-                free(out->target);
-                out->target = gw_xstrdup(json_string_value(v));
-            }
-        } else if (key_is(key, "Ratio", NULL)) {
-            if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 100)
-                rc = gw_refuse(why, n, "Ratio: must be a number from 0 to 100 (percent)");
-            else
-                out->ratio = json_number_value(v);
-        } else if (key_is(key, "Timeout", NULL)) {
-            if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 86400000)
-                rc = gw_refuse(why, n, "Timeout: must be milliseconds from 0 to 86400000");
-            else
-                out->timeout_ms = json_number_value(v);
-        } else if (key_is(key, "Authorization", NULL)) {
-            if (!json_is_string(v) || strpbrk(json_string_value(v), "\r\n") != NULL)
-                rc = gw_refuse(why, n, "Authorization: must be a string without line breaks");
-            else if (json_string_length(v) > 0) {
-                free(out->authorization);
-                out->authorization = gw_xstrdup(json_string_value(v));
-            }
-        } else if (key_is(key, "EnableLog", "enable_log")) {
-            if (!json_is_boolean(v))
-                rc = gw_refuse(why, n, "EnableLog: must be true or false");
-            else
-                out->enable_log = json_is_true(v);
-        } else {
-            rc = gw_refuse(why, n,
-                           "%.64s: unknown key (Enable, Target, Ratio, Timeout, Authorization, "
-                           "EnableLog)",
-                           key);
-        }
-        if (rc != GW_OK)
-            break;
-    }
-    json_decref(root);
-    if (rc == GW_OK && out->target != NULL) {
-        const char *host = strncmp(out->target, "http://", 7) == 0    ? out->target + 7
-                           : strncmp(out->target, "https://", 8) == 0 ? out->target + 8
-                                                                      : NULL;
-        if (host == NULL || *host == '\0' || *host == '/' || strpbrk(out->target, " \t\r\n"))
-            rc = gw_refuse(why, n, "Target: \"%.128s\" is not an http:// or https:// URL",
-                           out->target);
-        for (size_t l = strlen(out->target); l > 0 && out->target[l - 1] == '/'; l--)
-            out->target[l - 1] = '\0';
-    }
-    if (rc == GW_OK && out->enable && out->target == NULL)
-        rc = gw_refuse(why, n, "Target: required when Enable is true");
-    if (rc != GW_OK)
-        dp_mirror_cfg_fini(out);
-    return rc;
-}
-
-void
-dp_mirror_cfg_fini(dp_mirror_cfg *c)
-{
-    free(c->target);
-    if (c->authorization != NULL)
-        explicit_bzero(c->authorization, strlen(c->authorization));
-    free(c->authorization);
-    memset(c, 0, sizeof(*c));
-}
 
 /* ---- the running mirror ------------------------------------------------- */
 
@@ -129,10 +19,12 @@ struct dp_mirror {
     gw_loop *loop;
     gw_curlm *curlm; /* its own: copies never take the engines' connections */
     dp_mirror_opts opts;
-    char *path;
-    dp_mirror_cfg cfg;
-    char *last_text; /* the file as last read; NULL: missing */
+    char *path;        /* "": no file of its own */
+    gw_mirror_cfg cfg; /* in effect: the file's while it exists, else the snapshot's */
+    char *last_text;   /* the file as last read; NULL: missing */
     bool missing_seen;
+    char *snap_text;   /* the controller's config from the snapshot; NULL: none */
+    bool snap_ignored; /* the "file wins" line was logged */
     gw_timer *timer;
     mirror_call *calls; /* running copies */
     uint32_t inflight;
@@ -194,59 +86,96 @@ on_call_done(CURL *easy, CURLcode result, void *arg)
     call_free(c);
 }
 
+/* Applies config <text> from <src> ("file=<path>" or "source=snapshot"); an
+ * invalid one keeps the last good config. */
 static void
-apply(dp_mirror *m, const char *text)
+apply(dp_mirror *m, const char *text, const char *src_key, const char *src)
 {
-    dp_mirror_cfg nc;
+    gw_mirror_cfg nc;
     char why[256];
 
-    if (dp_mirror_cfg_parse(text, strlen(text), &nc, why, sizeof(why)) != GW_OK) {
+    if (gw_mirror_cfg_parse(text, strlen(text), &nc, why, sizeof(why)) != GW_OK) {
         count(m->opts.reloads, "invalid");
         gw_log(GW_LOG_WARN, "DP-MIRROR-CONFIG",
-               "file=%s msg=\"invalid; the last good config stays\" why=\"%s\"", m->path, why);
+               "%s=%s msg=\"invalid; the last good config stays\" why=\"%s\"", src_key, src, why);
         return;
     }
-    dp_mirror_cfg_fini(&m->cfg);
+    gw_mirror_cfg_fini(&m->cfg);
     m->cfg = nc;
     count(m->opts.reloads, "applied");
-    gw_log(GW_LOG_NOTICE, "DP-MIRROR-CONFIG", "file=%s enable=%d target=%s ratio=%g timeout_ms=%g",
-           m->path, m->cfg.enable, m->cfg.target ? m->cfg.target : "-", m->cfg.ratio,
+    gw_log(GW_LOG_NOTICE, "DP-MIRROR-CONFIG", "%s=%s enable=%d target=%s ratio=%g timeout_ms=%g",
+           src_key, src, m->cfg.enable, m->cfg.target ? m->cfg.target : "-", m->cfg.ratio,
            m->cfg.timeout_ms);
+}
+
+/* No file of its own (any more): the controller's config, else off. */
+static void
+apply_snapshot_or_off(dp_mirror *m)
+{
+    if (m->snap_text != NULL) {
+        apply(m, m->snap_text, "source", "snapshot");
+        return;
+    }
+    if (m->cfg.enable)
+        gw_log(GW_LOG_NOTICE, "DP-MIRROR-CONFIG", "file=%s msg=\"no mirror config; mirror off\"",
+               m->path[0] ? m->path : "-");
+    gw_mirror_cfg_fini(&m->cfg);
 }
 
 void
 dp_mirror_reload(dp_mirror *m)
 {
-    struct stat st;
     char *text = NULL;
 
-    /* A missing file means no mirror (as Llumnix); checked with stat first
-     * so an absent file costs no log line every interval. The read is a
-     * small local file once per interval, so it runs on the loop. */
-    if (stat(m->path, &st) != 0 && errno == ENOENT) {
+    if (m->path[0] == '\0')
+        return;
+    switch (gw_mirror_file_read(m->path, &text)) {
+    case GW_MIRROR_FILE_MISSING:
+        /* A missing file means no mirror of the worker's own (as Llumnix):
+         * the controller's applies, if any. */
         if (!m->missing_seen) {
             m->missing_seen = true;
             count(m->opts.reloads, "missing");
-            if (m->cfg.enable)
-                gw_log(GW_LOG_NOTICE, "DP-MIRROR-CONFIG", "file=%s msg=\"gone; mirror off\"",
-                       m->path);
-            dp_mirror_cfg_fini(&m->cfg);
             GW_FREE(m->last_text);
+            apply_snapshot_or_off(m);
         }
         return;
-    }
-    m->missing_seen = false;
-    if (gw_read_file_text(m->path, DP_MIRROR_FILE_MAX, &text) != GW_OK) {
+    case GW_MIRROR_FILE_UNREADABLE:
+        m->missing_seen = false;
         count(m->opts.reloads, "invalid");
         return;
+    case GW_MIRROR_FILE_READ:
+        break;
     }
+    m->missing_seen = false;
     if (m->last_text != NULL && strcmp(m->last_text, text) == 0) {
         free(text);
         return; /* unchanged */
     }
     free(m->last_text);
     m->last_text = text;
-    apply(m, text);
+    apply(m, text, "file", m->path);
+}
+
+void
+dp_mirror_set_snapshot(dp_mirror *m, const char *text)
+{
+    if ((text == NULL && m->snap_text == NULL) ||
+        (text != NULL && m->snap_text != NULL && strcmp(text, m->snap_text) == 0))
+        return; /* unchanged: most snapshots only move endpoints */
+    free(m->snap_text);
+    m->snap_text = text != NULL ? gw_xstrdup(text) : NULL;
+    if (m->last_text != NULL) {
+        /* The worker's own file wins while it exists (docs/traffic.md). */
+        if (!m->snap_ignored && m->snap_text != NULL)
+            gw_log(GW_LOG_NOTICE, "DP-MIRROR-CONFIG",
+                   "file=%s msg=\"the worker's own mirror file wins; the controller's mirror "
+                   "config is ignored while it exists\"",
+                   m->path);
+        m->snap_ignored = m->snap_ignored || m->snap_text != NULL;
+        return;
+    }
+    apply_snapshot_or_off(m);
 }
 
 static void
@@ -293,8 +222,9 @@ dp_mirror_free(dp_mirror *m)
     }
     gw_curlm_free(m->curlm);
     gw_timer_free(m->timer);
-    dp_mirror_cfg_fini(&m->cfg);
+    gw_mirror_cfg_fini(&m->cfg);
     free(m->last_text);
+    free(m->snap_text);
     free(m->path);
     free(m);
 }

@@ -1,7 +1,9 @@
 /* dp_mirror: Llumnix's traffic mirror (seed 004, docs/traffic.md). A JSON
  * file ({"Enable","Target","Ratio","Timeout","Authorization","EnableLog"};
  * default /mnt/mirror.json) is re-read every --mirror-reload-interval and
- * applied without restart; a bad file keeps the last good config. A share
+ * applied without restart; a bad file keeps the last good config. Without a
+ * file of its own (path "" or the file missing) the worker applies the
+ * controller's config from the snapshot (dp_mirror_set_snapshot). A share
  * of the parsed requests (Ratio percent) is copied, fire and forget, to
  * Target + the request path on its own curl multi: the copy owns its body
  * and headers, has its own deadline (Timeout, else the upstream timeout),
@@ -20,29 +22,13 @@
 #include "gw/gw_curlm.h"
 #include "gw/gw_err.h"
 #include "gw/gw_loop.h"
+#include "gw/gw_mirror_cfg.h"
 #include "gw/gw_metrics.h"
-
-typedef struct dp_mirror_cfg {
-    bool enable;
-    char *target;        /* http(s) base URL without a trailing '/'; NULL when disabled */
-    double ratio;        /* percent, 0..100 */
-    double timeout_ms;   /* 0: the worker's --upstream-timeout */
-    char *authorization; /* replaces the client's Authorization; NULL = keep it */
-    bool enable_log;
-} dp_mirror_cfg;
-
-/* Parses the mirror file's JSON. Keys match case-insensitively, and the
- * snake_case spellings (enable_log) are accepted too; unknown keys, wrong
- * types, a Ratio outside 0..100, a negative Timeout or an enabled config
- * without an http(s) Target are refused with <why> naming the key. */
-gw_err dp_mirror_cfg_parse(const char *json, size_t len, dp_mirror_cfg *out, char *why,
-                           size_t why_len);
-void dp_mirror_cfg_fini(dp_mirror_cfg *c);
 
 typedef struct dp_mirror dp_mirror;
 
 typedef struct dp_mirror_opts {
-    const char *path;            /* the JSON file */
+    const char *path;            /* the JSON file; "" = none of its own */
     uint64_t reload_interval_ms; /* how often it is checked */
     uint32_t max_inflight;       /* copies running at once at most */
     uint64_t connect_timeout_ms;
@@ -58,8 +44,16 @@ GW_MUST_CHECK gw_err dp_mirror_new(gw_loop *loop, const dp_mirror_opts *opts, dp
 /* Cancels the copies still running. NULL ok. */
 void dp_mirror_free(dp_mirror *m);
 
-/* Re-reads the file now (the timer does this every interval). */
+/* Re-reads the file now (the timer does this every interval). An empty
+ * path: nothing to read. */
 void dp_mirror_reload(dp_mirror *m);
+
+/* The controller's mirror config from a snapshot (its JSON text; NULL: the
+ * snapshot carries none). It applies while the worker has no mirror file of
+ * its own (path empty or the file missing); an invalid one keeps the last
+ * good config (logged, counted as reloads{invalid}). Unchanged text is a
+ * no-op. */
+void dp_mirror_set_snapshot(dp_mirror *m, const char *text);
 
 /* Whether a request should be copied: enabled and <rnd> (uniform in
  * [0, 2^32)) falls within Ratio percent. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dp_json.h"
 #include "gw/gw_mem.h"
@@ -444,4 +445,26 @@ void
 dp_reqinfo_fini(dp_reqinfo *info)
 {
     GW_FREE(info->model);
+}
+
+bool
+dp_parse_json_content_type(const char *value)
+{
+    const char *p = value, *end;
+    size_t n;
+
+    if (p == NULL)
+        return true;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '\0')
+        return true;
+    if (strncasecmp(p, "application/", 12) != 0)
+        return false;
+    p += 12;
+    for (end = p; *end != '\0' && *end != ';' && *end != ' ' && *end != '\t'; end++)
+        ;
+    n = (size_t)(end - p);
+    return (n == 4 && strncasecmp(p, "json", 4) == 0) ||
+           (n > 5 && strncasecmp(end - 5, "+json", 5) == 0);
 }

@@ -57,5 +57,10 @@ dp_parse_status dp_parse_request(dp_api api, const char *body, size_t len, dp_re
 dp_parse_status dp_parse_request_text(dp_api api, const char *body, size_t len, dp_reqinfo *info,
                                       gw_buf *text);
 void dp_reqinfo_fini(dp_reqinfo *info);
+/* Whether a Content-Type header value announces JSON as vLLM (FastAPI)
+ * reads it: absent or empty (then the body is read as JSON anyway),
+ * application/json or application/<anything>+json, parameters ignored, case
+ * insensitive. Anything else is refused with 400, as vLLM does. */
+bool dp_parse_json_content_type(const char *value);
 
 #endif

@@ -21,6 +21,7 @@
 
 #include "dp_access.h"
 #include "dp_body_usage.h"
+#include "dp_cbreaker.h"
 #include "dp_error.h"
 #include "dp_metrics.h"
 #include "dp_mirror.h"
@@ -82,6 +83,7 @@ struct dp_req {
     uint64_t tokens;
     uint32_t tried[DP_MAX_TRIES];
     uint32_t n_tried;
+    bool retry_held; /* holds a --max-parallel-retries slot (dp_cbreaker) */
     /* upstream */
     CURL *easy;
     struct curl_slist *up_hdrs;
@@ -528,6 +530,8 @@ on_header(char *buf, size_t size, size_t nitems, void *arg)
             tr_on_headers(req);
             req->headers_done = true;
             req->headers_us = gw_now_us();
+            if (req->ep != NULL)
+                dp_outlier_success(&req->ep->outlier);
             dp_usage_init(&req->usage, req->sse);
             gw_timer_start(req->timer, req->ctx->cfg.idle_timeout_ms);
             req->hold_body = !req->sse && req->content_length >= 0 &&
@@ -721,6 +725,18 @@ easy_post(dp_req *req, CURL *easy, const char *url, const gw_buf *body, struct c
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
 }
 
+/* The route config a request follows: the worker's own --route-config,
+ * else the one its snapshot carries (the controller's). The request holds
+ * its snapshot, so a new generation never changes the config (and the entry
+ * indexes in tr_entry/tr_primary) under it. */
+static const gw_route_cfg *
+req_traffic(const dp_req *req)
+{
+    const gw_route_cfg *t = dp_snap_traffic(req->snap);
+
+    return req->ctx->traffic.policy == GW_ROUTE_OFF && t != NULL ? t : &req->ctx->traffic;
+}
+
 static bool
 upstream_start(dp_req *req)
 {
@@ -733,7 +749,7 @@ upstream_start(dp_req *req)
     req->up_hdrs = engine_headers(req);
     if (req->tr_entry >= 0) {
         /* An external endpoint of --route-config: its URL, its key. */
-        const dp_traffic_ep *e = &ctx->traffic.eps[req->tr_entry];
+        const gw_route_ep *e = &req_traffic(req)->eps[req->tr_entry];
         dp_traffic_url(e, req->path, url, sizeof(url));
         if (e->api_key != NULL) {
             char auth[4096];
@@ -772,8 +788,8 @@ route_and_start(dp_req *req)
                       : dp_route_pick(ctx, req->snap, &req->route, req->tried, req->n_tried,
                                       req->tokens, &req->err);
 
-    gw_histogram_observe(gw_metric_child0(ctx->metrics->routing_time),
-                         (double)(gw_now_us() - t0 + req->resolve_us) / 1e6);
+    dp_metrics_routing_time(ctx->metrics, req->route.model->name,
+                            (double)(gw_now_us() - t0 + req->resolve_us) / 1e6);
     req->resolve_us = 0; /* a retry's pick is timed alone */
     if (idx < 0) {
         if (req->n_tried > 0) {
@@ -807,14 +823,34 @@ route_and_start(dp_req *req)
     return true;
 }
 
+/* Passive ejection (dp_outlier): only failures that say the engine cannot
+ * take requests count; a reset or an empty reply may be one bad request. */
+static void
+note_gateway_failure(dp_req *req, const char *reason)
+{
+    dp_outlier_cfg oc = dp_outlier_cfg_of(&req->ctx->cfg);
+
+    if (strcmp(reason, "connect") != 0 && strcmp(reason, "connect_timeout") != 0 &&
+        strcmp(reason, "first_byte_timeout") != 0)
+        return;
+    if (dp_outlier_failure(&req->ep->outlier, &oc, gw_now_us())) {
+        gw_counter_inc(gw_metric_child0(req->ctx->metrics->ejections));
+        gw_log(GW_LOG_WARN, "DP-EJECT", "ep=%s failures=%u ejections=%u for_ms=%llu", req->ep->key,
+               req->ep->outlier.streak, req->ep->outlier.ejections,
+               (unsigned long long)((req->ep->outlier.ejected_until - gw_now_us()) / 1000));
+    }
+}
+
 static void
 on_upstream_failure(dp_req *req, const char *reason, bool retryable)
 {
     dp_ctx *ctx = req->ctx;
 
     gw_counter_inc(gw_metric_child(ctx->metrics->upstream_errors, reason));
-    if (req->ep != NULL && !req->headers_done)
+    if (req->ep != NULL && !req->headers_done) {
         req->ep->errors++; /* after the headers, account() counts it */
+        note_gateway_failure(req, reason);
+    }
     gw_log_ratelimited(GW_LOG_WARN, 10, "DP-UP-FAIL", "req=%s model=%s ep=%s reason=%s", req->id,
                        req->info.model, req->ep ? req->ep->key : "-", reason);
     if (!req->headers_done) {
@@ -974,10 +1010,9 @@ queue_allowed(const dp_req *req)
 static bool
 has_fallback(const dp_req *req)
 {
-    const dp_traffic *t = &req->ctx->traffic;
+    const gw_route_cfg *t = req_traffic(req);
 
-    return t->policy != DP_TRAFFIC_OFF &&
-           dp_traffic_has_fallback(t, req->tr_primary, req->tr_cursor);
+    return t->policy != GW_ROUTE_OFF && dp_traffic_has_fallback(t, req->tr_primary, req->tr_cursor);
 }
 
 /* At the headers of a 429 or 5xx answer: will another attempt follow? */
@@ -1070,7 +1105,9 @@ try_next(dp_req *req, unsigned status, bool retryable)
 
     if (ctx->draining || req->aborted)
         return DP_NEXT_NONE;
-    if (local_retry_allowed(req, status, retryable)) {
+    if (local_retry_allowed(req, status, retryable) &&
+        dp_cbreaker_retry_admit(&ctx->retries_inflight, ctx->cfg.max_parallel_retries,
+                                &req->retry_held)) {
         gw_counter_inc(gw_metric_child0(ctx->metrics->retries));
         if (route_and_start(req))
             return DP_NEXT_STARTED;
@@ -1088,14 +1125,14 @@ try_next(dp_req *req, unsigned status, bool retryable)
     } else if (status == 429 && ctx->rq != NULL && req->tr_entry >= 0) {
         tr_count(ctx->metrics->retry_queue, "exhausted");
     }
-    if (ctx->traffic.policy == DP_TRAFFIC_OFF)
+    if (req_traffic(req)->policy == GW_ROUTE_OFF)
         return DP_NEXT_NONE;
-    i = dp_traffic_next_fallback(&ctx->traffic, req->tr_primary, &req->tr_cursor);
+    i = dp_traffic_next_fallback(req_traffic(req), req->tr_primary, &req->tr_cursor);
     if (i < 0)
         return DP_NEXT_NONE;
-    tr_count(ctx->metrics->traffic_fallbacks, ctx->traffic.eps[i].label);
+    tr_count(ctx->metrics->traffic_fallbacks, req_traffic(req)->eps[i].label);
     gw_log_ratelimited(GW_LOG_INFO, 20, "DP-TRAFFIC-FALLBACK", "req=%s entry=%s status=%u", req->id,
-                       ctx->traffic.eps[i].label, status);
+                       req_traffic(req)->eps[i].label, status);
     return tr_start_external(req, i) ? DP_NEXT_STARTED : DP_NEXT_FAILED;
 }
 
@@ -1111,9 +1148,9 @@ tr_on_headers(dp_req *req)
 static void
 tr_headers(dp_req *req, struct MHD_Response *resp)
 {
-    const dp_traffic *t = &req->ctx->traffic;
+    const gw_route_cfg *t = req_traffic(req);
 
-    if (t->policy != DP_TRAFFIC_OFF)
+    if (t->policy != GW_ROUTE_OFF)
         MHD_add_response_header(resp, "x-llmgw-route",
                                 req->tr_entry >= 0 ? t->eps[req->tr_entry].label : "local");
 }
@@ -1124,11 +1161,11 @@ static bool
 tr_route(dp_req *req)
 {
     dp_ctx *ctx = req->ctx;
-    int32_t i = dp_traffic_pick(&ctx->traffic, req->info.model, dp_rand(&ctx->rng, UINT32_MAX));
+    int32_t i = dp_traffic_pick(req_traffic(req), req->info.model, dp_rand(&ctx->rng, UINT32_MAX));
 
     req->tr_primary = i;
-    tr_count(ctx->metrics->traffic_routes, i >= 0 ? ctx->traffic.eps[i].label : "none");
-    if (i >= 0 && ctx->traffic.eps[i].local)
+    tr_count(ctx->metrics->traffic_routes, i >= 0 ? req_traffic(req)->eps[i].label : "none");
+    if (i >= 0 && req_traffic(req)->eps[i].local)
         return true;
     if (i >= 0) {
         if (!tr_start_external(req, i))
@@ -1540,7 +1577,7 @@ on_prefill_done(dp_req *req, CURLcode result)
         fail_before_headers(req);
         return;
     }
-    gw_counter_inc(gw_metric_child(ctx->metrics->pd_prefills, reason));
+    dp_metrics_prefill_failed(ctx->metrics, reason);
     gw_log_ratelimited(GW_LOG_WARN, 10, "pd-prefill-request-error",
                        "req=%s prefill=%s reason=%s status=%ld", req->id,
                        dp_snap_addr(req->snap, (uint32_t)req->pre_idx), reason, status);
@@ -1586,11 +1623,20 @@ start(dp_req *req)
     dp_parse_status st;
     dp_route_in in;
     uint64_t t0;
+    const char *ct;
 
     if (req->too_large) {
         dp_error_set(&req->err, 413, "x-error-request-body-processing", "true", "request_too_large",
                      "request body exceeds the limit of %" PRId64 " bytes",
                      ctx->cfg.max_body_bytes);
+        req->has_err = true;
+        return;
+    }
+    ct = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!dp_parse_json_content_type(ct)) {
+        dp_error_set(&req->err, 400, "x-error-request-body-processing", "true",
+                     "invalid_request_body", "Content-Type must be application/json, not '%.64s'",
+                     ct);
         req->has_err = true;
         return;
     }
@@ -1621,7 +1667,7 @@ start(dp_req *req)
         return;
     }
     tr_mirror(req);
-    if (ctx->traffic.policy != DP_TRAFFIC_OFF && !tr_route(req))
+    if (req_traffic(req)->policy != GW_ROUTE_OFF && !tr_route(req))
         return;
     in = (dp_route_in){
         .model = req->info.model,
@@ -1808,6 +1854,7 @@ account(dp_req *req, bool client_gone)
 
     snprintf(code, sizeof(code), "%u", client_gone ? 499u : req->final_status);
     gw_counter_inc(gw_metric_child(m->requests, model, code));
+    dp_metrics_request_done(m, model, code, req->has_err ? req->err.header : NULL);
     gw_histogram_observe(gw_metric_child(m->duration, model), (double)(now - req->start_us) / 1e6);
     if (client_gone && !req->upstream_done)
         gw_counter_inc(gw_metric_child0(m->cancelled));
@@ -1862,6 +1909,7 @@ dp_proxy_completed(dp_ctx *ctx, void *con_cls, enum MHD_RequestTerminationCode t
         gw_log(GW_LOG_INFO, "DP-CLIENT-GONE", "req=%s toe=%d", req->id, (int)toe);
     upstream_cleanup(req);
     account(req, client_gone);
+    dp_cbreaker_retry_release(&ctx->retries_inflight, &req->retry_held);
     settle_quota(req);
     /* The decode never took the prefill's KV: release it. */
     if (!req->headers_done || req->final_status >= 400)

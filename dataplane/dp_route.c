@@ -8,8 +8,10 @@
 #include <string.h>
 
 #include "gw/gw_log.h"
+#include "gw/gw_loop.h"
 #include "gw/gw_mem.h"
 
+#include "dp_cbreaker.h"
 #include "dp_prefix.h"
 #include "dp_vtc.h"
 
@@ -263,18 +265,24 @@ dp_route_resolve(dp_ctx *ctx, const dp_snap *snap, const dp_route_in *in, dp_rou
 }
 
 /* Fills ctx->scratch with the routable endpoints of the route's model:
- * ready, not draining, matching its filter, not in <exclude>. Prefill and
+ * ready, not draining, matching its filter, not in <exclude>, not ejected
+ * (dp_outlier; unless all are). Prefill and
  * decode endpoints serve only through pd: <role> DP_PD_COMBINED keeps
  * combined ones only (any plan but pd, and pd without a complete roleset),
  * -2 keeps every role (pd), and DP_PD_PREFILL/DP_PD_DECODE keep that role.
- * *filtered counts those the filter removed. Returns the count. */
+ * *filtered counts those the filter removed, *capped those at their
+ * concurrency cap (dp_cbreaker). Returns the count. */
 static uint32_t
 list_candidates(dp_ctx *ctx, const dp_snap *snap, const dp_route *route, const uint32_t *exclude,
-                uint32_t n_exclude, int role, uint32_t *filtered)
+                uint32_t n_exclude, int role, uint32_t *filtered, uint32_t *capped)
 {
     const pm_snapshot *pm = dp_snap_pm(snap);
     const dp_model *m = route->model;
     uint32_t n = 0;
+    uint64_t now = gw_now_us();
+    dp_outlier_cfg oc = dp_outlier_cfg_of(&ctx->cfg);
+    bool keep_ejected = false, any_ejected = false;
+    const dp_ep *st;
 
     if (ctx->scratch_cap < m->n_eps) {
         ctx->scratch_cap = m->n_eps;
@@ -283,7 +291,8 @@ list_candidates(dp_ctx *ctx, const dp_snap *snap, const dp_route *route, const u
         ctx->pfx_match = gw_xrealloc(ctx->pfx_match, ctx->scratch_cap * sizeof(*ctx->pfx_match));
         ctx->pd_groups = gw_xrealloc(ctx->pd_groups, ctx->scratch_cap * sizeof(*ctx->pd_groups));
     }
-    *filtered = 0;
+again:
+    *filtered = *capped = 0;
     for (uint32_t i = 0; i < m->n_eps; i++) {
         const pm_endpoint *e = &pm->endpoints[m->eps[i]];
         dp_pd_role r = dp_pd_role_of(e);
@@ -299,8 +308,21 @@ list_candidates(dp_ctx *ctx, const dp_snap *snap, const dp_route *route, const u
             skip = true;
             (*filtered)++;
         }
+        if (!skip && dp_cbreaker_open(dp_snap_state(snap, m->eps[i]), ctx->ep_cap)) {
+            skip = true;
+            (*capped)++;
+        }
+        if (!skip && !keep_ejected && (st = dp_snap_state(snap, m->eps[i])) != NULL &&
+            dp_outlier_skip(&st->outlier, &oc, st->inflight, now)) {
+            skip = true;
+            any_ejected = true;
+        }
         if (!skip)
             ctx->scratch[n++] = m->eps[i];
+    }
+    if (n == 0 && any_ejected && !keep_ejected) {
+        keep_ejected = true; /* all ejected: try them rather than fail for sure (dp_outlier.h) */
+        goto again;
     }
     return n;
 }
@@ -312,6 +334,20 @@ reserve(dp_ep *ep, uint64_t tokens)
     ep->inflight_tokens += tokens;
 }
 
+/* Every candidate left was at its concurrency cap (dp_cbreaker): 503 at
+ * once, as Envoy's circuit breaker overflow. True when that was the case. */
+static bool
+overflow_error(const dp_route *route, uint32_t n, uint32_t capped, dp_error *err)
+{
+    if (n > 0 || capped == 0)
+        return false;
+    dp_error_set(err, 503, "x-error-upstream-overflow", "true", "service_unavailable",
+                 "every endpoint of model %.128s is at its concurrency cap "
+                 "(--max-parallel-requests, --max-pending-requests)",
+                 route->model->name);
+    return true;
+}
+
 bool
 dp_route_pick_pd(dp_ctx *ctx, const dp_snap *snap, dp_route *route, bool staged,
                  const uint32_t *exclude, uint32_t n_exclude, uint64_t tokens, int64_t *decode,
@@ -319,7 +355,8 @@ dp_route_pick_pd(dp_ctx *ctx, const dp_snap *snap, dp_route *route, bool staged,
 {
     dp_pd_cfg cfg = {.prefill_spread = (uint32_t)ctx->cfg.pd_prefill_spread,
                      .decode_spread = (uint32_t)ctx->cfg.pd_decode_spread};
-    uint32_t filtered, n = list_candidates(ctx, snap, route, exclude, n_exclude, -2, &filtered);
+    uint32_t filtered, capped;
+    uint32_t n = list_candidates(ctx, snap, route, exclude, n_exclude, -2, &filtered, &capped);
     bool mine = route->pfx_stamp != 0 && route->pfx_stamp == ctx->pfx_stamp;
     uint32_t n_blocks = mine && ctx->prefix != NULL ? route->pfx_n : 0;
     dp_pick pick = {.snap = snap,
@@ -335,6 +372,8 @@ dp_route_pick_pd(dp_ctx *ctx, const dp_snap *snap, dp_route *route, bool staged,
     if (n_blocks > 0)
         dp_prefix_match(ctx->prefix, ctx->pfx_hashes, n_blocks, pick.states, pick.cands, n,
                         ctx->pfx_match);
+    if (overflow_error(route, n, capped, err))
+        return false;
     if (n == 0 || !dp_pd_choose(&pick, &cfg, !staged, n_blocks > 0 ? ctx->pfx_match : NULL,
                                 n_blocks, ctx->pd_groups, &c)) {
         dp_error_set(err, 503, "x-error-no-model-backends", "true", "service_unavailable",
@@ -361,8 +400,9 @@ int64_t
 dp_route_pick_pd_decode(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const uint32_t *exclude,
                         uint32_t n_exclude, uint64_t tokens, dp_error *err)
 {
-    uint32_t filtered, pos;
-    uint32_t n = list_candidates(ctx, snap, route, exclude, n_exclude, DP_PD_DECODE, &filtered);
+    uint32_t filtered, capped, pos;
+    uint32_t n =
+        list_candidates(ctx, snap, route, exclude, n_exclude, DP_PD_DECODE, &filtered, &capped);
     const char *roleset = dp_snap_pm(snap)->endpoints[route->pd_prefill].roleset;
     dp_pick pick = {.snap = snap,
                     .states = dp_snap_states(snap),
@@ -371,6 +411,8 @@ dp_route_pick_pd_decode(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const
                     .rng = &ctx->rng,
                     .req = &route->preq};
 
+    if (overflow_error(route, n, capped, err))
+        return -1;
     if (n == 0 || !dp_pd_choose_decode(&pick, roleset, &pos)) {
         dp_error_set(err, 503, "x-error-routing", "true", "service_unavailable",
                      "no ready decode endpoint left in the prefill's roleset for model %.128s",
@@ -385,12 +427,12 @@ bool
 dp_route_has_untried(dp_ctx *ctx, const dp_snap *snap, const dp_route *route, bool pd_decode,
                      const uint32_t *exclude, uint32_t n_exclude)
 {
-    uint32_t filtered, pos;
+    uint32_t filtered, capped, pos;
     uint32_t n = list_candidates(ctx, snap, route, exclude, n_exclude,
                                  pd_decode   ? DP_PD_DECODE
                                  : route->pd ? DP_PD_COMBINED
                                              : -1,
-                                 &filtered);
+                                 &filtered, &capped);
     dp_pick pick = {.snap = snap,
                     .states = dp_snap_states(snap),
                     .cands = ctx->scratch,
@@ -408,7 +450,7 @@ dp_route_pick(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const uint32_t 
               uint32_t n_exclude, uint64_t tokens, dp_error *err)
 {
     const dp_model *m = route->model;
-    uint32_t n = 0, filtered = 0, pos = 0;
+    uint32_t n = 0, filtered = 0, capped = 0, pos = 0;
     dp_pick pick;
     dp_pfx_pick pfx = {0};
     uint32_t idx;
@@ -416,7 +458,9 @@ dp_route_pick(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const uint32_t 
 
     route->fallback = NULL;
     n = list_candidates(ctx, snap, route, exclude, n_exclude, route->pd ? DP_PD_COMBINED : -1,
-                        &filtered);
+                        &filtered, &capped);
+    if (overflow_error(route, n, capped, err))
+        return -1;
     if (n == 0) {
         dp_error_set(err, 503, "x-error-no-model-backends", "true", "service_unavailable",
                      filtered > 0    ? "no ready endpoint of model %.128s matches external-filter"

@@ -26,7 +26,8 @@
 struct dp_snap {
     int refs;
     pm_snapshot *pm;
-    dp_model *models; /* n_models entries: pm->n_models bases, then adapters */
+    dp_traffic_ref *traffic; /* NULL = none; shared across generations */
+    dp_model *models;        /* n_models entries: pm->n_models bases, then adapters */
     uint32_t n_models;
     dp_prof *profs;     /* all base models' profiles, back to back */
     uint32_t *auto_ids; /* all base models' auto orders, back to back */
@@ -303,6 +304,7 @@ dp_snap_unref(dp_snap *s)
 {
     if (s == NULL || --s->refs > 0)
         return;
+    dp_traffic_unref(s->traffic);
     for (uint32_t i = 0; i < s->n_models; i++)
         free(s->models[i].eps);
     for (uint32_t i = 0; i < s->n_plans; i++)
@@ -375,4 +377,23 @@ const dp_plan *
 dp_snap_default_plan(const dp_snap *s)
 {
     return s->default_plan;
+}
+
+const gw_route_cfg *
+dp_snap_traffic(const dp_snap *s)
+{
+    return s != NULL && s->traffic != NULL ? &s->traffic->cfg : NULL;
+}
+
+dp_traffic_ref *
+dp_snap_traffic_ref(const dp_snap *s)
+{
+    return s != NULL ? s->traffic : NULL;
+}
+
+void
+dp_snap_set_traffic(dp_snap *s, dp_traffic_ref *r)
+{
+    dp_traffic_unref(s->traffic);
+    s->traffic = r;
 }

@@ -26,6 +26,7 @@
 typedef struct dp_snap dp_snap;
 
 #include "dp_load.h"
+#include "dp_traffic.h"
 #include "dp_users.h"
 
 typedef struct dp_plan dp_plan; /* dp_strategy.h */
@@ -79,5 +80,12 @@ bool dp_snap_has_limits(const dp_snap *s);
 /* The gateway's default strategy (settings.routing_strategy) compiled; NULL
  * if unset or invalid. */
 const dp_plan *dp_snap_default_plan(const dp_snap *s);
+
+/* The snapshot's route config (docs/traffic.md); NULL = none. */
+const gw_route_cfg *dp_snap_traffic(const dp_snap *s);
+dp_traffic_ref *dp_snap_traffic_ref(const dp_snap *s);
+/* Gives <s> its route config (<r>'s ref is taken), right after dp_snap_new,
+ * before the snapshot is installed or shared. */
+void dp_snap_set_traffic(dp_snap *s, dp_traffic_ref *r);
 
 #endif

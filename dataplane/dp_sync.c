@@ -14,6 +14,7 @@
 #include "gw/gw_mem.h"
 
 #include "dp_metrics.h"
+#include "dp_mirror.h"
 #include "dp_prefix.h"
 #include "dp_quota.h"
 
@@ -26,6 +27,7 @@ struct dp_sync {
     gw_timer *resync_timer;
     uint64_t seq;
     uint64_t last_req_ms;
+    bool traffic_ignored; /* the "own --route-config wins" line was logged */
 };
 
 static void
@@ -43,11 +45,37 @@ ask_full_snapshot(dp_sync *s)
     gw_buf_fini(&b);
 }
 
+/* The controller's route config and mirror (docs/traffic.md). The worker's
+ * own --route-config wins (logged once); its own mirror file wins while it
+ * exists (dp_mirror). */
+static void
+apply_traffic(dp_sync *s, dp_snap *snap, const pm_snapshot *pm)
+{
+    dp_ctx *ctx = s->ctx;
+
+    if (ctx->traffic.policy != GW_ROUTE_OFF) {
+        if (pm->traffic.policy != NULL && !s->traffic_ignored) {
+            s->traffic_ignored = true;
+            gw_log(GW_LOG_NOTICE, "DP-TRAFFIC",
+                   "msg=\"this worker's own --route-config wins; the controller's route config "
+                   "is ignored\"");
+        }
+    } else {
+        dp_snap_set_traffic(
+            snap,
+            dp_traffic_from_snapshot(dp_snap_traffic_ref(ctx->snap), &pm->traffic,
+                                     ctx->metrics ? ctx->metrics->traffic_snapshot_invalid : NULL));
+    }
+    if (ctx->mirror != NULL)
+        dp_mirror_set_snapshot(ctx->mirror, pm->mirror.config_json);
+}
+
 static void
 apply_snapshot(dp_sync *s, const void *p, size_t n)
 {
     dp_ctx *ctx = s->ctx;
     pm_snapshot *pm = NULL;
+    dp_snap *snap;
     gw_err rc = pm_snapshot_decode(p, n, &pm);
 
     if (rc != GW_OK) {
@@ -68,7 +96,9 @@ apply_snapshot(dp_sync *s, const void *p, size_t n)
         dp_prefix_apply_snapshot(ctx->prefix, pm, states);
     gw_log(GW_LOG_NOTICE, "DP-SNAP-APPLY", "gen=%llu models=%u endpoints=%u",
            (unsigned long long)pm->env.gen, pm->n_models, pm->n_endpoints);
-    dp_ctx_set_snapshot(ctx, dp_snap_new(pm, states));
+    snap = dp_snap_new(pm, states);
+    apply_traffic(s, snap, pm);
+    dp_ctx_set_snapshot(ctx, snap);
     gw_counter_inc(gw_metric_child0(ctx->metrics->snapshots));
 }
 

@@ -1,9 +1,9 @@
-/* dp_traffic: Llumnix's traffic splitting (seed 004, docs/traffic.md): the
- * --route-policy / --route-config pair, validated whole at start-up (a bad
- * entry is refused with the field named, never found at request time), and
- * the per-request choice: which entry takes a request first, and which
- * entries come after it when it fails (the fallback chain, in config order).
- * Pure: no I/O; immutable after dp_traffic_parse. */
+/* dp_traffic: the request-time side of traffic splitting (seed 004,
+ * docs/traffic.md) over a parsed gw_route_cfg: which entry takes a request
+ * first, which entries come after it when it fails (the fallback chain, in
+ * config order), the external URL, the Authorization
+ * swap; and the route config a worker follows (its own flags, else the
+ * snapshot's). Pure but for dp_traffic_shared's refcount. */
 #ifndef DP_TRAFFIC_H
 #define DP_TRAFFIC_H
 
@@ -13,62 +13,52 @@
 
 #include <curl/curl.h>
 
+#include "gw/gw_buf.h"
 #include "gw/gw_err.h"
-
-typedef enum dp_traffic_policy {
-    DP_TRAFFIC_OFF = 0, /* no --route-policy: everything goes to the local pool */
-    DP_TRAFFIC_WEIGHT,
-    DP_TRAFFIC_PREFIX,
-} dp_traffic_policy;
-
-typedef struct dp_traffic_ep {
-    bool local;      /* base_url "local": the controller-discovered pool */
-    char *base_url;  /* external: http(s) URL without a trailing '/'; NULL when local */
-    char *api_key;   /* external: sent as Authorization: Bearer; NULL = the client's header */
-    char *model;     /* reserved (seed 004): carried, never applied to the request */
-    bool fallback;   /* member of the fallback chain */
-    int64_t weight;  /* weight policy */
-    char *prefix;    /* prefix policy: the pattern as written */
-    size_t stem_len; /* its length without the trailing '*' */
-    bool wildcard;   /* the pattern ends with '*' */
-    char label[24];  /* metric label: "local" or "external-<index>" */
-} dp_traffic_ep;
-
-typedef struct dp_traffic {
-    dp_traffic_policy policy;
-    dp_traffic_ep *eps;
-    uint32_t n;
-    int64_t total_weight;
-} dp_traffic;
-
-/* Parses and validates <policy> and <json> into <out> (zeroed first). Empty
- * policy and empty config: DP_TRAFFIC_OFF. On error returns GW_EINVAL with
- * <why> naming the flag or the field, e.g.
- * "--route-config[2].weight: must be an integer >= 0"; <out> is left empty. */
-gw_err dp_traffic_parse(const char *policy, const char *json, dp_traffic *out, char *why,
-                        size_t why_len);
-void dp_traffic_fini(dp_traffic *t);
+#include "gw/gw_metrics.h"
+#include "gw/gw_route_cfg.h"
+#include "pm/pm_msgs.h"
 
 /* The entry that takes a request for <model> first; <rnd> is a uniform
  * random 32-bit value (weight policy). -1: no entry matches (prefix policy),
  * the request goes straight to the fallback chain. */
-int32_t dp_traffic_pick(const dp_traffic *t, const char *model, uint32_t rnd);
+int32_t dp_traffic_pick(const gw_route_cfg *t, const char *model, uint32_t rnd);
 
 /* The next fallback entry after position *<cursor> (start at 0), skipping
  * <primary>; advances *<cursor>. -1 when the chain is exhausted. */
-int32_t dp_traffic_next_fallback(const dp_traffic *t, int32_t primary, uint32_t *cursor);
+int32_t dp_traffic_next_fallback(const gw_route_cfg *t, int32_t primary, uint32_t *cursor);
 
 /* Whether dp_traffic_next_fallback would return an entry (no side effect). */
-bool dp_traffic_has_fallback(const dp_traffic *t, int32_t primary, uint32_t cursor);
+bool dp_traffic_has_fallback(const gw_route_cfg *t, int32_t primary, uint32_t cursor);
 
 /* <e>'s base_url joined with the request <path>: a base ending in "/v<n>"
  * drops the path's own leading "/v<n>" (Llumnix's rule), so
  * "https://api.x/v1" + "/v1/chat/completions" is
  * "https://api.x/v1/chat/completions". */
-void dp_traffic_url(const dp_traffic_ep *e, const char *path, char *out, size_t n);
+void dp_traffic_url(const gw_route_ep *e, const char *path, char *out, size_t n);
 
 /* <hdrs> (freed) without its Authorization lines, plus
  * "Authorization: <value>"; the new list. */
 struct curl_slist *dp_traffic_set_authorization(struct curl_slist *hdrs, const char *value);
+
+/* A snapshot's route config, parsed once and shared by the generations that
+ * carry the same text (refcounted: each dp_snap holds one ref, so a request
+ * follows the config of the snapshot it holds, whatever arrives meanwhile).
+ * Loop thread only. */
+typedef struct dp_traffic_ref {
+    int refs;
+    char *policy, *json; /* the snapshot's text, to spot a change */
+    gw_route_cfg cfg;
+} dp_traffic_ref;
+
+/* The route config for a new snapshot carrying <t>, given the previous
+ * generation's <prev> (NULL ok): <prev> again (one more ref) when the text is
+ * unchanged, or when it does not parse (the controller validated it, so this
+ * "cannot happen": logged DP-TRAFFIC-SNAPSHOT without the text, counted in
+ * <invalid>, the last good one stays); a new one when it parses; NULL when
+ * <t> carries none. */
+dp_traffic_ref *dp_traffic_from_snapshot(dp_traffic_ref *prev, const pm_traffic *t,
+                                         gw_metric_fam *invalid);
+void dp_traffic_unref(dp_traffic_ref *r);
 
 #endif

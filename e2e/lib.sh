@@ -140,6 +140,36 @@ start_worker() {
     wait_log "$name" 'id=DP-SNAP-APPLY ' 10 || not_ok "worker $name gets a snapshot"
 }
 
+# one_model_gateway MOCK_ARGS... -- WORKER_ARGS...: the common small setup: a
+# mock engine m1 serving mock-model, a controller on a config file naming it,
+# worker w1; sets M1, W and GW.
+one_model_gateway() {
+    local mock_args=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do mock_args+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
+    M1=$(free_port); W=$(free_port); GW=http://127.0.0.1:$W
+    start_mock m1 "$M1" "${mock_args[@]}"
+    printf 'models:\n  - name: mock-model\n    endpoints: ["127.0.0.1:%s"]\n' "$M1" >"$E2E_DIR/gw.yaml"
+    start_controller ctl --config "$E2E_DIR/gw.yaml"
+    start_worker w1 "$W" "$@"
+    wait_http "$GW/readyz" 200 10
+}
+
+# load_start NAME [ARGS...]: e2e/tools/llm_load.py steady against $GW in the
+# background (ARGS add to or override its options) until load_stop NAME;
+# failures logged in $E2E_DIR/NAME.failures, totals read with load_res NAME FIELD.
+load_start() {
+    local name=$1; shift
+    rm -f "$E2E_DIR/stop-$name"
+    python3 "$E2E_SRC/e2e/tools/llm_load.py" steady --urls "$GW" --timeout 20 --max-seconds 120 \
+        --stop-file "$E2E_DIR/stop-$name" --failures-log "$E2E_DIR/$name.failures" "$@" >"$E2E_DIR/$name.json" &
+    LOAD_PID=$!
+}
+load_stop() { touch "$E2E_DIR/stop-$1"; wait "$LOAD_PID"; }
+load_res() { jq -r ".$2" "$E2E_DIR/$1.json"; }
+# e2e_table COLUMNS...: one "TABLE | a | b | ..." line for docs/reliability.md.
+e2e_table() { local IFS='|'; e2e_log "TABLE | $(sed 's/|/ | /g' <<<"$*") |"; }
+
 # chat BODY_JSON [CURL ARGS...]: POST /v1/chat/completions to $GW; writes the
 # body to $E2E_DIR/out.body and headers to $E2E_DIR/out.hdr; prints the status.
 chat_path() {
@@ -151,6 +181,27 @@ chat() { chat_path /v1/chat/completions "$@"; }
 # hdr NAME: a response header of the last chat call (lowercase name).
 hdr() { tr -d '\r' <"$E2E_DIR/out.hdr" | awk -v n="$1" 'BEGIN{IGNORECASE=1} index(tolower($0), n": ")==1 {sub(/^[^:]*: /,""); print; exit}'; }
 body() { cat "$E2E_DIR/out.body"; }
+
+# check_error_response DESC STATUS HEADER HEADER_VALUE: asserts the last chat
+# response is the error contract (status, x-error-* header, OpenAI-shaped
+# {"error":{"message","type","param","code"}}, request-id), then that a good
+# request ($GOOD) right after still succeeds (counted in GOOD_SENT).
+check_error_response() {
+    local desc=$1 code=$2 status=$3 header=$4 value=$5
+    expect_eq "$desc: status" "$code" "$status"
+    expect_eq "$desc: $header" "$(hdr "$header")" "$value"
+    expect_match "$desc: OpenAI-shaped body" "$(body | jq -r '[.error.message, .error.type, .error.code, (.error | has("param"))] | map(type) | join(",")')" '^string,string,string,boolean$'
+    expect_eq "$desc: request-id present" "$(hdr request-id | wc -c | tr -d ' ')" 37
+    code=$(chat "$GOOD")
+    expect_eq "$desc: the next good request still succeeds" "$code" 200
+    GOOD_SENT=$((GOOD_SENT + 1))
+}
+# check_error DESC STATUS HEADER HEADER_VALUE BODY [CURL ARGS...]: sends BODY
+# with chat and checks the error contract (check_error_response).
+check_error() {
+    local desc=$1 status=$2 header=$3 value=$4 body=$5; shift 5
+    check_error_response "$desc" "$(chat "$body" "$@")" "$status" "$header" "$value"
+}
 
 # mock_requests PORT: the JSON array of requests the mock on PORT received.
 mock_requests() { curl -s "http://127.0.0.1:$1/_mock/requests"; }

@@ -182,12 +182,27 @@ static const pm_field user_fields[] = {
 };
 static const pm_schema user_schema = SCHEMA(pm_user, user_fields, user_valid);
 
+static bool traffic_valid(const void *base);
+
+static const pm_field traffic_fields[] = {
+    F_STR(pm_traffic, policy, "policy", 0, PM_MAX_STR, NULL),
+    F_STR(pm_traffic, config_json, "config", 0, PM_MAX_ROUTE_JSON, NULL),
+};
+static const pm_schema traffic_schema = SCHEMA(pm_traffic, traffic_fields, traffic_valid);
+
+static const pm_field mirror_fields[] = {
+    F_STR(pm_mirror, config_json, "config", 0, PM_MAX_MIRROR_JSON, NULL),
+};
+static const pm_schema mirror_schema = SCHEMA(pm_mirror, mirror_fields, NULL);
+
 static const pm_field snapshot_fields[] = {
     F_ARR(pm_snapshot, models, n_models, "models", FF_REQ, PM_MAX_MODELS, &model_schema),
     F_ARR(pm_snapshot, endpoints, n_endpoints, "endpoints", FF_REQ, PM_MAX_ENDPOINTS,
           &endpoint_schema),
     F_MAP(pm_snapshot, settings, "settings", 0, &settings_schema),
     F_ARR(pm_snapshot, users, n_users, "users", 0, PM_MAX_USERS, &user_schema),
+    F_MAP(pm_snapshot, traffic, "traffic", 0, &traffic_schema),
+    F_MAP(pm_snapshot, mirror, "mirror", 0, &mirror_schema),
 };
 static const pm_schema snapshot_schema = SCHEMA(pm_snapshot, snapshot_fields, snapshot_valid);
 
@@ -319,6 +334,17 @@ snapshot_valid(const void *base)
                       sizeof(uint32_t)) &&
            names_unique(s->models, s->n_models, sizeof(pm_model), offsetof(pm_model, name)) &&
            names_unique(s->users, s->n_users, sizeof(pm_user), offsetof(pm_user, name));
+}
+
+/* A policy without its config (or the reverse) is half a route config: the
+ * controller never sends one, so it is a broken message. */
+static bool
+traffic_valid(const void *base)
+{
+    const pm_traffic *t = base;
+
+    return (t->policy == NULL) == (t->config_json == NULL) &&
+           (t->policy == NULL || (t->policy[0] != '\0' && t->config_json[0] != '\0'));
 }
 
 /* Key hashes are what workers compare against: exactly 64 lower-case hex

@@ -47,6 +47,7 @@ touch "$E2E_DIR/stop"
 wait "${cpids[@]}"
 total=$(wc -l <"$E2E_DIR/codes")
 bad=$(grep -vc '^200$' "$E2E_DIR/codes")
+e2e_table "controller SIGKILLed and restarted" "$total" "$bad" 0
 expect_true "traffic flowed while the controller was down ($before requests before restart)" test "$before" -gt 20
 expect_eq "no failed request across the controller's death and restart ($total sent)" "$bad" 0
 gen2=$(metric "$GW" llmgw_worker_snapshot_generation)

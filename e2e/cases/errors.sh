@@ -24,19 +24,6 @@ start_worker w1 "$W" --max-body-bytes 4096 --retries 1
 wait_http "$GW/readyz" 200 10
 
 GOOD='{"model":"mock-model","messages":[{"role":"user","content":"ok"}]}'
-# check_error DESC STATUS HEADER HEADER_VALUE BODY [CURL ARGS...]
-check_error() {
-    local desc=$1 status=$2 header=$3 value=$4 body=$5; shift 5
-    local code
-    code=$(chat "$body" "$@")
-    expect_eq "$desc: status" "$code" "$status"
-    expect_eq "$desc: $header" "$(hdr "$header")" "$value"
-    expect_match "$desc: OpenAI-shaped body" "$(body | jq -r '[.error.message, .error.type, .error.code] | map(type) | join(",")')" '^string,string,string$'
-    expect_eq "$desc: request-id present" "$(hdr request-id | wc -c | tr -d ' ')" 37
-    code=$(chat "$GOOD")
-    expect_eq "$desc: the next good request still succeeds" "$code" 200
-    GOOD_SENT=$((GOOD_SENT + 1))
-}
 GOOD_SENT=0
 
 mock_clear "$M1"

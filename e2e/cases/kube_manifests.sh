@@ -20,18 +20,25 @@ out=$(kc apply --validate=false -f "$E2E_SRC/manifests/" 2>&1)
 expect_eq "kubectl apply -f manifests/ succeeds" "$?" 0
 for o in namespace/llmgw-system serviceaccount/llmgw-controller clusterrole.rbac.authorization.k8s.io/llmgw-controller \
     role.rbac.authorization.k8s.io/llmgw-controller configmap/llmgw-config secret/llmgw-users \
-    deployment.apps/llmgw-controller service/llmgw-controller deployment.apps/llmgw-worker service/llmgw \
+    deployment.apps/llmgw-controller service/llmgw-controller deployment.apps/llmgw-worker service/llmgw-worker \
+    poddisruptionbudget.policy/llmgw-worker deployment.apps/llmgw-redis-master service/llmgw-redis-master \
     gateway.gateway.networking.k8s.io/llmgw deployment.apps/llama-3-8b service/llama-3-8b; do
     expect_match "created $o" "$out" "$o created"
 done
-# A Secret written with stringData is reported "configured" on every apply
-# (kubectl's patch carries the write-only stringData again), as on a real
-# cluster; everything else must be unchanged.
+# A PodDisruptionBudget is reported "configured" on every apply: its
+# spec.selector has patch strategy "replace", so kubectl's three-way patch is
+# never empty (as on a real cluster); it changes nothing (same
+# resourceVersion). Everything else must be unchanged.
+pdb_rv() { kc get pdb llmgw-worker -n llmgw-system -o jsonpath='{.metadata.resourceVersion}'; }
+rv0=$(pdb_rv)
 expect_eq "a second apply changes nothing" \
-    "$(kc apply --validate=false -f "$E2E_SRC/manifests/" 2>&1 | grep -v -e unchanged -e '^secret/llmgw-users configured$')" ""
+    "$(kc apply --validate=false -f "$E2E_SRC/manifests/" 2>&1 | grep -v -e unchanged -e '^poddisruptionbudget.policy/llmgw-worker configured$')" ""
+expect_eq "... the PodDisruptionBudget's patch included" "$(pdb_rv)" "$rv0"
 
 # ---- the controller as the manifest runs it ----
-mapfile -t args < <(kc get deploy llmgw-controller -n llmgw-system -o json | jq -r '.spec.template.spec.containers[0].args[]')
+# Its listen addresses and admin port are replaced by free loopback ones.
+mapfile -t args < <(kc get deploy llmgw-controller -n llmgw-system -o json | jq -r '.spec.template.spec.containers[0].args[]' |
+    grep -vE '^--((pub|rep|pull)-listen|http-host|http-port)=')
 expect_true "the controller Deployment has arguments" test "${#args[@]}" -gt 5
 sa=$E2E_DIR/sa
 mkdir -p "$sa"
@@ -61,7 +68,7 @@ kc get deploy llama-3-8b -n models -o json | jq --arg port "$M1" '{apiVersion: "
         | .labels["model.aibrix.ai/port"] = $port),
     spec: (.spec.template.spec + {nodeName: "node-1"})}' | kc create --validate=false -f - >/dev/null
 pod_ready llama-3-8b-0 true models
-within_ms "the model pod is discovered with the annotation's profiles" 1000 is_eq "cache,default" \
+within_ms "the model pod is discovered with the annotation's profiles" 1000 is_eq "batch,cache,default" \
     snap_jq '[.models[0].profiles | keys[]] | join(",")'
 R="-n models httproute/llama-3-8b-router"
 within_ms "the managed route exists and its status says ResolvedRefs=True" 3000 is_eq True \

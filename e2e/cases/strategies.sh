@@ -61,7 +61,7 @@ expect_eq "least-kv-cache picks the emptier cache (worker 2)" "$(picks "http://1
 expect_eq "least-gpu-cache reads the GPU cache gauge" "$(picks "$GW" 4 least-gpu-cache)" "pod-b=4 "
 expect_eq "a weighted list follows its heavier member" "$(picks "$GW" 4 'least-kv-cache:5,random:0,least-request:1')" "pod-b=4 "
 expect_eq "the weighted plan is echoed by name" \
-    "$(curl -s -o /dev/null -D - -H 'routing-strategy: least-kv-cache:2,least-request:1' \
+    "$(curl -s -o /dev/null -D - -H 'Content-Type: application/json' -H 'routing-strategy: least-kv-cache:2,least-request:1' \
         -d '{"model":"m","messages":[{"role":"user","content":"x"}]}' "$GW/v1/chat/completions" |
         tr -d '\r' | awk -F': ' 'tolower($1)=="routing-strategy"{print $2}')" "least-kv-cache:2,least-request:1"
 

@@ -170,6 +170,14 @@ RESOURCES = [
         status=True, crd=True),
     Res("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute", "httproute", True,
         status=True, crd=True),
+    # What the Helm chart renders besides the above (charts/llmgw).
+    Res("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", "poddisruptionbudget",
+        True, ["pdb"], status=True, gen=True),
+    Res("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler",
+        "horizontalpodautoscaler", True, ["hpa"], status=True, categories=["all"], gen=True),
+    # The Prometheus Operator's CRD (no status subresource).
+    Res("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor", "servicemonitor",
+        True, ["smon"], crd=True),
 ]
 RES_BY_GV = collections.defaultdict(dict)  # gv -> plural -> Res
 for _r in RESOURCES:

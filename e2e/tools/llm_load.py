@@ -15,6 +15,15 @@ workloads and prints one JSON object with the figures:
                 Reports time to first token (first content chunk) mean/p50/
                 p99 and failures.
 
+  steady        C concurrent clients send requests back to back (a --stream-
+                fraction of them streaming) until --stop-file appears or
+                --max-seconds pass, spread over the given URLs; each request
+                on a fresh connection and never retried, so every failure
+                is counted: a status other than 200, a connection error or
+                timeout, or a stream that does not end with [DONE] (an error
+                event). Reports sent/ok/failed, failures by reason, and with
+                --failures-log one JSON line per failure (time, reason).
+
 Only the standard library: http.client over keep-alive connections, one
 thread per concurrent client. Bounded in requests and time; it never talks
 to anything but the URLs it is given (loopback in tests).
@@ -22,6 +31,7 @@ to anything but the URLs it is given (loopback in tests).
 import argparse
 import http.client
 import json
+import os
 import random
 import statistics
 import sys
@@ -146,9 +156,82 @@ def shared_prefix(a):
             "ttft_p50_ms": p(0.50), "ttft_p99_ms": p(0.99), "per_engine": pods}
 
 
+def one_request(base, body, stream, timeout, headers):
+    """One request on its own connection: None if it succeeded, else why not."""
+    u = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout)
+    try:
+        conn.request("POST", "/v1/chat/completions", json.dumps(body).encode(),
+                     dict({"Content-Type": "application/json"}, **headers))
+        resp = conn.getresponse()
+        if resp.status != 200:
+            resp.read()
+            return f"status_{resp.status}"
+        if not stream:
+            data = json.loads(resp.read())
+            return None if data.get("choices") else "no_choices"
+        last = b""
+        while True:
+            line = resp.readline()
+            if not line:
+                break
+            if line.startswith(b"data:"):
+                last = line.strip()
+        return None if last == b"data: [DONE]" else "stream_error_event"
+    except (http.client.HTTPException, OSError, ValueError) as e:
+        return "conn_" + type(e).__name__
+    finally:
+        conn.close()
+
+
+def steady(a):
+    urls = a.urls.split(",")
+    lock = threading.Lock()
+    st = {"sent": 0, "ok": 0, "failed": 0, "streams": 0, "reasons": {}}
+    flog = open(a.failures_log, "a") if a.failures_log else None
+    headers = dict(h.split(":", 1) for h in a.header)
+    headers = {k.strip(): v.strip() for k, v in headers.items()}
+    t_start = time.monotonic()
+    deadline = t_start + a.max_seconds
+
+    def worker(i):
+        rng = random.Random(a.seed * 1000 + i)
+        n = 0
+        while time.monotonic() < deadline and not (a.stop_file and os.path.exists(a.stop_file)):
+            stream = rng.random() < a.stream_fraction
+            body = {"model": a.model, "max_tokens": a.max_tokens, "stream": stream,
+                    "messages": [{"role": "user", "content": text(rng, a.turn_words)}]}
+            why = one_request(urls[(i + n) % len(urls)], body, stream, a.timeout, headers)
+            n += 1
+            with lock:
+                st["sent"] += 1
+                st["streams"] += stream
+                if why is None:
+                    st["ok"] += 1
+                else:
+                    st["failed"] += 1
+                    st["reasons"][why] = st["reasons"].get(why, 0) + 1
+                    if flog:
+                        flog.write(json.dumps({"t": round(time.time(), 3), "reason": why,
+                                               "stream": stream}) + "\n")
+                        flog.flush()
+            if a.pause_ms:
+                time.sleep(a.pause_ms / 1000.0)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(a.concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if flog:
+        flog.close()
+    st["seconds"] = round(time.monotonic() - t_start, 2)
+    return st
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("mode", choices=["multiturn", "shared-prefix"])
+    ap.add_argument("mode", choices=["multiturn", "shared-prefix", "steady"])
     ap.add_argument("--urls", required=True, help="worker base URLs, comma separated")
     ap.add_argument("--model", default="mock-model")
     ap.add_argument("--strategy", default="prefix-cache")
@@ -163,8 +246,13 @@ def main():
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("--max-seconds", type=float, default=120.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--stream-fraction", type=float, default=0.5, help="steady")
+    ap.add_argument("--stop-file", default="", help="steady: stop once this file exists")
+    ap.add_argument("--pause-ms", type=float, default=0.0, help="steady: pause between requests")
+    ap.add_argument("--failures-log", default="", help="steady: append failures here (JSONL)")
+    ap.add_argument("--header", action="append", default=[], help="steady: 'Name: value', repeatable")
     a = ap.parse_args()
-    out = multiturn(a) if a.mode == "multiturn" else shared_prefix(a)
+    out = {"multiturn": multiturn, "shared-prefix": shared_prefix, "steady": steady}[a.mode](a)
     json.dump(out, sys.stdout)
     print()
 

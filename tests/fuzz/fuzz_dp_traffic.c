@@ -19,8 +19,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(json, data, size);
     json[size] = '\0';
     for (int p = 0; p < 2; p++) {
-        dp_traffic t;
-        if (dp_traffic_parse(policies[p], json, &t, why, sizeof(why)) != GW_OK)
+        gw_route_cfg t;
+        if (gw_route_cfg_parse(policies[p], json, &t, why, sizeof(why)) != GW_OK)
             continue;
         for (uint32_t i = 0; i < t.n; i++) {
             const char *model = t.eps[i].prefix ? t.eps[i].prefix : "m";
@@ -36,7 +36,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 dp_traffic_url(&t.eps[i], "/v1/chat/completions", url, sizeof(url));
             }
         }
-        dp_traffic_fini(&t);
+        gw_route_cfg_fini(&t);
     }
     free(json);
     return 0;

@@ -22,18 +22,20 @@
 #define PM_SCHEMA_MAJOR 1
 
 /* Decoder limits: a message over any of these is refused with GW_EPROTO. */
-#define PM_MAX_MSG_BYTES (64u << 20)
-#define PM_MAX_STR       4096u
-#define PM_MAX_JSON      65536u /* routing_config_json */
-#define PM_MAX_MODELS    4096u
-#define PM_MAX_ENDPOINTS 65536u
-#define PM_MAX_PROFILES  64u
-#define PM_MAX_ADAPTERS  256u
-#define PM_MAX_LABELS    64u
-#define PM_MAX_WORKERS   4096u
-#define PM_MAX_USERS     65536u
-#define PM_MAX_USER_KEYS 16u
-#define PM_KEY_HASH_LEN  64u /* SHA-256, lower-case hex */
+#define PM_MAX_MSG_BYTES   (64u << 20)
+#define PM_MAX_STR         4096u
+#define PM_MAX_JSON        65536u /* routing_config_json */
+#define PM_MAX_MODELS      4096u
+#define PM_MAX_ENDPOINTS   65536u
+#define PM_MAX_PROFILES    64u
+#define PM_MAX_ADAPTERS    256u
+#define PM_MAX_LABELS      64u
+#define PM_MAX_WORKERS     4096u
+#define PM_MAX_USERS       65536u
+#define PM_MAX_USER_KEYS   16u
+#define PM_KEY_HASH_LEN    64u         /* SHA-256, lower-case hex */
+#define PM_MAX_ROUTE_JSON  (1u << 20)  /* traffic.config_json: 64 entries of 3 x 2 KiB fit */
+#define PM_MAX_MIRROR_JSON (64u << 10) /* mirror.config_json: the mirror file's own cap */
 
 typedef enum pm_kind {
     PM_KIND_SNAPSHOT = 1,     /* controller PUB topic "S", and REP answer */
@@ -91,6 +93,22 @@ typedef struct pm_settings {
     char *routing_strategy; /* fleet default strategy from the gateway config; NULL = unset */
 } pm_settings;
 
+/* Traffic splitting (seed 004, docs/traffic.md): the controller's
+ * --route-policy / --route-config, validated there; each worker parses the
+ * text with the same gw_route_cfg parser. Both NULL = none. config_json holds
+ * the external endpoints' api keys: the bus is cluster-internal (like the
+ * users' key digests); never logged, redacted in dumps. */
+typedef struct pm_traffic {
+    char *policy;      /* "weight" or "prefix"; NULL = no traffic splitting */
+    char *config_json; /* the --route-config JSON array text; NULL with policy */
+} pm_traffic;
+
+/* The traffic mirror (seed 004): the controller's mirror file as last read
+ * and validated (gw_mirror_cfg). NULL = no mirror file (mirror off). */
+typedef struct pm_mirror {
+    char *config_json;
+} pm_mirror;
+
 /* A gateway user (seed 003 "Rate Limiting"): who a request is charged to. */
 typedef struct pm_user {
     char *name;  /* the `user` header value, and the key's owner */
@@ -109,6 +127,8 @@ typedef struct pm_snapshot {
     pm_settings settings;
     uint32_t n_users;
     pm_user *users;
+    pm_traffic traffic; /* schema 1.x addition: absent from older controllers = none */
+    pm_mirror mirror;   /* schema 1.x addition: absent = none */
 } pm_snapshot;
 
 /* ---- load (controller -> workers, ~10-20 Hz) --------------------------- */

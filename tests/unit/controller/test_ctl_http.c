@@ -35,6 +35,31 @@ Test(ctl_http, no_snapshot_renders_gen_zero)
     cr_assert_eq(json_array_size(json_object_get(j, "models")), 0);
     cr_assert_eq(json_array_size(json_object_get(j, "endpoints")), 0);
     cr_assert(json_is_null(json_object_get(j, "loadGen")));
+    cr_assert(json_is_null(json_object_get(j, "traffic")));
+    cr_assert(json_is_null(json_object_get(j, "mirror")));
+    json_decref(j);
+}
+
+Test(ctl_http, route_config_and_mirror_are_shown_redacted)
+{
+    pm_snapshot s = {.env = {.gen = 3},
+                     .traffic = {.policy = "weight",
+                                 .config_json = "[{\"base_url\":\"http://x\",\"api_key\":"
+                                                "\"sk-secret\",\"weight\":1}]"},
+                     .mirror = {.config_json = "{\"Authorization\":\"Bearer mirror-secret\"}"}};
+    char *text = ctl_http_snapshot_json(&s, 1, NULL, 0);
+    json_t *j = json_loads(text, 0, NULL);
+
+    cr_assert_not_null(j);
+    cr_assert_null(strstr(text, "sk-secret"), "api key in the dump: %s", text);
+    cr_assert_null(strstr(text, "mirror-secret"));
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "traffic"), "policy")),
+                     "weight");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "traffic"), "config")),
+                     "<redacted>");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "mirror"), "config")),
+                     "<redacted>");
+    free(text);
     json_decref(j);
 }
 

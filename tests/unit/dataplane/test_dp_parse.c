@@ -397,3 +397,20 @@ Test(dp_parse, a_nul_byte_outside_strings_is_refused_where_jansson_would_drop_it
     cr_assert_eq(dp_parse_request(DP_API_CHAT, body, sizeof(body) - 1, &info), DP_PARSE_BAD_BODY);
     cr_assert_null(info.model);
 }
+
+Test(dp_parse, json_content_types_as_vllm_reads_them)
+{
+    cr_assert(dp_parse_json_content_type(NULL));
+    cr_assert(dp_parse_json_content_type(""));
+    cr_assert(dp_parse_json_content_type("application/json"));
+    cr_assert(dp_parse_json_content_type("Application/JSON; charset=utf-8"));
+    cr_assert(dp_parse_json_content_type(" application/json"));
+    cr_assert(dp_parse_json_content_type("application/vnd.api+json"));
+    cr_assert_not(dp_parse_json_content_type("text/plain"));
+    cr_assert_not(dp_parse_json_content_type("application/x-www-form-urlencoded"));
+    cr_assert_not(dp_parse_json_content_type("multipart/form-data; boundary=x"));
+    cr_assert_not(dp_parse_json_content_type("application/jsonx"));
+    cr_assert_not(dp_parse_json_content_type("application/+json"));
+    cr_assert_not(dp_parse_json_content_type("application/"));
+    cr_assert_not(dp_parse_json_content_type("json"));
+}

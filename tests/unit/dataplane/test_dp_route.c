@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dp_cbreaker.h"
 #include "dp_fixture.h"
 #include "dp_prefix.h"
 #include "dp_route.h"
@@ -297,6 +298,63 @@ Test(dp_route, pick_reserves_the_endpoint_in_the_same_step)
     cr_assert_eq(dp_snap_state(snap, 0)->inflight, 1);
     idx = dp_route_pick(&ctx, snap, &r, NULL, 0, 10, &e);
     cr_assert_eq(idx, 0, "the endpoint with a freed slot is least loaded");
+}
+
+Test(dp_route, ejected_endpoints_are_skipped_unless_all_are)
+{
+    dp_route r;
+    dp_error e;
+    int64_t idx;
+
+    ctx.cfg.eject_after = 1;
+    build();
+    cr_assert(resolve("llama", "random", NULL, &r, &e));
+    for (uint32_t i = 0; i < 3; i++)
+        dp_snap_state(snap, i)->outlier.ejected_until = UINT64_MAX;
+    for (int k = 0; k < 20; k++) {
+        idx = dp_route_pick(&ctx, snap, &r, NULL, 0, 0, &e);
+        cr_assert_eq(idx, 3, "only the endpoint not ejected");
+        dp_route_release(dp_snap_state(snap, 3), 0);
+    }
+    /* Probing (ejection over, streak still at the threshold): one at a time. */
+    dp_snap_state(snap, 0)->outlier = (dp_outlier){.streak = 1, .ejections = 1};
+    dp_snap_state(snap, 3)->outlier.ejected_until = UINT64_MAX;
+    cr_assert_eq(dp_route_pick(&ctx, snap, &r, NULL, 0, 0, &e), 0, "the probe");
+    idx = dp_route_pick(&ctx, snap, &r, NULL, 0, 0, &e);
+    cr_assert(idx >= 0 && idx < 4,
+              "the others ejected and the probe busy: every candidate is used anyway");
+    dp_snap_state(snap, 0)->outlier.ejected_until = UINT64_MAX;
+    idx = dp_route_pick(&ctx, snap, &r, NULL, 0, 0, &e);
+    cr_assert(idx >= 0 && idx < 4, "all ejected: still routed, not a 503");
+}
+
+/* dp_cbreaker: an endpoint at its cap is passed over even when the strategy
+ * would choose it; when all are at it the answer is 503 overflow. */
+Test(dp_route, endpoints_at_their_concurrency_cap_are_passed_over_then_overflow)
+{
+    dp_route r;
+    dp_error e;
+    int64_t idx;
+
+    ctx.ep_cap = dp_cbreaker_cap(2, 0, 0);
+    build();
+    cr_assert(resolve("llama", "random", NULL, &r, &e));
+    for (int i = 0; i < 8; i++) {
+        idx = dp_route_pick(&ctx, snap, &r, NULL, 0, 1, &e);
+        cr_assert_geq(idx, 0, "pick %d of 8 fits under 4 endpoints x cap 2", i);
+    }
+    for (uint32_t i = 0; i < 4; i++)
+        cr_assert_eq(dp_snap_state(snap, i)->inflight, 2, "random never exceeds the cap");
+    memset(&e, 0, sizeof(e));
+    cr_assert_eq(dp_route_pick(&ctx, snap, &r, NULL, 0, 1, &e), -1);
+    cr_assert_eq(e.status, 503);
+    cr_assert_str_eq(e.header, "x-error-upstream-overflow");
+    cr_assert_str_eq(e.code, "service_unavailable");
+    cr_assert_not_null(strstr(e.message, "llama"));
+    for (uint32_t i = 0; i < 4; i++)
+        cr_assert_eq(dp_snap_state(snap, i)->inflight, 2, "a refused pick reserves nothing");
+    dp_route_release(dp_snap_state(snap, 3), 1);
+    cr_assert_eq(dp_route_pick(&ctx, snap, &r, NULL, 0, 1, &e), 3, "the only free slot");
 }
 
 Test(dp_route, least_request_counts_the_rest_of_the_fleet)

@@ -1,7 +1,9 @@
-/* Unit tests for dp_traffic: every refusal of --route-policy/--route-config
- * names its flag or field; weight and prefix matching (longest stem, exact
- * beats wildcard, ties to the earlier entry); the fallback chain in config
- * order; URL joining; the model rewrite; the Authorization swap. */
+/* Unit tests for gw_route_cfg (the parser) and dp_traffic: every refusal
+ * of --route-policy/--route-config names its flag or field; weight and
+ * prefix matching (longest stem, exact beats wildcard, ties to the earlier
+ * entry; weights summing past 32 bits refused); the fallback chain in config
+ * order; URL joining; the Authorization swap; the snapshot's route config (shared,
+ * last good kept). */
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <string.h>
@@ -19,10 +21,10 @@ TestSuite(dp_traffic, .fini = fini, .timeout = 10);
 static void
 expect_refused(const char *policy, const char *json, const char *needle)
 {
-    dp_traffic t;
+    gw_route_cfg t;
     char why[300];
 
-    cr_assert_eq(dp_traffic_parse(policy, json, &t, why, sizeof(why)), GW_EINVAL, "accepted: %s",
+    cr_assert_eq(gw_route_cfg_parse(policy, json, &t, why, sizeof(why)), GW_EINVAL, "accepted: %s",
                  json);
     cr_assert(strstr(why, needle) != NULL, "'%s' lacks '%s'", why, needle);
     cr_assert_eq(t.n, 0, "nothing left behind");
@@ -30,22 +32,22 @@ expect_refused(const char *policy, const char *json, const char *needle)
 }
 
 static void
-parse_ok(const char *policy, const char *json, dp_traffic *t)
+parse_ok(const char *policy, const char *json, gw_route_cfg *t)
 {
     char why[300];
 
-    cr_assert_eq(dp_traffic_parse(policy, json, t, why, sizeof(why)), GW_OK, "refused: %s", why);
+    cr_assert_eq(gw_route_cfg_parse(policy, json, t, why, sizeof(why)), GW_OK, "refused: %s", why);
 }
 
 Test(dp_traffic, empty_is_off)
 {
-    dp_traffic t;
+    gw_route_cfg t;
     char why[64];
 
-    cr_assert_eq(dp_traffic_parse("", "", &t, why, sizeof(why)), GW_OK);
-    cr_assert_eq(t.policy, DP_TRAFFIC_OFF);
+    cr_assert_eq(gw_route_cfg_parse("", "", &t, why, sizeof(why)), GW_OK);
+    cr_assert_eq(t.policy, GW_ROUTE_OFF);
     cr_assert_eq(dp_traffic_pick(&t, "m", 1), -1);
-    dp_traffic_fini(&t);
+    gw_route_cfg_fini(&t);
 }
 
 Test(dp_traffic, every_bad_flag_and_field_is_named)
@@ -129,7 +131,7 @@ Test(dp_traffic, every_bad_flag_and_field_is_named)
 
 Test(dp_traffic, weight_split_follows_the_weights)
 {
-    dp_traffic t;
+    gw_route_cfg t;
     unsigned hits[3] = {0};
 
     parse_ok("weight",
@@ -145,7 +147,7 @@ Test(dp_traffic, weight_split_follows_the_weights)
     cr_assert_eq(hits[0], 500, "rnd %% 200 < 50 a quarter of the time");
     cr_assert_eq(hits[1], 0, "weight 0 is never picked");
     cr_assert_eq(hits[2], 1500);
-    dp_traffic_fini(&t);
+    gw_route_cfg_fini(&t);
     /* Weights up to the 32-bit draw: every entry is reachable. */
     parse_ok("weight",
              "[{\"base_url\":\"local\",\"weight\":1000000000},"
@@ -155,12 +157,12 @@ Test(dp_traffic, weight_split_follows_the_weights)
              &t);
     cr_assert_eq(dp_traffic_pick(&t, "m", 3999999999u), 3);
     cr_assert_eq(dp_traffic_pick(&t, "m", 0), 0);
-    dp_traffic_fini(&t);
+    gw_route_cfg_fini(&t);
 }
 
 Test(dp_traffic, prefix_longest_stem_exact_beats_wildcard_ties_to_first)
 {
-    dp_traffic t;
+    gw_route_cfg t;
 
     parse_ok("prefix",
              "[{\"prefix\":\"Qwen/*\",\"base_url\":\"http://a\"},"
@@ -174,7 +176,7 @@ Test(dp_traffic, prefix_longest_stem_exact_beats_wildcard_ties_to_first)
     cr_assert_eq(dp_traffic_pick(&t, "Qwen/Qwen2.5-7B", 0), 0);
     cr_assert_eq(dp_traffic_pick(&t, "llama", 0), 3, "catch-all");
     cr_assert_eq(dp_traffic_pick(&t, "qwen/Qwen3-8B", 0), 3, "case-sensitive");
-    dp_traffic_fini(&t);
+    gw_route_cfg_fini(&t);
 
     parse_ok("prefix",
              "[{\"prefix\":\"a*\",\"base_url\":\"http://x\"},{\"prefix\":\"b*\",\"base_url\":"
@@ -182,12 +184,12 @@ Test(dp_traffic, prefix_longest_stem_exact_beats_wildcard_ties_to_first)
              &t);
     cr_assert_eq(dp_traffic_pick(&t, "c", 0), -1, "no match: the fallback chain");
     cr_assert_eq(dp_traffic_pick(&t, "a", 0), 0, "the stem may be the whole name");
-    dp_traffic_fini(&t);
+    gw_route_cfg_fini(&t);
 }
 
 Test(dp_traffic, fallback_chain_in_config_order_skipping_the_primary)
 {
-    dp_traffic t;
+    gw_route_cfg t;
     uint32_t cur = 0;
 
     parse_ok("weight",
@@ -204,12 +206,12 @@ Test(dp_traffic, fallback_chain_in_config_order_skipping_the_primary)
     cr_assert_eq(dp_traffic_next_fallback(&t, 1, &cur), 0);
     cr_assert_eq(dp_traffic_next_fallback(&t, 1, &cur), 2);
     cr_assert_eq(dp_traffic_next_fallback(&t, 1, &cur), -1);
-    dp_traffic_fini(&t);
+    gw_route_cfg_fini(&t);
 }
 
 Test(dp_traffic, url_join_drops_a_repeated_version)
 {
-    dp_traffic_ep e = {.base_url = "https://api.x/v1"};
+    gw_route_ep e = {.base_url = "https://api.x/v1"};
     char url[256];
 
     dp_traffic_url(&e, "/v1/chat/completions", url, sizeof(url));
@@ -240,4 +242,45 @@ Test(dp_traffic, authorization_is_replaced_not_added)
     cr_assert_eq(auth, 1);
     cr_assert_eq(total, 2);
     curl_slist_free_all(h);
+}
+
+/* The route config from the snapshot: parsed once and shared while the text
+ * stays; a text that does not parse keeps the last good one (counted); a
+ * snapshot without one has none. */
+Test(dp_traffic, snapshot_config_is_shared_and_a_bad_one_keeps_the_last_good)
+{
+    gw_metrics *reg = gw_metrics_new();
+    gw_metric_fam *invalid;
+    pm_traffic t = {.policy = "weight",
+                    .config_json = "[{\"base_url\":\"local\",\"weight\":1},"
+                                   "{\"base_url\":\"http://x\",\"api_key\":\"k\",\"weight\":1}]"};
+    pm_traffic bad = {.policy = "weight", .config_json = "[{\"base_url\":\"local\",\"wieght\":1}]"};
+    pm_traffic none = {0};
+    dp_traffic_ref *a, *b, *c;
+
+    cr_assert_eq(gw_metrics_counter(reg, "i", "i", NULL, &invalid), GW_OK);
+    a = dp_traffic_from_snapshot(NULL, &t, invalid);
+    cr_assert_not_null(a);
+    cr_assert_eq(a->cfg.n, 2);
+    cr_assert_str_eq(a->cfg.eps[1].api_key, "k");
+    b = dp_traffic_from_snapshot(a, &t, invalid);
+    cr_assert_eq(b, a, "same text: shared, not re-parsed");
+    cr_assert_eq(a->refs, 2);
+    c = dp_traffic_from_snapshot(b, &bad, invalid);
+    cr_assert_eq(c, a, "a bad text keeps the last good one");
+    cr_assert_eq(a->refs, 3);
+    cr_assert_float_eq(gw_metric_value(gw_metric_child0(invalid)), 1, 1e-9);
+    cr_assert_null(dp_traffic_from_snapshot(c, &none, invalid), "none in the snapshot: none");
+    cr_assert_null(dp_traffic_from_snapshot(NULL, &bad, invalid), "bad and nothing before");
+    t.policy = "prefix";
+    t.config_json = "[{\"base_url\":\"local\",\"prefix\":\"*\"}]";
+    b = dp_traffic_from_snapshot(a, &t, invalid);
+    cr_assert_neq(b, a, "a new text: a new config");
+    cr_assert_eq(b->cfg.policy, GW_ROUTE_PREFIX);
+    dp_traffic_unref(a);
+    dp_traffic_unref(a);
+    dp_traffic_unref(a);
+    dp_traffic_unref(b);
+    dp_traffic_unref(NULL);
+    gw_metrics_free(reg);
 }

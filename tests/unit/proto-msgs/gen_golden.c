@@ -213,6 +213,12 @@ gen_snapshot(const char *dir)
         .settings = {.routing_strategy = "random"},
         .n_users = 2,
         .users = users,
+        .traffic = {.policy = "weight",
+                    .config_json = "[{\"base_url\":\"local\",\"weight\":70},"
+                                   "{\"base_url\":\"https://api.example.com/v1\","
+                                   "\"api_key\":\"sk-golden\",\"weight\":30,\"fallback\":true}]"},
+        .mirror = {.config_json =
+                       "{\"Enable\":true,\"Target\":\"http://mirror:8000\",\"Ratio\":10}"},
     };
     gw_buf b;
 

@@ -415,6 +415,12 @@ check_golden_snapshot(const pm_snapshot *s)
     cr_assert(ep->draining);
 
     expect_str(s->settings.routing_strategy, "random");
+    expect_str(s->traffic.policy, "weight");
+    expect_str(s->traffic.config_json,
+               "[{\"base_url\":\"local\",\"weight\":70},{\"base_url\":\"https://api.example.com/"
+               "v1\",\"api_key\":\"sk-golden\",\"weight\":30,\"fallback\":true}]");
+    expect_str(s->mirror.config_json,
+               "{\"Enable\":true,\"Target\":\"http://mirror:8000\",\"Ratio\":10}");
 
     cr_assert_eq(s->n_users, 2);
     expect_str(s->users[0].name, "alice");
@@ -944,6 +950,27 @@ Test(pm_codec, strings_over_their_limit_are_rejected)
                                "models.0.profiles.1.routing_strategy", o_strn(s, PM_MAX_STR + 1)),
                  GW_EPROTO);
     free(s);
+
+    /* the route config and the mirror text have their own, larger caps */
+    s = gw_xmalloc(PM_MAX_ROUTE_JSON + 2);
+    memset(s, 'x', PM_MAX_ROUTE_JSON + 1);
+    s[PM_MAX_ROUTE_JSON + 1] = '\0';
+    cr_assert_eq(decode_edited(PM_KIND_SNAPSHOT, "snapshot_v1.msgpack", "traffic.config",
+                               o_strn(s, PM_MAX_ROUTE_JSON)),
+                 GW_OK);
+    cr_assert_eq(decode_edited(PM_KIND_SNAPSHOT, "snapshot_v1.msgpack", "traffic.config",
+                               o_strn(s, PM_MAX_ROUTE_JSON + 1)),
+                 GW_EPROTO);
+    cr_assert_eq(decode_edited(PM_KIND_SNAPSHOT, "snapshot_v1.msgpack", "traffic.policy",
+                               o_strn(s, PM_MAX_STR + 1)),
+                 GW_EPROTO);
+    cr_assert_eq(decode_edited(PM_KIND_SNAPSHOT, "snapshot_v1.msgpack", "mirror.config",
+                               o_strn(s, PM_MAX_MIRROR_JSON)),
+                 GW_OK);
+    cr_assert_eq(decode_edited(PM_KIND_SNAPSHOT, "snapshot_v1.msgpack", "mirror.config",
+                               o_strn(s, PM_MAX_MIRROR_JSON + 1)),
+                 GW_EPROTO);
+    free(s);
 }
 
 /* ---- types and ranges --------------------------------------------------- */
@@ -972,6 +999,14 @@ Test(pm_codec, wrong_types_and_out_of_range_values_are_rejected)
         {SK, S, "endpoints.0", o_empty(MSGPACK_OBJECT_ARRAY), GW_EPROTO},
         {SK, S, "settings", o_str("x"), GW_EPROTO},
         {SK, S, "settings.routing_strategy", o_uint(3), GW_EPROTO},
+        {SK, S, "traffic", o_str("x"), GW_EPROTO},
+        {SK, S, "traffic.policy", o_uint(1), GW_EPROTO},
+        {SK, S, "traffic.policy", o_nil(), GW_EPROTO}, /* a config without its policy */
+        {SK, S, "traffic.policy", o_str(""), GW_EPROTO},
+        {SK, S, "traffic.config", o_nil(), GW_EPROTO}, /* a policy without its config */
+        {SK, S, "traffic.config", o_bin("[]"), GW_EPROTO},
+        {SK, S, "mirror", o_empty(MSGPACK_OBJECT_ARRAY), GW_EPROTO},
+        {SK, S, "mirror.config", o_uint(7), GW_EPROTO},
         {SK, S, "models.0.name", o_str(""), GW_EPROTO},
         {SK, S, "models.0.name", o_bin("llama3-8b"), GW_EPROTO},
         {SK, S, "models.0.profiles", o_empty(MSGPACK_OBJECT_MAP), GW_EPROTO},
@@ -1103,6 +1138,11 @@ Test(pm_codec, missing_or_nil_optional_keys_take_their_defaults)
         GW_OK);
     cr_assert_eq(decode_edited(PM_KIND_SNAPSHOT, "snapshot_v1.msgpack", "settings", o_nil()),
                  GW_OK);
+    /* a controller without traffic/mirror (nil maps, absent keys: below) */
+    cr_assert_eq(decode_edited(PM_KIND_SNAPSHOT, "snapshot_v1.msgpack", "traffic", o_nil()), GW_OK);
+    cr_assert_eq(decode_edited(PM_KIND_SNAPSHOT, "snapshot_v1.msgpack", "mirror", o_nil()), GW_OK);
+    cr_assert_eq(decode_edited(PM_KIND_SNAPSHOT, "snapshot_v1.msgpack", "mirror.config", o_nil()),
+                 GW_OK);
 
     /* load values absent or nil are unknown (-1), not 0 */
     {
@@ -1183,6 +1223,9 @@ Test(pm_codec, minimal_snapshot_round_trips_with_defaults)
     cr_assert_null(out->endpoints[0].adapters);
     cr_assert_not(out->endpoints[0].ready);
     expect_str(out->settings.routing_strategy, NULL);
+    expect_str(out->traffic.policy, NULL);
+    expect_str(out->traffic.config_json, NULL);
+    expect_str(out->mirror.config_json, NULL);
     pm_snapshot_free(out);
     gw_buf_fini(&b);
 }
@@ -1371,6 +1414,9 @@ Test(pm_codec, encoder_refuses_what_the_decoder_would_refuse)
     EXPECT_EINVAL(eps[0].n_adapters = PM_MAX_ADAPTERS + 1, eps[0].n_adapters = 2);
     EXPECT_EINVAL(s.n_endpoints = 3; s.endpoints = NULL, s.n_endpoints = 2; s.endpoints = eps);
     EXPECT_EINVAL(s.n_models = PM_MAX_MODELS + 1, s.n_models = 2);
+    EXPECT_EINVAL(s.traffic.policy = "weight", s.traffic.config_json = "[]");
+    EXPECT_EINVAL(s.traffic.policy = NULL, s.traffic.config_json = NULL);
+    EXPECT_EINVAL(s.traffic.config_json = "[]"; s.traffic.policy = "", s.traffic.policy = "weight");
 #undef EXPECT_EINVAL
 
     cr_assert_eq(pm_snapshot_encode(NULL, &(gw_buf){0}), GW_EINVAL);
@@ -1428,6 +1474,9 @@ Test(pm_codec, free_functions_accept_null_and_hand_built_messages)
     s->models[0].profiles[0].routing_config_json = gw_xstrdup("{}");
     s->n_endpoints = 2; /* a count without its array is tolerated */
     s->settings.routing_strategy = gw_xstrdup("random");
+    s->traffic.policy = gw_xstrdup("weight");
+    s->traffic.config_json = gw_xstrdup("[]");
+    s->mirror.config_json = gw_xstrdup("{}");
     l->n_eps = 1;
     l->eps = gw_xcalloc(1, sizeof(pm_ep_load));
     r->n_eps = 1;

@@ -1,23 +1,23 @@
-/* Fuzz target: the mirror file's parser (bytes from a mounted file): an
+/* Fuzz target: the mirror file's parser (gw_mirror_cfg) (bytes from a mounted file): an
  * accepted config is self-consistent (Ratio in range, an enabled one has a
  * Target). */
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "dp_mirror.h"
+#include "gw/gw_mirror_cfg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    dp_mirror_cfg c;
+    gw_mirror_cfg c;
     char why[256];
 
-    if (dp_mirror_cfg_parse((const char *)data, size, &c, why, sizeof(why)) != GW_OK)
+    if (gw_mirror_cfg_parse((const char *)data, size, &c, why, sizeof(why)) != GW_OK)
         return 0;
     if (c.ratio < 0 || c.ratio > 100 || c.timeout_ms < 0 || (c.enable && c.target == NULL))
         abort();
-    dp_mirror_cfg_fini(&c);
+    gw_mirror_cfg_fini(&c);
     return 0;
 }
