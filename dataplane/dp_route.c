@@ -396,24 +396,36 @@ dp_route_pick_pd(dp_ctx *ctx, const dp_snap *snap, dp_route *route, bool staged,
     return true;
 }
 
+/* Lists the decode candidates (<n>, <capped> as list_candidates) and
+ * chooses one in the roleset of route->pd_prefill: false when none. */
+static bool
+choose_decode(dp_ctx *ctx, const dp_snap *snap, const dp_route *route, const uint32_t *exclude,
+              uint32_t n_exclude, uint32_t *n, uint32_t *capped, uint32_t *pos)
+{
+    uint32_t filtered;
+    dp_pick pick = {.snap = snap,
+                    .states = dp_snap_states(snap),
+                    .cands = NULL,
+                    .rng = &ctx->rng,
+                    .req = &route->preq};
+
+    *n = list_candidates(ctx, snap, route, exclude, n_exclude, DP_PD_DECODE, &filtered, capped);
+    pick.cands = ctx->scratch; /* list_candidates may have grown it */
+    pick.n_cands = *n;
+    return *n > 0 &&
+           dp_pd_choose_decode(&pick, dp_snap_pm(snap)->endpoints[route->pd_prefill].roleset, pos);
+}
+
 int64_t
 dp_route_pick_pd_decode(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const uint32_t *exclude,
                         uint32_t n_exclude, uint64_t tokens, dp_error *err)
 {
-    uint32_t filtered, capped, pos;
-    uint32_t n =
-        list_candidates(ctx, snap, route, exclude, n_exclude, DP_PD_DECODE, &filtered, &capped);
-    const char *roleset = dp_snap_pm(snap)->endpoints[route->pd_prefill].roleset;
-    dp_pick pick = {.snap = snap,
-                    .states = dp_snap_states(snap),
-                    .cands = ctx->scratch,
-                    .n_cands = n,
-                    .rng = &ctx->rng,
-                    .req = &route->preq};
+    uint32_t n, capped, pos;
+    bool found = choose_decode(ctx, snap, route, exclude, n_exclude, &n, &capped, &pos);
 
     if (overflow_error(route, n, capped, err))
         return -1;
-    if (n == 0 || !dp_pd_choose_decode(&pick, roleset, &pos)) {
+    if (!found) {
         dp_error_set(err, 503, "x-error-routing", "true", "service_unavailable",
                      "no ready decode endpoint left in the prefill's roleset for model %.128s",
                      route->model->name);
@@ -427,22 +439,12 @@ bool
 dp_route_has_untried(dp_ctx *ctx, const dp_snap *snap, const dp_route *route, bool pd_decode,
                      const uint32_t *exclude, uint32_t n_exclude)
 {
-    uint32_t filtered, capped, pos;
-    uint32_t n = list_candidates(ctx, snap, route, exclude, n_exclude,
-                                 pd_decode   ? DP_PD_DECODE
-                                 : route->pd ? DP_PD_COMBINED
-                                             : -1,
-                                 &filtered, &capped);
-    dp_pick pick = {.snap = snap,
-                    .states = dp_snap_states(snap),
-                    .cands = ctx->scratch,
-                    .n_cands = n,
-                    .rng = &ctx->rng,
-                    .req = &route->preq};
+    uint32_t n, capped, pos;
 
-    if (n == 0 || !pd_decode)
-        return n > 0;
-    return dp_pd_choose_decode(&pick, dp_snap_pm(snap)->endpoints[route->pd_prefill].roleset, &pos);
+    if (pd_decode)
+        return choose_decode(ctx, snap, route, exclude, n_exclude, &n, &capped, &pos);
+    return list_candidates(ctx, snap, route, exclude, n_exclude, route->pd ? DP_PD_COMBINED : -1,
+                           &n, &capped) > 0;
 }
 
 int64_t
