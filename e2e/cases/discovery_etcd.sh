@@ -131,8 +131,9 @@ expect_true "the new engine gets traffic" test "$(mock_count "$M3")" -gt 0
 phase engine-death
 sleep 1 # requests in flight now were sent in this scenario
 stop reg2 KILL
-kill_ms=$(date +%s%3N)
 stop m2 KILL
+# Taken once it is dead: a request that started on it before then died with it.
+kill_ms=$(date +%s%3N)
 t0=$(date +%s)
 eventually "the dead engine leaves routing when its lease expires" $((LEASE_TTL + 10)) lacks_pod engine-2
 e2e_log "engine-2 removed after $(( $(date +%s) - t0 )) s (lease TTL ${LEASE_TTL} s)"

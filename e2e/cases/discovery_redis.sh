@@ -88,8 +88,9 @@ sleep 1
 phase ttl-expiry
 sleep 1 # requests in flight now were sent in this scenario
 stop reg3 KILL
-kill_ms=$(date +%s%3N)
 stop m3 KILL
+# Taken once it is dead: a request that started on it before then died with it.
+kill_ms=$(date +%s%3N)
 t0=$(date +%s%N)
 eventually "the dead engine leaves routing when its record expires" $((TTL_MS / 1000 + 8)) lacks_pod engine-3
 e2e_log "engine-3 removed after $(( ($(date +%s%N) - t0) / 1000000 )) ms (status TTL $TTL_MS ms)"
