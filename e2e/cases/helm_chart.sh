@@ -65,6 +65,15 @@ gateway:
 metrics:
   serviceMonitor: {enabled: true, labels: {release: prometheus}}
   dashboard: {enabled: true}
+controller:
+  traffic:
+    routePolicy: weight
+    routeConfig:
+      - {base_url: local, weight: 70}
+      - {base_url: "https://api.example.com", api_key: sk-wide, weight: 30, fallback: true}
+  mirror:
+    enabled: true
+    config: {Enable: true, Target: "http://mirror.example:8000", Ratio: 25, Timeout: 2000}
 EOF
 render >"$E2E_DIR/default.yaml"
 expect_eq "helm template (defaults) renders" "$?" 0
@@ -136,6 +145,28 @@ expect_match "per-pod limits are divided by the processes (1000 / 4)" "$bargs" '
 expect_match "the tighter of maxParallelRequests and maxRequests, per process (50 / 4)" "$bargs" '--max-parallel-requests=13( |$)'
 expect_match "... maxConnections (64 / 4)" "$bargs" '--max-host-conns=16( |$)'
 expect_match "... maxPendingRequests (9 / 4, rounded up)" "$bargs" '--max-pending-requests=3( |$)'
+C=$(obj "$E2E_DIR/wide-render.yaml" Deployment llmgw-controller)
+cargs=$(jq -r '.spec.template.spec.containers[0].args | join(" ")' <<<"$C")
+expect_match "controller.traffic: --route-policy on the controller" "$cargs" '--route-policy=weight( |$)'
+expect_eq "... the route config (it may hold api keys) from the traffic Secret, not the args" \
+    "$(jq -r '.spec.template.spec.containers[0].env[] | select(.name=="LLMGW_ROUTE_CONFIG") | .valueFrom.secretKeyRef | .name + "/" + .key' <<<"$C")" \
+    llmgw-traffic/route-config
+TS=$(obj "$E2E_DIR/wide-render.yaml" Secret llmgw-traffic)
+route_json=$(jq -r '.data["route-config"]' <<<"$TS" | base64 -d)
+expect_eq "... holding the values' entries as --route-config JSON" "$(jq -c '.[1]' <<<"$route_json")" \
+    '{"api_key":"sk-wide","base_url":"https://api.example.com","fallback":true,"weight":30}'
+LLMGW_ROUTE_CONFIG=$route_json "$E2E_BIN_CTL" --route-policy weight \
+    --llm-backend-endpoints 127.0.0.1:1 --check-config >"$E2E_DIR/check-route.out" 2>&1
+expect_eq "... which the controller accepts (--check-config)" "$?" 0
+expect_match "controller.mirror: the file at seed 004's path, re-read" "$cargs" \
+    '--mirror-config-path=/mnt/mirror.json --mirror-reload-interval=10s'
+expect_eq "... mounted from the traffic Secret (a volume, so edits reach the file)" \
+    "$(jq -r '(.spec.template.spec.containers[0].volumeMounts[] | select(.name=="mirror") | .mountPath) + " " + (.spec.template.spec.volumes[] | select(.name=="mirror") | .secret.secretName)' <<<"$C")" \
+    "/mnt llmgw-traffic"
+expect_eq "... holding the mirror JSON" "$(jq -r '.data["mirror.json"]' <<<"$TS" | base64 -d | jq -c .)" \
+    '{"Enable":true,"Ratio":25,"Target":"http://mirror.example:8000","Timeout":2000}'
+expect_match "a route policy without entries is refused" \
+    "$(render --set controller.traffic.routePolicy=weight 2>&1)" 'routeConfig is needed'
 nored=$(render --set metadata.redis.enabled=false)
 expect_eq "no Redis at all: no REDIS_HOST, and --redis-host= (the worker's default is localhost)" \
     "$(grep -c 'name: REDIS_HOST' <<<"$nored") $(grep -c -- '- --redis-host=$' <<<"$nored")" "0 1"

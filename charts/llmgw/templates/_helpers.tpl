@@ -40,6 +40,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{ .Values.users.existingSecret | default (printf "%s-users" (include "llmgw.fullname" .)) }}
 {{- end }}
 
+{{/* The Secret with the route config and the mirror file (seed 004). */}}
+{{- define "llmgw.trafficSecret" -}}
+{{ .Values.controller.traffic.existingSecret | default (printf "%s-traffic" (include "llmgw.fullname" .)) }}
+{{- end }}
+
 {{/* The chart deploys Redis only when no external host is given. */}}
 {{- define "llmgw.bundledRedis" -}}
 {{- if and .Values.metadata.redis.enabled (not .Values.gatewayPlugin.dependencies.redis.host) }}true{{ end }}
