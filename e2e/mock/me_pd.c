@@ -107,6 +107,25 @@ read_flag(const json_t *params, const char *name, bool *out, char *msg, size_t m
     return true;
 }
 
+/* kv_transfer_params of a prefill or decode request: present, an object,
+ * with boolean (or absent) do_remote_decode and do_remote_prefill. <missing>
+ * says what the role needs when it is absent. False with <msg> set. */
+static bool
+read_role_flags(const json_t *params, const char *missing, bool *remote_decode,
+                bool *remote_prefill, char *msg, size_t msgn)
+{
+    if (params == NULL) {
+        snprintf(msg, msgn, "%s", missing);
+        return false;
+    }
+    if (!json_is_object(params)) {
+        snprintf(msg, msgn, "kv_transfer_params must be an object");
+        return false;
+    }
+    return read_flag(params, "do_remote_decode", remote_decode, msg, msgn) &&
+           read_flag(params, "do_remote_prefill", remote_prefill, msg, msgn);
+}
+
 gw_err
 me_pd_request_id(const json_t *body, const char *xrid, char *out, char *msg, size_t msgn)
 {
@@ -144,18 +163,10 @@ me_pd_check_prefill(const json_t *body, long long max_tokens, char *msg, size_t 
     bool remote_decode;
     bool remote_prefill;
 
-    if (params == NULL) {
-        snprintf(msg, msgn,
-                 "this is a prefill instance: kv_transfer_params with do_remote_decode=true is "
-                 "required");
-        return 400;
-    }
-    if (!json_is_object(params)) {
-        snprintf(msg, msgn, "kv_transfer_params must be an object");
-        return 400;
-    }
-    if (!read_flag(params, "do_remote_decode", &remote_decode, msg, msgn) ||
-        !read_flag(params, "do_remote_prefill", &remote_prefill, msg, msgn))
+    if (!read_role_flags(params,
+                         "this is a prefill instance: kv_transfer_params with "
+                         "do_remote_decode=true is required",
+                         &remote_decode, &remote_prefill, msg, msgn))
         return 400;
     if (remote_prefill) {
         snprintf(msg, msgn,
@@ -282,18 +293,10 @@ me_pd_check_decode(const json_t *body, const char *xrid, me_pd_decode *out, char
     bool remote_prefill;
     gw_err rc;
 
-    if (params == NULL) {
-        snprintf(msg, msgn,
-                 "this is a decode instance: kv_transfer_params naming the prefill's KV is "
-                 "required");
-        return 400;
-    }
-    if (!json_is_object(params)) {
-        snprintf(msg, msgn, "kv_transfer_params must be an object");
-        return 400;
-    }
-    if (!read_flag(params, "do_remote_decode", &remote_decode, msg, msgn) ||
-        !read_flag(params, "do_remote_prefill", &remote_prefill, msg, msgn))
+    if (!read_role_flags(params,
+                         "this is a decode instance: kv_transfer_params naming the prefill's "
+                         "KV is required",
+                         &remote_decode, &remote_prefill, msg, msgn))
         return 400;
     if (remote_decode) {
         snprintf(msg, msgn,
