@@ -44,9 +44,10 @@ expect_true() {
     if "$@"; then ok "$d"; else not_ok "$d" "command failed: $*"; fi
 }
 
-# free_port: a TCP port nothing listens on right now.
+# free_port: a loopback TCP port nothing listens on right now, below the
+# ephemeral range and never handed out before in this case (see the tool).
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+    python3 "$E2E_SRC/e2e/tools/free_port.py" "$E2E_DIR/ports"
 }
 
 # spawn NAME CMD...: runs CMD in the background, output in $E2E_DIR/NAME.log.

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,16 +21,20 @@ import urllib.request
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "e2e", "tools"))
+import free_port as free_port_tool  # noqa: E402
 
 
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+_USED_PORTS = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port below the ephemeral range, unique in this run."""
+    return free_port_tool.pick(_USED_PORTS)
 
 
 class Procs:

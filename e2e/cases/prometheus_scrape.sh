@@ -52,7 +52,7 @@ wait_http "$PROM/-/ready" 200 30 || not_ok "prometheus becomes ready"
 # promql QUERY: the single value of an instant query ("none" when empty).
 promql() {
     curl -s --max-time 5 "$PROM/api/v1/query" --data-urlencode "query=$1" |
-        jq -r 'if .status != "success" then "error: " + (.error // "?") elif (.data.result | length) == 0 then "none" else .data.result[0].value[1] end'
+        jq -r 'if .status != "success" then "error: " + (.error // "?" | tostring) elif (.data.result | length) == 0 then "none" else .data.result[0].value[1] end'
 }
 # settles DESC WANT QUERY: passes once QUERY's value is WANT (15 s of scrapes).
 settles() {

@@ -39,20 +39,30 @@ ut_redis_available(void)
     return find_exe(exe, sizeof(exe));
 }
 
+/* A random port below the kernel's ephemeral range (32768 up), which no
+ * outgoing connection can take, and that binds now. bind(port 0) would hand
+ * out an ephemeral port, and two suites running at once can race for it. */
 static uint16_t
 free_port(void)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    uint16_t port = 0;
+    static unsigned seed;
 
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
+    if (seed == 0)
+        seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+    for (int tries = 0; tries < 1000; tries++) {
+        uint16_t port = (uint16_t)(20000 + rand_r(&seed) % 12768);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons(port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return port;
+    }
+    return 0;
 }
 
 static bool
@@ -68,20 +78,28 @@ accepts(uint16_t port)
     return ok;
 }
 
-bool
-ut_redis_start(ut_redis *r)
+/* True while the forked server runs: something else may hold the port. */
+static bool
+still_running(ut_redis *r)
 {
-    char exe[512], port[16];
+    int status;
+
+    if (waitpid(r->pid, &status, WNOHANG) == 0)
+        return true;
+    r->pid = 0;
+    return false;
+}
+
+static bool
+start_on_port(ut_redis *r, const char *exe)
+{
+    char port[16];
     char *argv[20];
     int argc = 0;
     posix_spawn_file_actions_t fa;
 
-    if (!find_exe(exe, sizeof(exe)))
-        return false;
-    if (r->port == 0)
-        r->port = free_port();
     snprintf(port, sizeof(port), "%u", r->port);
-    argv[argc++] = exe;
+    argv[argc++] = (char *)exe;
     argv[argc++] = "--port";
     argv[argc++] = port;
     argv[argc++] = "--bind";
@@ -108,11 +126,31 @@ ut_redis_start(ut_redis *r)
     posix_spawn_file_actions_destroy(&fa);
     for (int i = 0; i < 500; i++) {
         struct timespec ts = {.tv_nsec = 10 * 1000 * 1000};
+        if (!still_running(r))
+            return false;
         if (accepts(r->port))
-            return true;
+            return still_running(r);
         nanosleep(&ts, NULL);
     }
     ut_redis_stop(r);
+    return false;
+}
+
+bool
+ut_redis_start(ut_redis *r)
+{
+    char exe[512];
+    bool pick = r->port == 0;
+
+    if (!find_exe(exe, sizeof(exe)))
+        return false;
+    /* A port picked here may be taken before redis binds it: pick again. */
+    for (int tries = 0; tries < (pick ? 5 : 1); tries++) {
+        if (pick)
+            r->port = free_port();
+        if (start_on_port(r, exe))
+            return true;
+    }
     return false;
 }
 
