@@ -322,6 +322,10 @@ dp_metrics_new(dp_ctx *ctx)
                              "Prefill KV releases (POST /abort_request) sent after a failed "
                              "decode, and those that failed",
                              (const char *const[]){"result", NULL}, &m->pd_aborts);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_pd_redone_total",
+                             "pd requests whose prefill was redone on another endpoint after "
+                             "their decode failed before answering (its KV may be gone)",
+                             NULL, &m->pd_redos);
     rc |= gw_metrics_histogram(m->reg, "llmgw_worker_pd_decode_duration_seconds",
                                "pd decode duration, from the decode request to its end", NULL,
                                pd_buckets, GW_ARRAY_LEN(pd_buckets), &m->pd_decode_time);

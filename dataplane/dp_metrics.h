@@ -43,6 +43,7 @@ struct dp_metrics {
     gw_metric_fam *pd_prefill_time; /* llmgw_worker_pd_prefill_duration_seconds */
     gw_metric_fam *pd_decisions;    /* llmgw_worker_pd_decisions_total{how} */
     gw_metric_fam *pd_aborts;       /* llmgw_worker_pd_kv_aborts_total{result} */
+    gw_metric_fam *pd_redos;        /* llmgw_worker_pd_redone_total */
     gw_metric_fam *pd_decode_time;  /* llmgw_worker_pd_decode_duration_seconds */
     gw_metric_fam *pd_selected;     /* llmgw_worker_pd_selected_total{role,endpoint} */
     /* traffic splitting, 429 queue, mirror (docs/traffic.md) */

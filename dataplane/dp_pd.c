@@ -223,6 +223,35 @@ imbalanced(const dp_pick *pick, const groups *g, const int32_t *gi, dp_pd_role r
     return true;
 }
 
+/* Groups the candidates by roleset (gi[i] = -1 for a combined endpoint):
+ * true when some roleset has both a prefill and a decode. */
+static bool
+group_rolesets(const dp_pick *pick, groups *g, int32_t *gi)
+{
+    bool eligible = false;
+
+    for (uint32_t i = 0; i < pick->n_cands; i++) {
+        const pm_endpoint *e = cand_ep(pick, i);
+        dp_pd_role r = dp_pd_role_of(e);
+        gi[i] = r == DP_PD_COMBINED ? -1 : group_of(g, e->roleset);
+        if (gi[i] >= 0 && r == DP_PD_PREFILL)
+            g->n_prefill[gi[i]]++;
+        else if (gi[i] >= 0)
+            g->n_decode[gi[i]]++;
+    }
+    for (uint32_t k = 0; k < g->n; k++)
+        eligible |= g->n_prefill[k] > 0 && g->n_decode[k] > 0;
+    return eligible;
+}
+
+bool
+dp_pd_has_roleset(const dp_pick *pick, int32_t *scratch)
+{
+    groups g = {0};
+
+    return group_rolesets(pick, &g, scratch);
+}
+
 bool
 dp_pd_choose(const dp_pick *pick, const dp_pd_cfg *cfg, bool with_decode, const uint32_t *match,
              uint32_t n_blocks, int32_t *gi, dp_pd_choice *out)
@@ -230,23 +259,11 @@ dp_pd_choose(const dp_pick *pick, const dp_pd_cfg *cfg, bool with_decode, const 
     groups g = {0};
     double unused;
     double max_pload = 0, pscores[MAX_ROLESETS], dscores[MAX_ROLESETS], max_p = 0, max_d = 0;
-    uint32_t pbest[MAX_ROLESETS], dbest[MAX_ROLESETS];
-    bool eligible = false;
+    uint32_t pbest[MAX_ROLESETS] = {0}, dbest[MAX_ROLESETS] = {0};
     best b = {0};
     uint32_t pos;
 
-    for (uint32_t i = 0; i < pick->n_cands; i++) {
-        const pm_endpoint *e = cand_ep(pick, i);
-        dp_pd_role r = dp_pd_role_of(e);
-        gi[i] = r == DP_PD_COMBINED ? -1 : group_of(&g, e->roleset);
-        if (gi[i] >= 0 && r == DP_PD_PREFILL)
-            g.n_prefill[gi[i]]++;
-        else if (gi[i] >= 0)
-            g.n_decode[gi[i]]++;
-    }
-    for (uint32_t k = 0; k < g.n; k++)
-        eligible |= g.n_prefill[k] > 0 && g.n_decode[k] > 0;
-    if (!eligible)
+    if (!group_rolesets(pick, &g, gi))
         return false;
     *out = (dp_pd_choice){.has_decode = with_decode};
     if (imbalanced(pick, &g, gi, DP_PD_PREFILL, cfg->prefill_spread, true, &pos)) {

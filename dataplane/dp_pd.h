@@ -63,6 +63,10 @@ typedef struct dp_pd_choice {
 bool dp_pd_choose(const dp_pick *pick, const dp_pd_cfg *cfg, bool with_decode,
                   const uint32_t *match, uint32_t n_blocks, int32_t *scratch, dp_pd_choice *out);
 
+/* Whether dp_pd_choose would find a roleset with a prefill and a decode
+ * among pick->cands (<scratch> as there). */
+bool dp_pd_has_roleset(const dp_pick *pick, int32_t *scratch);
+
 /* Staged scheduling: the best decode (by the decode score of step 3) among
  * pick->cands in roleset <roleset> (NULL = no roleset). False if none. */
 bool dp_pd_choose_decode(const dp_pick *pick, const char *roleset, uint32_t *decode);

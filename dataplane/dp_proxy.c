@@ -76,6 +76,7 @@ struct dp_req {
     uint32_t pre_tried[DP_MAX_TRIES];
     uint32_t n_pre_tried;
     bool prefilled;           /* a prefill call was sent: its KV may be held */
+    gw_buf client_body;       /* the client's body while <body> is the decode's */
     uint64_t decode_start_us; /* pd: when the decode request started */
     uint64_t resolve_us;      /* time dp_route_resolve took (added to the first pick's) */
     dp_ep *ep;                /* reservation held; see file comment */
@@ -159,6 +160,9 @@ static void pd_abort(dp_req *req);
 static void on_prefill_done(dp_req *req, CURLcode result);
 static bool pd_decode_start(dp_req *req, const char *resp, size_t resp_len);
 static bool pd_start(dp_req *req);
+static bool pd_redo_possible(dp_req *req);
+static bool pd_repick(dp_req *req);
+static void pd_restore_client_body(dp_req *req);
 typedef enum dp_next { DP_NEXT_NONE, DP_NEXT_STARTED, DP_NEXT_FAILED } dp_next;
 static dp_next try_next(dp_req *req, unsigned status, bool retryable);
 static bool should_divert(dp_req *req);
@@ -1027,7 +1031,8 @@ should_divert(dp_req *req)
     /* A 5xx is held back only when a retry has somewhere to go: another
      * ready endpoint not tried yet, or a fallback entry. Otherwise the
      * engine's own answer is relayed (docs/traffic.md). */
-    return (local_retry_allowed(req, req->status, true) &&
+    return pd_redo_possible(req) ||
+           (local_retry_allowed(req, req->status, true) &&
             dp_route_has_untried(req->ctx, req->snap, &req->route, req->pre_idx >= 0, req->tried,
                                  req->n_tried)) ||
            has_fallback(req);
@@ -1040,6 +1045,7 @@ tr_start_external(dp_req *req, int32_t i)
     dp_ctx *ctx = req->ctx;
 
     pd_abort(req); /* a pd request's decode will never take the prefill's KV */
+    pd_restore_client_body(req);
     req_release(req);
     req->tr_entry = i;
     req->tr_q_tries = 0;
@@ -1105,9 +1111,17 @@ try_next(dp_req *req, unsigned status, bool retryable)
 
     if (ctx->draining || req->aborted)
         return DP_NEXT_NONE;
-    if (local_retry_allowed(req, status, retryable) &&
-        dp_cbreaker_retry_admit(&ctx->retries_inflight, ctx->cfg.max_parallel_retries,
-                                &req->retry_held)) {
+    if (status >= 500 && pd_redo_possible(req)) {
+        gw_counter_inc(gw_metric_child0(ctx->metrics->pd_redos));
+        gw_log_ratelimited(GW_LOG_WARN, 10, "DP-PD-REDO", "req=%s prefill=%s decode_status=%u",
+                           req->id, dp_snap_addr(req->snap, (uint32_t)req->pre_idx), status);
+        if (pd_repick(req))
+            return DP_NEXT_STARTED;
+        if (!has_fallback(req))
+            return DP_NEXT_FAILED;
+    } else if (local_retry_allowed(req, status, retryable) &&
+               dp_cbreaker_retry_admit(&ctx->retries_inflight, ctx->cfg.max_parallel_retries,
+                                       &req->retry_held)) {
         gw_counter_inc(gw_metric_child0(ctx->metrics->retries));
         if (route_and_start(req))
             return DP_NEXT_STARTED;
@@ -1472,6 +1486,46 @@ prefill_start(dp_req *req)
     return true;
 }
 
+/* The decode body goes; the client's comes back (for a new split, or for an
+ * external entry, which gets the request as the client sent it). */
+static void
+pd_restore_client_body(dp_req *req)
+{
+    if (req->client_body.data == NULL)
+        return;
+    gw_buf_fini(&req->body);
+    req->body = req->client_body;
+    gw_buf_init(&req->client_body, 0);
+}
+
+/* A decode answered an error status before any byte reached the client.
+ * Its KV source may be gone (a prefill pod that died after its prefill
+ * finished: the decode's pull fails, vLLM and the mock answer 500), so the
+ * prefill is redone on an endpoint not tried yet, within the prefill budget
+ * (--prefill-request-timeout), as Llumnix does; AIBrix fails the request.
+ * Needs a complete roleset left without the prefills already tried. */
+static bool
+pd_redo_possible(dp_req *req)
+{
+    dp_ctx *ctx = req->ctx;
+
+    return req->pre_idx >= 0 && req->tr_entry < 0 && req->status >= 500 && !ctx->draining &&
+           !req->aborted && req->n_pre_tried < DP_MAX_TRIES && gw_now_us() < req->pre_deadline_us &&
+           dp_route_has_untried_pd(ctx, req->snap, &req->route, req->pre_tried, req->n_pre_tried);
+}
+
+/* Releases the pair (the prefill's KV too) and chooses a new one, excluding
+ * the prefills tried; the decode is chosen again with it. */
+static bool
+pd_repick(dp_req *req)
+{
+    pd_abort(req);
+    req_release(req);
+    req->n_tried = 0;
+    req->ep_idx = -1;
+    return pd_start(req);
+}
+
 /* Chooses the pair (or, staged, the prefill) and starts the first phase.
  * Without a complete roleset the request goes whole to a combined
  * endpoint, if the model has one. */
@@ -1485,6 +1539,7 @@ pd_start(dp_req *req)
 
     if (req->pre_deadline_us == 0)
         req->pre_deadline_us = gw_now_us() + (uint64_t)ctx->cfg.pd_prefill_timeout_s * 1000000u;
+    pd_restore_client_body(req); /* a redo splits the client's request again */
     if (!dp_route_pick_pd(ctx, req->snap, &req->route, staged, req->pre_tried, req->n_pre_tried,
                           req->tokens, &decode, &req->err)) {
         if (req->n_pre_tried > 0)
@@ -1533,7 +1588,10 @@ pd_decode_start(dp_req *req, const char *resp, size_t resp_len)
                      "the prefill's answer cannot start a decode: %s", why);
         return false;
     }
-    gw_buf_fini(&req->body);
+    if (req->client_body.data == NULL)
+        req->client_body = req->body;
+    else
+        gw_buf_fini(&req->body);
     req->body = nb;
     req->decode_start_us = gw_now_us();
     if (req->ep != NULL) {
@@ -1581,17 +1639,15 @@ on_prefill_done(dp_req *req, CURLcode result)
     gw_log_ratelimited(GW_LOG_WARN, 10, "pd-prefill-request-error",
                        "req=%s prefill=%s reason=%s status=%ld", req->id,
                        dp_snap_addr(req->snap, (uint32_t)req->pre_idx), reason, status);
-    pd_abort(req);
-    /* Another prefill endpoint, while time allows; the decode chosen with
-     * the failed one goes back too (the pair is chosen again). */
-    req_release(req);
-    req->n_tried = 0;
-    req->ep_idx = -1;
+    /* Another prefill endpoint, while time allows. */
     if (!ctx->draining && !req->aborted && gw_now_us() < req->pre_deadline_us &&
         req->n_pre_tried < DP_MAX_TRIES) {
         gw_counter_inc(gw_metric_child0(ctx->metrics->retries));
-        if (pd_start(req))
+        if (pd_repick(req))
             return;
+    } else {
+        pd_abort(req);
+        req_release(req);
     }
     dp_error_set(&req->err, 503, "x-error-routing", "true", "service_unavailable",
                  "the prefill failed (%s) and no other prefill endpoint answered in time", reason);
@@ -1924,6 +1980,7 @@ dp_proxy_completed(dp_ctx *ctx, void *con_cls, enum MHD_RequestTerminationCode t
     gw_buf_fini(&req->pre_resp);
     gw_buf_fini(&req->relay);
     gw_buf_fini(&req->body);
+    gw_buf_fini(&req->client_body);
     dp_reqinfo_fini(&req->info);
     dp_snap_unref(req->snap);
     if (req->prev != NULL)

@@ -447,6 +447,22 @@ dp_route_has_untried(dp_ctx *ctx, const dp_snap *snap, const dp_route *route, bo
                            &n, &capped) > 0;
 }
 
+bool
+dp_route_has_untried_pd(dp_ctx *ctx, const dp_snap *snap, const dp_route *route,
+                        const uint32_t *exclude, uint32_t n_exclude)
+{
+    uint32_t filtered, capped;
+    uint32_t n = list_candidates(ctx, snap, route, exclude, n_exclude, -2, &filtered, &capped);
+    dp_pick pick = {.snap = snap,
+                    .states = dp_snap_states(snap),
+                    .cands = ctx->scratch,
+                    .n_cands = n,
+                    .rng = &ctx->rng,
+                    .req = &route->preq};
+
+    return n > 0 && dp_pd_has_roleset(&pick, ctx->pd_groups);
+}
+
 int64_t
 dp_route_pick(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const uint32_t *exclude,
               uint32_t n_exclude, uint64_t tokens, dp_error *err)

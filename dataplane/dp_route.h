@@ -108,6 +108,11 @@ int64_t dp_route_pick_pd_decode(dp_ctx *ctx, const dp_snap *snap, dp_route *rout
 bool dp_route_has_untried(dp_ctx *ctx, const dp_snap *snap, const dp_route *route, bool pd_decode,
                           const uint32_t *exclude, uint32_t n_exclude);
 
+/* pd: whether a complete roleset (a ready prefill and a ready decode) is
+ * left among the endpoints not in <exclude>. Reserves nothing. */
+bool dp_route_has_untried_pd(dp_ctx *ctx, const dp_snap *snap, const dp_route *route,
+                             const uint32_t *exclude, uint32_t n_exclude);
+
 /* Releases a reservation made by dp_route_pick. */
 void dp_route_release(dp_ep *ep, uint64_t tokens);
 

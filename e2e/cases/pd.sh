@@ -6,8 +6,10 @@
 # and not: AIBrix's vLLM default, vllm-mooncake, vllm-kvt batched and staged;
 # the pair stays in one roleset; the same request id reaches both phases; a
 # failed decode releases the prefill's KV, also when an external fallback
-# entry then serves the request; a roleset made incomplete during
-# traffic; a prefill pod killed mid-run; a prefill timeout; two workers.
+# entry then serves the request; a prefill pod that dies between its
+# prefill and the decode's KV pull (the prefill is redone on another pod); a
+# roleset made incomplete during traffic; a prefill pod killed mid-run; a
+# prefill timeout; two workers.
 source "$(dirname "$0")/../lib.sh"
 
 PA=$(free_port); DA=$(free_port); PB=$(free_port); DB=$(free_port)
@@ -45,6 +47,7 @@ done
 REQ='{"model":"mock-model","messages":[{"role":"user","content":"tell me about the sea"}],"max_tokens":6}'
 SREQ='{"model":"mock-model","messages":[{"role":"user","content":"tell me about the sea"}],"max_tokens":6,"stream":true}'
 mstat() { curl -s "http://127.0.0.1:$1/_mock/stats" | jq -r ".$2"; }
+redone() { metric "$1" llmgw_worker_pd_redone_total | sed 's/absent/0/'; }
 same_roleset() { # PREFILL_POD DECODE_POD
     [ "${1#p}" == "${2#d}" ]
 }
@@ -102,9 +105,12 @@ GW=${GWS[aibrix]}
 curl -s -X POST "http://127.0.0.1:$DA/_mock/fault" -d '{"error_rate":1}' >/dev/null
 curl -s -X POST "http://127.0.0.1:$DB/_mock/fault" -d '{"error_rate":1}' >/dev/null
 aborted=$(( $(mstat "$PA" kv_aborted) + $(mstat "$PB" kv_aborted) ))
+r0=$(redone "$GW")
 expect_eq "a decode that fails is the engine's 500" "$(chat "$REQ")" 500
-released() { [ "$(( $(mstat "$PA" kv_aborted) + $(mstat "$PB" kv_aborted) ))" -gt "$aborted" ]; }
-eventually "the prefill's KV is released (abort_request)" 3 released
+expect_eq "... after the prefill was redone once on the other roleset's prefill" \
+    "$(( $(redone "$GW") - r0 ))" 1
+released() { [ "$(( $(mstat "$PA" kv_aborted) + $(mstat "$PB" kv_aborted) ))" -ge "$((aborted + 2))" ]; }
+eventually "both prefills' KV is released (abort_request)" 3 released
 # The failed decode moves to an external fallback entry (--route-config),
 # which answers: the prefill's KV is released all the same.
 XF=$(free_port); WF=$(free_port)
@@ -115,10 +121,45 @@ GW=http://127.0.0.1:$WF
 aborted=$(( $(mstat "$PA" kv_aborted) + $(mstat "$PB" kv_aborted) ))
 expect_eq "a failed decode served by the fallback entry" "$(chat "$REQ") $(hdr x-llmgw-route)" "200 external-1"
 eventually "the prefill's KV is released when the fallback serves (abort_request)" 3 released
+expect_eq "the fallback entry got the client's body, without kv_transfer_params" \
+    "$(mock_requests "$XF" | jq -c '.[-1].body | [has("kv_transfer_params"), .max_tokens]')" '[false,6]'
 stop w-fallback; stop xf
 GW=${GWS[aibrix]}
 curl -s -X POST "http://127.0.0.1:$DA/_mock/fault" -d '{}' >/dev/null
 curl -s -X POST "http://127.0.0.1:$DB/_mock/fault" -d '{}' >/dev/null
+
+# ---- a prefill pod dies between its prefill and the decode's KV pull ------------------
+# The decodes wait 1.5 s before pulling (slow_ms); the prefill pod that
+# answered is killed in that window, so the decode's pull fails (500). The
+# worker redoes the prefill on the other pod and the client gets its answer.
+GW=${GWS[aibrix]}
+for p in "$DA" "$DB"; do curl -s -X POST "http://127.0.0.1:$p/_mock/fault" -d '{"slow_ms":1500}' >/dev/null; done
+r0=$(redone "$GW")
+pulls_before=$(( $(mstat "$DA" kv_pull_failed) + $(mstat "$DB" kv_pull_failed) ))
+reg_a=$(mstat "$PA" kv_registered); reg_b=$(mstat "$PB" kv_registered)
+(chat "$REQ" >"$E2E_DIR/redo.code") &
+client=$!
+victim=""
+for ((i = 0; i < 100; i++)); do
+    [ "$(mstat "$PA" kv_registered)" -gt "$reg_a" ] && victim=pa
+    [ "$(mstat "$PB" kv_registered)" -gt "$reg_b" ] && victim=pb
+    [ -n "$victim" ] && break
+    sleep 0.05
+done
+expect_match "a prefill answered" "$victim" '^p[ab]$'
+[ -n "$victim" ] && stop "$victim" KILL
+wait "$client"
+expect_eq "the decode's pull from the killed prefill failed" \
+    "$(( $(mstat "$DA" kv_pull_failed) + $(mstat "$DB" kv_pull_failed) - pulls_before ))" 1
+expect_eq "the client still gets 200" "$(cat "$E2E_DIR/redo.code")" 200
+expect_true "from the other prefill ($(hdr prefill-target-pod))" test "$(hdr prefill-target-pod)" != "$victim"
+expect_eq "the worker redid the prefill once (llmgw_worker_pd_redone_total)" "$(( $(redone "$GW") - r0 ))" 1
+expect_true "and logged it" grep -q 'id=DP-PD-REDO' "$E2E_DIR/w-aibrix.log"
+for p in "$DA" "$DB"; do curl -s -X POST "http://127.0.0.1:$p/_mock/fault" -d '{}' >/dev/null; done
+case $victim in
+pa) start_mock pa "$PA" --pd-role prefill --engine-id pf-a --ttft-ms 30 --record-secrets ;;
+pb) start_mock pb "$PB" --pd-role prefill --engine-id pf-b --ttft-ms 30 ;;
+esac
 
 # ---- a roleset made incomplete during traffic -----------------------------------------
 write_config false
@@ -135,6 +176,7 @@ write_config true
 
 # ---- a prefill pod killed mid-run -----------------------------------------------------
 sleep 0.5 # db ready again (the file is polled every 50 ms)
+r0=$(redone "$GW")
 pulls_before=$(( $(mstat "$DA" kv_pull_failed) + $(mstat "$DB" kv_pull_failed) ))
 (seq 1 40 | xargs -P 4 -I{} sh -c 'curl -s -o /dev/null -w "%{http_code}\n" --max-time 20 \
     -H "Content-Type: application/json" --data-binary "$REQ" "$0/v1/chat/completions"' "$GW" >"$E2E_DIR/kill.codes") &
@@ -143,12 +185,14 @@ sleep 0.3
 stop pa KILL
 wait "$load"
 # A request whose prefill had finished on pa when it died fails at the
-# decode's KV pull (500, in flight on the killed pod; the gateway does not
-# redo its prefill); every other one is retried on pb.
+# decode's KV pull and is redone on pb; one whose prefill was running on pa
+# is retried on pb. The client sees neither.
 pulls_failed=$(( $(mstat "$DA" kv_pull_failed) + $(mstat "$DB" kv_pull_failed) - pulls_before ))
 expect_true "at most the 4 requests in flight lost their KV with pa ($pulls_failed)" test "$pulls_failed" -le 4
-expect_eq "pa killed under load: every other request answered 200 (retried on pb)" \
-    "$(grep -c '^200$' "$E2E_DIR/kill.codes")" $((40 - pulls_failed))
+expect_eq "each of those was redone on pb" "$(( $(redone "$GW") - r0 ))" "$pulls_failed"
+expect_eq "pa killed under load: all 40 requests answered 200" "$(grep -c '^200$' "$E2E_DIR/kill.codes")" 40
+report_failed "pd: a prefill pod SIGKILLed under load ($pulls_failed KV pulls failed, redone)" 40 \
+    $((40 - $(grep -c '^200$' "$E2E_DIR/kill.codes")))
 expect_match "the failed prefills are counted" \
     "$(metric "$GW" 'llmgw_worker_pd_prefill_requests_total{result="connect"}')" '^([1-9][0-9]*|absent)$'
 

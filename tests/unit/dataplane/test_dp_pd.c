@@ -87,6 +87,31 @@ Test(dp_pd, no_complete_roleset_means_no_pd_pair)
     p = pick(4);
     cr_assert_not(dp_pd_choose(&p, &cfg, true, NULL, 0, groups, &c),
                   "a's decode and b's prefill are missing");
+    cr_assert_not(dp_pd_has_roleset(&p, groups));
+}
+
+Test(dp_pd, has_roleset_agrees_with_choose)
+{
+    const char *d[] = {"a/prefill", "b/prefill", "b/decode", "a/decode"};
+    dp_pick p;
+    dp_pd_choice c;
+
+    build(d, 4);
+    p = pick(4);
+    cr_assert(dp_pd_has_roleset(&p, groups));
+    /* Without a's decode (a redo that excluded b's prefill sees a/prefill,
+     * b/decode only): nothing complete is left. */
+    cands[0] = 0;
+    cands[1] = 2;
+    p = pick(2);
+    cr_assert_not(dp_pd_has_roleset(&p, groups));
+    cr_assert_not(dp_pd_choose(&p, &cfg, true, NULL, 0, groups, &c));
+    cands[1] = 3;
+    p = pick(2);
+    cr_assert(dp_pd_has_roleset(&p, groups));
+    cr_assert(dp_pd_choose(&p, &cfg, true, NULL, 0, groups, &c));
+    cr_assert_eq(c.prefill, 0);
+    cr_assert_eq(c.decode, 1);
 }
 
 Test(dp_pd, the_pair_comes_from_one_complete_roleset_and_incomplete_ones_are_skipped)
