@@ -106,7 +106,8 @@ struct dp_req {
     uint64_t headers_us;
     /* client side */
     bool suspended;
-    gw_io *client_watch; /* the client socket, watched for hang-up while suspended */
+    gw_io *client_watch; /* the client socket, watched for hang-up (see on_client_hangup) */
+    bool client_hup;     /* the watch saw a hang-up */
     char tail[2];        /* last two bytes relayed (SSE event boundary check) */
     bool responded;
     bool aborted;
@@ -181,7 +182,24 @@ cancel_admission(dp_req *req)
 /* MHD does not watch suspended connections, so a client that leaves while we
  * wait for the engine would only be noticed at the next write. Watch its
  * socket for a hang-up ourselves: cancel the upstream, release the slot, and
- * let MHD close the connection. */
+ * let MHD close the connection. The watch is edge-triggered and lives from
+ * the first suspension to the request's end, not per suspension: a stream
+ * suspends once per chunk, and adding and removing the watch each time was
+ * two of its seven syscalls per chunk. A hang-up seen while MHD has the
+ * connection (resumed) is acted on at the next suspension, from the loop
+ * (on_timer). */
+static void
+client_gone(dp_req *req)
+{
+    gw_log(GW_LOG_INFO, "DP-CLIENT-GONE", "req=%s phase=%s", req->id,
+           req->headers_done ? "streaming" : "waiting");
+    req->aborted = true;
+    cancel_admission(req);
+    upstream_cleanup(req);
+    req_release(req);
+    resume(req);
+}
+
 static void
 on_client_hangup(gw_loop *loop, int fd, uint32_t events, void *arg)
 {
@@ -190,13 +208,9 @@ on_client_hangup(gw_loop *loop, int fd, uint32_t events, void *arg)
     (void)fd;
     (void)events;
 
-    gw_log(GW_LOG_INFO, "DP-CLIENT-GONE", "req=%s phase=%s", req->id,
-           req->headers_done ? "streaming" : "waiting");
-    req->aborted = true;
-    cancel_admission(req);
-    upstream_cleanup(req);
-    req_release(req);
-    resume(req);
+    req->client_hup = true;
+    if (req->suspended && !req->aborted)
+        client_gone(req);
 }
 
 static void
@@ -208,9 +222,13 @@ suspend(dp_req *req)
         return;
     MHD_suspend_connection(req->conn);
     req->suspended = true;
+    if (req->client_hup && !req->aborted && req->timer != NULL) {
+        gw_timer_start(req->timer, 0); /* seen while resumed: on_timer acts */
+        return;
+    }
     ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (ci != NULL && req->client_watch == NULL &&
-        gw_io_new(req->ctx->loop, ci->connect_fd, EPOLLRDHUP, on_client_hangup, req,
+        gw_io_new(req->ctx->loop, ci->connect_fd, EPOLLRDHUP | EPOLLET, on_client_hangup, req,
                   &req->client_watch) != GW_OK)
         req->client_watch = NULL;
 }
@@ -218,8 +236,6 @@ suspend(dp_req *req)
 static void
 resume(dp_req *req)
 {
-    gw_io_free(req->client_watch);
-    req->client_watch = NULL;
     if (req->suspended) {
         req->suspended = false;
         MHD_resume_connection(req->conn);
@@ -641,6 +657,10 @@ on_timer(gw_loop *loop, void *arg)
     dp_req *req = arg;
     (void)loop;
 
+    if (req->client_hup && req->suspended && !req->aborted) {
+        client_gone(req);
+        return;
+    }
     if (req->in_multi) {
         gw_curlm_remove(req->ctx->curlm, req->easy);
         req->in_multi = false;
