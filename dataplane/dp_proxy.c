@@ -32,8 +32,9 @@
 #include "dp_sse_strip.h"
 #include "dp_usage.h"
 
-#define DP_MAX_TRIES 8
-#define DP_EASY_POOL 256
+#define DP_MAX_TRIES             8
+#define DP_EASY_POOL             256
+#define DP_CLIENT_WATCH_DELAY_MS 10 /* see on_client_hangup */
 
 /* What a curl handle's CURLOPT_PRIVATE points at: the first member of each
  * says which (dp_proxy_on_curl_done dispatches on it). */
@@ -106,9 +107,10 @@ struct dp_req {
     uint64_t headers_us;
     /* client side */
     bool suspended;
-    gw_io *client_watch; /* the client socket, watched for hang-up (see on_client_hangup) */
-    bool client_hup;     /* the watch saw a hang-up */
-    char tail[2];        /* last two bytes relayed (SSE event boundary check) */
+    gw_io *client_watch;   /* the client socket, watched for hang-up (see on_client_hangup) */
+    gw_timer *watch_timer; /* adds client_watch once the first suspension lasts */
+    bool client_hup;       /* the watch saw a hang-up */
+    char tail[2];          /* last two bytes relayed (SSE event boundary check) */
     bool responded;
     bool aborted;
     bool has_err;
@@ -187,7 +189,10 @@ cancel_admission(dp_req *req)
  * suspends once per chunk, and adding and removing the watch each time was
  * two of its seven syscalls per chunk. A hang-up seen while MHD has the
  * connection (resumed) is acted on at the next suspension, from the loop
- * (on_timer). */
+ * (on_timer). Most plain requests are answered within a few milliseconds,
+ * so the watch is only added once the first suspension has lasted
+ * DP_CLIENT_WATCH_DELAY_MS: a client that leaves is noticed that much later
+ * at most, and a quick request costs no epoll_ctl for it. */
 static void
 client_gone(dp_req *req)
 {
@@ -214,10 +219,23 @@ on_client_hangup(gw_loop *loop, int fd, uint32_t events, void *arg)
 }
 
 static void
+on_watch_timer(gw_loop *loop, void *arg)
+{
+    dp_req *req = arg;
+    const union MHD_ConnectionInfo *ci;
+    (void)loop;
+
+    if (req->client_watch != NULL || req->aborted)
+        return;
+    ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci != NULL && gw_io_new(req->ctx->loop, ci->connect_fd, EPOLLRDHUP | EPOLLET,
+                                on_client_hangup, req, &req->client_watch) != GW_OK)
+        req->client_watch = NULL;
+}
+
+static void
 suspend(dp_req *req)
 {
-    const union MHD_ConnectionInfo *ci;
-
     if (req->suspended)
         return;
     MHD_suspend_connection(req->conn);
@@ -226,11 +244,10 @@ suspend(dp_req *req)
         gw_timer_start(req->timer, 0); /* seen while resumed: on_timer acts */
         return;
     }
-    ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (ci != NULL && req->client_watch == NULL &&
-        gw_io_new(req->ctx->loop, ci->connect_fd, EPOLLRDHUP | EPOLLET, on_client_hangup, req,
-                  &req->client_watch) != GW_OK)
-        req->client_watch = NULL;
+    if (req->watch_timer == NULL) {
+        req->watch_timer = gw_timer_new(req->ctx->loop, on_watch_timer, req);
+        gw_timer_start(req->watch_timer, DP_CLIENT_WATCH_DELAY_MS);
+    }
 }
 
 static void
@@ -1992,6 +2009,7 @@ dp_proxy_completed(dp_ctx *ctx, void *con_cls, enum MHD_RequestTerminationCode t
         pd_abort(req);
     req_release(req);
     gw_io_free(req->client_watch);
+    gw_timer_free(req->watch_timer);
     gw_timer_free(req->timer);
     curl_slist_free_all(req->resp_hdrs);
     dp_usage_fini(&req->usage);
