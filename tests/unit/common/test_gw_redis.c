@@ -3,10 +3,14 @@
  * wrong password), commands and error replies, the no-connection and
  * deadline paths (hiredis 0.14 has no async timeout: ours closes and
  * reconnects), reconnecting after a server restart, name resolution, and
- * gw_redis_free completing pending commands. */
+ * gw_redis_free completing pending commands; ut_redis itself does not take
+ * another process's listener for its server. */
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
@@ -278,4 +282,23 @@ Test(gw_redis, free_completes_pending_commands)
     cr_assert_eq(a.rc, GW_ECLOSED);
     cr_assert_eq(b.rc, GW_ECLOSED);
     cr_assert_eq(downs, 0, "no state callback from free");
+}
+
+/* A port another process listens on (another suite's redis took it between
+ * free_port and the spawn, or while a test restarts on the same port) is not
+ * taken for our redis-server: that one cannot bind and exits. */
+Test(gw_redis, a_port_another_process_listens_on_is_not_taken_for_our_server)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    if (!ut_redis_available())
+        cr_skip_test("redis-server is not installed");
+    cr_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(fd, 8) == 0);
+    cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    srv.port = ntohs(a.sin_port);
+    cr_assert_not(ut_redis_start(&srv), "port %u is another process's", (unsigned)srv.port);
+    cr_assert_eq(srv.pid, 0, "our redis-server exited");
+    close(fd);
 }

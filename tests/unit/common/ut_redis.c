@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
+
 extern char **environ;
 
 static bool
@@ -65,16 +67,34 @@ free_port(void)
     return 0;
 }
 
+/* Whether the server answering on <r->port> is the one we forked: a port
+ * another process took between free_port and the spawn (or while a test
+ * restarts on the same port) would otherwise pass for ours. */
 static bool
-accepts(uint16_t port)
+is_ours(const ut_redis *r)
 {
-    struct sockaddr_in a = {
-        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    struct timeval tv = {.tv_sec = 1};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", r->port, tv);
+    redisReply *rep = NULL;
+    char want[40];
+    bool ok = false;
 
-    if (fd >= 0)
-        close(fd);
+    if (c == NULL || c->err != 0 || redisSetTimeout(c, tv) != REDIS_OK)
+        goto out;
+    if (r->password[0] != '\0') {
+        rep = redisCommand(c, "AUTH %s", r->password);
+        if (rep == NULL || rep->type == REDIS_REPLY_ERROR)
+            goto out;
+        freeReplyObject(rep);
+    }
+    rep = redisCommand(c, "INFO server");
+    snprintf(want, sizeof(want), "process_id:%ld\r", (long)r->pid);
+    ok = rep != NULL && rep->type == REDIS_REPLY_STRING && strstr(rep->str, want) != NULL;
+out:
+    if (rep != NULL)
+        freeReplyObject(rep);
+    if (c != NULL)
+        redisFree(c);
     return ok;
 }
 
@@ -128,8 +148,8 @@ start_on_port(ut_redis *r, const char *exe)
         struct timespec ts = {.tv_nsec = 10 * 1000 * 1000};
         if (!still_running(r))
             return false;
-        if (accepts(r->port))
-            return still_running(r);
+        if (is_ours(r))
+            return true;
         nanosleep(&ts, NULL);
     }
     ut_redis_stop(r);
