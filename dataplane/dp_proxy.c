@@ -1560,6 +1560,7 @@ pd_repick(dp_req *req)
     req_release(req);
     req->n_tried = 0;
     req->ep_idx = -1;
+    req->decode_start_us = 0; /* no decode of the new pair has started */
     return pd_start(req);
 }
 
@@ -1615,9 +1616,12 @@ pd_decode_start(dp_req *req, const char *resp, size_t resp_len)
     gw_buf nb;
     const char *why = "";
 
-    gw_buf_init(&nb, req->body.max + 65536);
-    if (dp_pd_decode_body(pd_proto(ctx), ctx->cfg.pd_staged, req->body.data, req->body.len, resp,
-                          resp_len, pre->ip, pre->port, &nb, &why) != GW_OK) {
+    /* Always from the client's body, never from an earlier decode body. */
+    const gw_buf *src = req->client_body.data != NULL ? &req->client_body : &req->body;
+
+    gw_buf_init(&nb, src->max + 65536);
+    if (dp_pd_decode_body(pd_proto(ctx), ctx->cfg.pd_staged, src->data, src->len, resp, resp_len,
+                          pre->ip, pre->port, &nb, &why) != GW_OK) {
         gw_buf_fini(&nb);
         gw_log_ratelimited(GW_LOG_WARN, 10, "DP-PD-DECODE-BODY", "req=%s prefill=%s msg=\"%s\"",
                            req->id, dp_snap_addr(req->snap, (uint32_t)req->pre_idx), why);

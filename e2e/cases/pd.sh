@@ -135,6 +135,7 @@ curl -s -X POST "http://127.0.0.1:$DB/_mock/fault" -d '{}' >/dev/null
 GW=${GWS[aibrix]}
 for p in "$DA" "$DB"; do curl -s -X POST "http://127.0.0.1:$p/_mock/fault" -d '{"slow_ms":1500}' >/dev/null; done
 r0=$(redone "$GW")
+logged0=$(grep -c 'id=DP-PD-REDO' "$E2E_DIR/w-aibrix.log")
 pulls_before=$(( $(mstat "$DA" kv_pull_failed) + $(mstat "$DB" kv_pull_failed) ))
 reg_a=$(mstat "$PA" kv_registered); reg_b=$(mstat "$PB" kv_registered)
 (chat "$REQ" >"$E2E_DIR/redo.code") &
@@ -154,7 +155,7 @@ expect_eq "the decode's pull from the killed prefill failed" \
 expect_eq "the client still gets 200" "$(cat "$E2E_DIR/redo.code")" 200
 expect_true "from the other prefill ($(hdr prefill-target-pod))" test "$(hdr prefill-target-pod)" != "$victim"
 expect_eq "the worker redid the prefill once (llmgw_worker_pd_redone_total)" "$(( $(redone "$GW") - r0 ))" 1
-expect_true "and logged it" grep -q 'id=DP-PD-REDO' "$E2E_DIR/w-aibrix.log"
+expect_eq "and logged it" "$(( $(grep -c 'id=DP-PD-REDO' "$E2E_DIR/w-aibrix.log") - logged0 ))" 1
 for p in "$DA" "$DB"; do curl -s -X POST "http://127.0.0.1:$p/_mock/fault" -d '{}' >/dev/null; done
 case $victim in
 pa) start_mock pa "$PA" --pd-role prefill --engine-id pf-a --ttft-ms 30 --record-secrets ;;
