@@ -76,6 +76,7 @@ struct dp_req {
     uint64_t pre_start_us, pre_deadline_us;
     uint32_t pre_tried[DP_MAX_TRIES];
     uint32_t n_pre_tried;
+    uint32_t pd_redos;        /* prefills redone after a failed decode (pd_redo_possible) */
     bool prefilled;           /* a prefill call was sent: its KV may be held */
     gw_buf client_body;       /* the client's body while <body> is the decode's */
     uint64_t decode_start_us; /* pd: when the decode request started */
@@ -808,8 +809,13 @@ upstream_start(dp_req *req)
               (long)ctx->cfg.upstream_timeout_ms);
     curl_easy_setopt(req->easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(req->easy, CURLOPT_HEADERDATA, req);
-    if (gw_curlm_add(ctx->curlm, req->easy) != GW_OK)
+    if (gw_curlm_add(ctx->curlm, req->easy) != GW_OK) {
+        curl_slist_free_all(req->up_hdrs);
+        req->up_hdrs = NULL;
+        easy_put(ctx, req->easy);
+        req->easy = NULL;
         return false;
+    }
     req->in_multi = true;
     gw_timer_start(req->timer, ctx->cfg.first_byte_timeout_ms);
     return true;
@@ -1148,7 +1154,10 @@ try_next(dp_req *req, unsigned status, bool retryable)
 
     if (ctx->draining || req->aborted)
         return DP_NEXT_NONE;
-    if (status >= 500 && pd_redo_possible(req)) {
+    if (status >= 500 && pd_redo_possible(req) &&
+        dp_cbreaker_retry_admit(&ctx->retries_inflight, ctx->cfg.max_parallel_retries,
+                                &req->retry_held)) {
+        req->pd_redos++;
         gw_counter_inc(gw_metric_child0(ctx->metrics->pd_redos));
         gw_log_ratelimited(GW_LOG_WARN, 10, "DP-PD-REDO", "req=%s prefill=%s decode_status=%u",
                            req->id, dp_snap_addr(req->snap, (uint32_t)req->pre_idx), status);
@@ -1508,7 +1517,7 @@ prefill_start(dp_req *req)
     }
     req->pre_easy = easy_get(ctx);
     if (req->pre_easy == NULL)
-        return false;
+        goto fail;
     ctx->pd_outstanding++;
     endpoint_url(req, req->pre_idx, req->path, url, sizeof(url));
     req->pre_hdrs = engine_headers(req);
@@ -1516,11 +1525,15 @@ prefill_start(dp_req *req)
               (long)((req->pre_deadline_us > now ? req->pre_deadline_us - now : 1000) / 1000 + 1));
     if (gw_curlm_add(ctx->curlm, req->pre_easy) != GW_OK) {
         prefill_cleanup(req);
-        return false;
+        goto fail;
     }
     req->pre_start_us = now;
     req->prefilled = true;
     return true;
+fail:
+    dp_error_set(&req->err, 502, "x-error-routing", "true", "upstream_error",
+                 "cannot start the prefill request");
+    return false;
 }
 
 /* The decode body goes; the client's comes back (for a new split, or for an
@@ -1539,15 +1552,20 @@ pd_restore_client_body(dp_req *req)
  * Its KV source may be gone (a prefill pod that died after its prefill
  * finished: the decode's pull fails, vLLM and the mock answer 500), so the
  * prefill is redone on an endpoint not tried yet, within the prefill budget
- * (--prefill-request-timeout), as Llumnix does; AIBrix fails the request.
- * Needs a complete roleset left without the prefills already tried. */
+ * (--prefill-request-timeout): once, or up to --retry-max-count times when
+ * that is higher, each holding a --max-parallel-retries slot (try_next).
+ * Llumnix redoes both phases only within --retry-max-count (default 0);
+ * AIBrix fails the request. Needs a complete roleset left without the
+ * prefills already tried. */
 static bool
 pd_redo_possible(dp_req *req)
 {
     dp_ctx *ctx = req->ctx;
+    int64_t budget = ctx->cfg.retry_max_count > 1 ? ctx->cfg.retry_max_count : 1;
 
     return req->pre_idx >= 0 && req->tr_entry < 0 && req->status >= 500 && !ctx->draining &&
-           !req->aborted && req->n_pre_tried < DP_MAX_TRIES && gw_now_us() < req->pre_deadline_us &&
+           !req->aborted && (int64_t)req->pd_redos < budget && req->n_pre_tried < DP_MAX_TRIES &&
+           gw_now_us() < req->pre_deadline_us &&
            dp_route_has_untried_pd(ctx, req->snap, &req->route, req->pre_tried, req->n_pre_tried);
 }
 

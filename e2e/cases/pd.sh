@@ -129,11 +129,11 @@ curl -s -X POST "http://127.0.0.1:$DA/_mock/fault" -d '{}' >/dev/null
 curl -s -X POST "http://127.0.0.1:$DB/_mock/fault" -d '{}' >/dev/null
 
 # ---- a prefill pod dies between its prefill and the decode's KV pull ------------------
-# The decodes wait 1.5 s before pulling (slow_ms); the prefill pod that
+# The decodes wait 3 s before pulling (slow_ms); the prefill pod that
 # answered is killed in that window, so the decode's pull fails (500). The
 # worker redoes the prefill on the other pod and the client gets its answer.
 GW=${GWS[aibrix]}
-for p in "$DA" "$DB"; do curl -s -X POST "http://127.0.0.1:$p/_mock/fault" -d '{"slow_ms":1500}' >/dev/null; done
+for p in "$DA" "$DB"; do curl -s -X POST "http://127.0.0.1:$p/_mock/fault" -d '{"slow_ms":3000}' >/dev/null; done
 r0=$(redone "$GW")
 logged0=$(grep -c 'id=DP-PD-REDO' "$E2E_DIR/w-aibrix.log")
 pulls_before=$(( $(mstat "$DA" kv_pull_failed) + $(mstat "$DB" kv_pull_failed) ))
