@@ -272,6 +272,58 @@ Test(dp_strategy, kv_and_gpu_cache_pick_the_lowest_usage)
     cr_assert_null(fb);
 }
 
+/* A burst between two scrapes: each pick's reservation (as dp_route_pick
+ * makes it) raises that engine's estimated usage at once, so the burst
+ * spreads. Ranking by the scraped usage alone sent all 12 to endpoint 0. */
+Test(dp_strategy, least_kv_cache_spreads_a_burst_between_scrapes)
+{
+    const char *fb;
+    unsigned hits[N] = {0};
+
+    for (uint32_t i = 0; i < N; i++) {
+        ep(i)->kv_usage = 0.10 + 0.02 * i;
+        ep(i)->kv_capacity = 10000;
+    }
+    /* 1000 tokens are 10% of an engine: estimates .10 .12 .14 .16, +.1 per
+     * pick, so the picks go round. */
+    for (int k = 0; k < 12; k++) {
+        uint32_t pos = run("least-kv-cache", &fb);
+        cr_assert_null(fb);
+        cr_assert_eq(pos, (uint32_t)k % N, "pick %d", k);
+        hits[pos]++;
+        ep(pos)->inflight++;
+        ep(pos)->inflight_tokens += 1000;
+    }
+    for (uint32_t i = 0; i < N; i++)
+        cr_assert_eq(hits[i], 3, "endpoint %u got %u of 12", i, hits[i]);
+    /* A fresh scrape that saw them all: the estimate is the engine's word. */
+    for (uint32_t i = 0; i < N; i++) {
+        ep(i)->kv_usage = i == 3 ? 0.05 : 0.5;
+        ep(i)->kv_base_tokens = ep(i)->inflight_tokens;
+    }
+    cr_assert_eq(run("least-kv-cache", &fb), 3);
+}
+
+/* Without a capacity the scraped usage decides, and equal usages go to the
+ * engine with the fewest tokens sent since the scrape. */
+Test(dp_strategy, least_kv_cache_without_capacity_breaks_ties_by_tokens_since_the_scrape)
+{
+    const char *fb;
+    unsigned hits[N] = {0};
+
+    for (uint32_t i = 0; i < N; i++)
+        ep(i)->kv_usage = 0.2;
+    for (int k = 0; k < 8; k++) {
+        uint32_t pos = run("least-kv-cache", &fb);
+        hits[pos]++;
+        ep(pos)->inflight_tokens += 1000 + 100 * (uint64_t)k;
+    }
+    for (uint32_t i = 0; i < N; i++)
+        cr_assert_eq(hits[i], 2, "endpoint %u got %u of 8", i, hits[i]);
+    ep(2)->kv_usage = 0.19; /* a lower usage wins whatever was sent */
+    cr_assert_eq(run("least-kv-cache", &fb), 2);
+}
+
 Test(dp_strategy, every_metric_strategy_falls_back_to_least_request_when_nothing_is_known)
 {
     const char *names[] = {"throughput", "least-latency", "least-kv-cache", "least-gpu-cache",
