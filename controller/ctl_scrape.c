@@ -184,7 +184,7 @@ on_sample(const gw_prom_sample *s, void *arg)
         /* vLLM's CacheConfig as labels: the capacity is blocks x tokens per
          * block. */
         double cap = label_number(s, "num_gpu_blocks") * label_number(s, "block_size");
-        if (cap > 0 && (!a->seen[F_KV_CAP] || cap > a->v[F_KV_CAP])) {
+        if (isfinite(cap) && cap > 0 && (!a->seen[F_KV_CAP] || cap > a->v[F_KV_CAP])) {
             a->v[F_KV_CAP] = cap;
             a->seen[F_KV_CAP] = true;
         }

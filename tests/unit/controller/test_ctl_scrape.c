@@ -331,6 +331,7 @@ Test(ctl_scrape, kv_capacity_from_cache_config_info_or_max_total_num_tokens)
                      "vllm:kv_cache_usage_perc{model_name=\"m\"} 0.5\n";
     const char *v3 = "vllm:cache_config_info{block_size=\"16x\",num_gpu_blocks=\"8\"} 1.0\n"
                      "sglang:max_total_num_tokens{model_name=\"q\"} 9000\n";
+    const char *v4 = "vllm:cache_config_info{block_size=\"1e300\",num_gpu_blocks=\"1e300\"} 1\n";
     const char *sg = "sglang:max_total_num_tokens{model_name=\"q\",tp_rank=\"0\"} 471258\n"
                      "sglang:max_total_num_tokens{model_name=\"q\",tp_rank=\"1\"} 471000\n"
                      "vllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"8\"} 1.0\n";
@@ -346,6 +347,8 @@ Test(ctl_scrape, kv_capacity_from_cache_config_info_or_max_total_num_tokens)
     cr_assert(sig_at(&st, 10).kv_capacity < 0, "None (not profiled yet) gives no capacity");
     cr_assert_eq(apply(&st, v3, 20), GW_OK);
     cr_assert(sig_at(&st, 20).kv_capacity < 0, "a malformed label, and no sglang name for vllm");
+    cr_assert_eq(apply(&st, v4, 25), GW_OK);
+    cr_assert(sig_at(&st, 25).kv_capacity < 0, "an overflowing product is no capacity");
     cr_assert_eq(apply(&st, v1, 30), GW_OK);
     cr_assert(sig_at(&st, 30 + STALE + 1).kv_capacity < 0, "stale like every number");
     ctl_scrape_state_fini(&st);
