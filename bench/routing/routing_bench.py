@@ -81,6 +81,8 @@ VARIANTS = {
     "least-kv-cache": ("least-kv-cache", [], "lowest engine KV usage, estimated: scraped + tokens sent since / KV capacity"),
     "prefix+load": ("prefix-cache:2,least-request:1", [],
                     "weighted: prefix match share x2 + least in-flight x1, load-imbalance guard 16"),
+    "prefix+load-tight": ("prefix-cache:2,least-request:1", ["--prefix-cache-imbalance-abs-count", "4"],
+                          "weighted prefix x2 + least-request x1, load-imbalance guard 4"),
     "prefix+kv": ("least-kv-cache:1,prefix-cache:2", [], "weighted: prefix match share x2 + least KV x1"),
     "prefix-tight": ("prefix-cache", ["--prefix-cache-imbalance-abs-count", "4",
                                       "--prefix-cache-stddev-factor", "1"],
