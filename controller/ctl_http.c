@@ -94,14 +94,15 @@ endpoint_json(const pm_endpoint *ep, const pm_ep_load *el)
         free(k);
     }
     if (el != NULL)
-        load = json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "inflight",
-                         (json_int_t)el->inflight, "inflightTokens",
-                         (json_int_t)el->inflight_tokens, "running", num_or_null(el->running),
-                         "waiting", num_or_null(el->waiting), "kvUsage", num_or_null(el->kv_usage),
-                         "gpuUsage", num_or_null(el->gpu_usage), "latencyMs",
-                         num_or_null(el->latency_ms), "ttftMs", num_or_null(el->ttft_ms), "tpotMs",
-                         num_or_null(el->tpot_ms), "tokensPerSecond", num_or_null(el->tokens_per_s),
-                         "metricsAgeMs", num_or_null(el->metrics_age_ms));
+        load =
+            json_pack("{s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "inflight",
+                      (json_int_t)el->inflight, "inflightTokens", (json_int_t)el->inflight_tokens,
+                      "running", num_or_null(el->running), "waiting", num_or_null(el->waiting),
+                      "kvUsage", num_or_null(el->kv_usage), "gpuUsage", num_or_null(el->gpu_usage),
+                      "latencyMs", num_or_null(el->latency_ms), "ttftMs", num_or_null(el->ttft_ms),
+                      "tpotMs", num_or_null(el->tpot_ms), "tokensPerSecond",
+                      num_or_null(el->tokens_per_s), "metricsAgeMs",
+                      num_or_null(el->metrics_age_ms), "kvCapacity", num_or_null(el->kv_capacity));
     return json_pack("{s:I, s:s, s:s, s:o, s:s, s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:o}",
                      "id", (json_int_t)ep->id, "model", ep->model, "pod", ep->pod, "namespace",
                      str_or_null(ep->ns), "ip", ep->ip, "port", (int)ep->port, "metricPort",

@@ -265,6 +265,7 @@ merge_signals(pm_ep_load *e, const ctl_signals *sig)
     e->gpu_usage = known_or_unknown(sig->gpu_usage);
     e->tpot_ms = known_or_unknown(sig->tpot_ms);
     e->metrics_age_ms = known_or_unknown(sig->age_ms);
+    e->kv_capacity = known_or_unknown(sig->kv_capacity);
     if (ttft >= 0)
         e->ttft_ms = ttft;
     if (tps >= 0)
@@ -314,7 +315,8 @@ ctl_load_build(ctl_load *l, const pm_snapshot *snap, uint64_t now_ms, uint64_t w
                           .tokens_per_s = -1,
                           .gpu_usage = -1,
                           .tpot_ms = -1,
-                          .metrics_age_ms = -1};
+                          .metrics_age_ms = -1,
+                          .kv_capacity = -1};
         if (at < l->n_stats && l->stats[at].id == id) {
             e->latency_ms = l->stats[at].latency_ms;
             e->ttft_ms = l->stats[at].ttft_ms;

@@ -24,11 +24,11 @@
  *
  * Engine-side signals come from a provider (ctl_scrape in the binary, a
  * fake in tests) set with ctl_load_set_signals; per endpoint it answers
- * running, waiting, kv_usage, gpu_usage, ttft_ms, tpot_ms, tokens_per_s and
- * metrics_age_ms (< 0 = unknown; stale numbers are already -1). They merge
- * with the report-derived values as follows:
- *   running, waiting, kv_usage, gpu_usage, tpot_ms, metrics_age_ms
- *                 the engine's (-1 without a provider or without data);
+ * running, waiting, kv_usage, gpu_usage, ttft_ms, tpot_ms, tokens_per_s,
+ * metrics_age_ms and kv_capacity (< 0 = unknown; stale numbers are already
+ * -1). They merge with the report-derived values as follows:
+ *   running, waiting, kv_usage, gpu_usage, tpot_ms, metrics_age_ms,
+ *   kv_capacity   the engine's (-1 without a provider or without data);
  *   ttft_ms       the engine's when known, else the reports' EWMA;
  *   tokens_per_s  the engine's counters when known, else the reports';
  *   latency_ms    the reports' EWMA (the engine has no cheaper source).
@@ -60,10 +60,11 @@ typedef struct ctl_signals {
     double tpot_ms;      /* mean time per output token, recent */
     double tokens_per_s; /* prompt + generation tokens per second, recent */
     double age_ms;       /* since the last good scrape; < 0 = never */
+    double kv_capacity;  /* KV cache capacity in tokens */
 } ctl_signals;
 
 /* All fields unknown (-1). */
-#define CTL_SIGNALS_UNKNOWN ((ctl_signals){-1, -1, -1, -1, -1, -1, -1, -1})
+#define CTL_SIGNALS_UNKNOWN ((ctl_signals){-1, -1, -1, -1, -1, -1, -1, -1, -1})
 
 /* Fills *out with the signals of <ep> (borrowed for the call) at <now_ms>
  * (monotonic). Must write every field; unknown ones as -1. Called from

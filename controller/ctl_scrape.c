@@ -56,6 +56,7 @@ enum {
     F_TPOT_CNT,
     F_ITL_SUM,
     F_ITL_CNT,
+    F_KV_CAP,
     F_COUNT,
 };
 
@@ -94,9 +95,11 @@ static const name_map sglang_names[] = {
     {"sglang:time_per_output_token_seconds_count", F_TPOT_CNT},
     {"sglang:inter_token_latency_seconds_sum", F_ITL_SUM},
     {"sglang:inter_token_latency_seconds_count", F_ITL_CNT},
+    {"sglang:max_total_num_tokens", F_KV_CAP},
 };
 
-#define LORA_INFO "vllm:lora_requests_info"
+#define LORA_INFO    "vllm:lora_requests_info"
+#define CACHE_CONFIG "vllm:cache_config_info"
 
 /* One page's worth of fields. */
 typedef struct page_acc {
@@ -116,7 +119,7 @@ ctl_scrape_state_init(ctl_scrape_state *st, const char *engine)
 {
     memset(st, 0, sizeof(*st));
     st->sglang = engine != NULL && strcmp(engine, "sglang") == 0;
-    st->running = st->waiting = st->kv_usage = st->gpu_usage = -1;
+    st->running = st->waiting = st->kv_usage = st->gpu_usage = st->kv_capacity = -1;
     st->tokens_per_s = -1;
     st->ttft.mean_ms = -1;
     st->tpot.mean_ms = -1;
@@ -136,6 +139,21 @@ ctl_scrape_names_free(char **names, size_t n)
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
+}
+
+/* The positive number in label <name> of <s>, else 0 (absent, "None", not
+ * a number). */
+static double
+label_number(const gw_prom_sample *s, const char *name)
+{
+    const char *v = gw_prom_label_value(s, name);
+    char *end;
+    double d;
+
+    if (v == NULL || *v == '\0')
+        return 0;
+    d = strtod(v, &end);
+    return *end == '\0' && isfinite(d) && d > 0 ? d : 0;
 }
 
 /* gw_prom callback: folds one sample into the page accumulator <arg>. The
@@ -162,11 +180,21 @@ on_sample(const gw_prom_sample *s, void *arg)
     }
     if (!isfinite(s->value) || s->value < 0)
         return true;
+    if (a->names == vllm_names && strcmp(s->name, CACHE_CONFIG) == 0) {
+        /* vLLM's CacheConfig as labels: the capacity is blocks x tokens per
+         * block. */
+        double cap = label_number(s, "num_gpu_blocks") * label_number(s, "block_size");
+        if (isfinite(cap) && cap > 0 && (!a->seen[F_KV_CAP] || cap > a->v[F_KV_CAP])) {
+            a->v[F_KV_CAP] = cap;
+            a->seen[F_KV_CAP] = true;
+        }
+        return true;
+    }
     for (size_t i = 0; i < a->n_names; i++) {
         int f = a->names[i].field;
         if (strcmp(s->name, a->names[i].name) != 0)
             continue;
-        if (f == F_KV || f == F_GPU)
+        if (f == F_KV || f == F_GPU || f == F_KV_CAP)
             a->v[f] = a->seen[f] && a->v[f] > s->value ? a->v[f] : s->value;
         else
             a->v[f] += s->value;
@@ -299,6 +327,7 @@ ctl_scrape_apply_page(ctl_scrape_state *st, const char *text, size_t len, uint64
     st->waiting = a.seen[F_WAIT] ? a.v[F_WAIT] : -1;
     st->kv_usage = a.seen[F_KV] ? a.v[F_KV] : a.seen[F_GPU] ? a.v[F_GPU] : -1;
     st->gpu_usage = a.seen[F_GPU] ? a.v[F_GPU] : a.seen[F_KV] ? a.v[F_KV] : -1;
+    st->kv_capacity = a.seen[F_KV_CAP] && a.v[F_KV_CAP] > 0 ? a.v[F_KV_CAP] : -1;
 
     /* Token throughput from the counters, over at least the rate window. */
     if (a.seen[F_PROMPT] && a.seen[F_GEN]) {
@@ -364,6 +393,7 @@ ctl_scrape_state_signals(const ctl_scrape_state *st, uint64_t now_ms, uint64_t s
     out->waiting = st->waiting;
     out->kv_usage = st->kv_usage;
     out->gpu_usage = st->gpu_usage;
+    out->kv_capacity = st->kv_capacity;
     out->tokens_per_s = st->tokens_per_s;
     out->ttft_ms = st->ttft.mean_ms;
     out->tpot_ms = st->tpot.mean_ms;

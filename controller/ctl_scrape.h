@@ -36,11 +36,15 @@
  *   ttft_ms       vllm:time_to_first_token_seconds         sglang:time_to_first_token_seconds
  *   tpot_ms       vllm:time_per_output_token_seconds, else sglang:time_per_output_token_seconds,
  *                 vllm:inter_token_latency_seconds         else sglang:inter_token_latency_seconds
+ *   kv_capacity   vllm:cache_config_info labels            sglang:max_total_num_tokens
+ *                 num_gpu_blocks x block_size (tokens)
  *   adapters      vllm:lora_requests_info labels           (none)
  *
  * Aggregation over series (one per model_name, engine index, ...): counts,
- * counters and histogram sums/counts are summed; usage fractions take the
- * largest series (they are engine-wide and repeated per model name). Samples
+ * counters and histogram sums/counts are summed; usage fractions and the
+ * capacity take the largest series (they are engine-wide and repeated per
+ * model name; a label that is not a positive number, such as vLLM's "None"
+ * before profiling, gives no capacity). Samples
  * that are NaN, infinite or negative are ignored.
  *
  * Derivation: gauges are the last good page's values. tokens_per_s is the
@@ -106,6 +110,7 @@ typedef struct ctl_scrape_state {
     bool ever_ok; /* at least one good page */
     uint64_t last_ok_ms;
     double running, waiting, kv_usage, gpu_usage; /* last good page; < 0 = absent */
+    double kv_capacity;                           /* tokens, last good page; < 0 = absent */
     double tokens_per_s;                          /* < 0 = unknown */
     bool have_tok_base;
     double tok_base;

@@ -81,6 +81,7 @@ find_or_add(dp_load *l, const char *key)
     ep->tpot_ms = -1;
     ep->tokens_per_s = -1;
     ep->metrics_age_ms = -1;
+    ep->kv_capacity = -1;
     ep->next = l->buckets[b];
     l->buckets[b] = ep;
     l->n_states++;
@@ -119,9 +120,35 @@ dp_load_apply_snapshot(dp_load *l, const pm_snapshot *pm)
     return states;
 }
 
+/* Records <ep>'s tokens after a load message received at <now_ms>, and
+ * sets kv_base_tokens to the tokens when its KV usage was scraped. */
+static void
+note_scrape(dp_ep *ep, uint64_t now_ms)
+{
+    unsigned slot = (unsigned)(ep->msg_n % DP_LOAD_RING), kept;
+    uint64_t at;
+
+    ep->msg_ms[slot] = now_ms;
+    ep->msg_tokens[slot] = dp_ep_tokens(ep);
+    ep->msg_n++;
+    ep->kv_base_tokens = ep->msg_tokens[slot];
+    if (ep->metrics_age_ms < 0)
+        return;
+    at = (double)now_ms > ep->metrics_age_ms ? now_ms - (uint64_t)ep->metrics_age_ms : 0;
+    kept = ep->msg_n < DP_LOAD_RING ? (unsigned)ep->msg_n : DP_LOAD_RING;
+    /* Newest first: the first sample at or before the scrape, else the
+     * oldest kept. */
+    for (unsigned k = 0; k < kept; k++) {
+        unsigned s = (unsigned)((ep->msg_n - 1 - k) % DP_LOAD_RING);
+        ep->kv_base_tokens = ep->msg_tokens[s];
+        if (ep->msg_ms[s] <= at)
+            break;
+    }
+}
+
 void
 dp_load_apply_fleet(dp_load *l, const pm_load *msg, const pm_snapshot *pm, dp_ep **states,
-                    uint64_t worker_id)
+                    uint64_t worker_id, uint64_t now_ms)
 {
     uint64_t my_seq = 0;
     bool included = false;
@@ -160,6 +187,7 @@ dp_load_apply_fleet(dp_load *l, const pm_load *msg, const pm_snapshot *pm, dp_ep
         ep->tpot_ms = el->tpot_ms;
         ep->tokens_per_s = el->tokens_per_s;
         ep->metrics_age_ms = el->metrics_age_ms;
+        ep->kv_capacity = el->kv_capacity;
         ep->own_in_fleet = 0;
         ep->own_tokens_in_fleet = 0;
         if (included) {
@@ -175,6 +203,7 @@ dp_load_apply_fleet(dp_load *l, const pm_load *msg, const pm_snapshot *pm, dp_ep
                 }
             }
         }
+        note_scrape(ep, now_ms);
     }
 }
 

@@ -18,6 +18,16 @@
  * own signals (running, waiting, KV usage, latencies, throughput) come from
  * the controller's scrape as they are: a double < 0 means unknown (never
  * scraped, or stale: the controller sends -1 for data it no longer trusts).
+ *
+ * KV usage is also estimated for now (dp_ep_kv_estimate): the scraped usage
+ * plus the change of the in-flight tokens (dp_ep_tokens) since that scrape,
+ * over the engine's KV capacity. The scrape happened metrics_age_ms before
+ * the load message arrived; the tokens at that time are read from a ring of
+ * what dp_ep_tokens was right after each of the last DP_LOAD_RING load
+ * messages (the newest at or before the scrape; the oldest kept when the
+ * scrape is older than all of them), so each fresh scrape resets the
+ * estimate to the engine's word. Requests started between the scrape and
+ * the sample before it count twice: the estimate errs toward spreading.
  * Loop thread only. */
 #ifndef DP_LOAD_H
 #define DP_LOAD_H
@@ -43,15 +53,17 @@ typedef struct dp_ep {
     uint64_t fleet_tokens;        /* fleet-wide in-flight tokens, last load message */
     uint64_t own_tokens_in_fleet; /* this worker's share inside fleet_tokens */
     /* From the last load message; every double < 0 = unknown. */
-    double running;        /* engine num_requests_running */
-    double waiting;        /* engine num_requests_waiting */
-    double kv_usage;       /* engine KV cache usage, 0..1 */
-    double gpu_usage;      /* engine GPU KV cache usage, 0..1 (legacy vLLM / SGLang name) */
-    double latency_ms;     /* EWMA end-to-end latency */
-    double ttft_ms;        /* EWMA time to first token */
-    double tpot_ms;        /* engine mean time per output token */
-    double tokens_per_s;   /* recent token throughput (prompt + generation) */
-    double metrics_age_ms; /* since the last good scrape */
+    double running;          /* engine num_requests_running */
+    double waiting;          /* engine num_requests_waiting */
+    double kv_usage;         /* engine KV cache usage, 0..1 */
+    double gpu_usage;        /* engine GPU KV cache usage, 0..1 (legacy vLLM / SGLang name) */
+    double latency_ms;       /* EWMA end-to-end latency */
+    double ttft_ms;          /* EWMA time to first token */
+    double tpot_ms;          /* engine mean time per output token */
+    double tokens_per_s;     /* recent token throughput (prompt + generation) */
+    double metrics_age_ms;   /* since the last good scrape */
+    double kv_capacity;      /* engine KV cache capacity in tokens */
+    uint64_t kv_base_tokens; /* dp_ep_tokens when kv_usage was scraped (estimated) */
     /* counters since the previous report */
     uint32_t completed;
     uint32_t errors;
@@ -63,6 +75,11 @@ typedef struct dp_ep {
     uint64_t ring_seq[DP_LOAD_RING];
     uint32_t ring_inflight[DP_LOAD_RING];
     uint64_t ring_tokens[DP_LOAD_RING];
+    /* dp_ep_tokens right after each of the last DP_LOAD_RING load messages,
+     * and when they arrived (monotonic ms); msg_n messages in all. */
+    uint64_t msg_ms[DP_LOAD_RING];
+    uint64_t msg_tokens[DP_LOAD_RING];
+    uint64_t msg_n;
     dp_outlier outlier; /* passive ejection (dp_outlier) */
     uint16_t pfx_ns;    /* dp_prefix: namespace of its model (valid when pfx_slot != 0) */
     uint16_t pfx_slot;  /* dp_prefix: slot + 1 in that namespace; 0 = none */
@@ -80,10 +97,11 @@ void dp_load_free(dp_load *l);
  * states). States not in <pm> and with nothing in flight are freed. */
 dp_ep **dp_load_apply_snapshot(dp_load *l, const pm_snapshot *pm);
 
-/* Takes the fleet-wide numbers of <msg>. <states> is the current snapshot's
- * array (from dp_load_apply_snapshot) for <pm>, whose ids <msg> uses. */
+/* Takes the fleet-wide numbers of <msg>, received at <now_ms> (monotonic).
+ * <states> is the current snapshot's array (from dp_load_apply_snapshot) for
+ * <pm>, whose ids <msg> uses. */
 void dp_load_apply_fleet(dp_load *l, const pm_load *msg, const pm_snapshot *pm, dp_ep **states,
-                         uint64_t worker_id);
+                         uint64_t worker_id, uint64_t now_ms);
 
 /* Builds this worker's report for the endpoints of <pm> and resets the
  * "since the previous report" counters. Caller frees with pm_report_free. */
@@ -106,6 +124,20 @@ dp_ep_tokens(const dp_ep *ep)
     uint64_t others =
         ep->fleet_tokens > ep->own_tokens_in_fleet ? ep->fleet_tokens - ep->own_tokens_in_fleet : 0;
     return others + ep->inflight_tokens;
+}
+
+/* The engine's KV cache usage now, estimated (see the file comment):
+ *   kv_usage + (dp_ep_tokens - kv_base_tokens) / kv_capacity, at least 0;
+ * kv_usage as scraped when the capacity is unknown; < 0 when kv_usage is. */
+static inline double
+dp_ep_kv_estimate(const dp_ep *ep)
+{
+    double est;
+
+    if (ep->kv_usage < 0 || !(ep->kv_capacity > 0))
+        return ep->kv_usage;
+    est = ep->kv_usage + ((double)dp_ep_tokens(ep) - (double)ep->kv_base_tokens) / ep->kv_capacity;
+    return est > 0 ? est : 0;
 }
 
 /* Sum of this worker's in-flight requests over every endpoint. */

@@ -4,7 +4,20 @@
  * Weights are integers 0..1000000 (default 1); 0 drops the member; a list
  * that keeps one member is that strategy alone; only scorers compose
  * (random and power-of-two must stand alone); a name appears at most once.
- * For each member m with weight w_m:
+ *
+ * Load-imbalance guard (when the caller enables it, dp_pick.imbalance_guard;
+ * dp_route does, with AIBRIX_PREFIX_CACHE_POD_RUNNING_REQUEST_IMBALANCE_ABS_COUNT):
+ * with L(e) = dp_ep_load (least-request's count), if max L - min L over the
+ * candidates exceeds imbalance_abs, only the candidates with the minimum L
+ * take part below; the others are treated as not candidates. Why: every
+ * norm_m is relative (0..1 over the candidates), so a load member only says
+ * "relatively less loaded"; a member weighted above it that always prefers
+ * one endpoint (prefix-cache when one engine holds the shared prefix) would
+ * otherwise win every pick however loaded that endpoint gets (bench/routing
+ * measured 0/0/480/0 on 4 engines). The guard bounds that pile-up to
+ * imbalance_abs requests, as prefix-cache's own guard does alone.
+ *
+ * For each member m with weight w_m, over the candidates taking part:
  *   raw_m(e)  = the member's score (dp_strategy.h: NAN = no input)
  *   lo, hi    = min and max of raw_m over the candidates it scored
  *   norm_m(e) = 0                          if e is unscored by m
@@ -24,14 +37,37 @@
 
 #include <math.h>
 
+#include "dp_load.h"
+
+/* The minimum load when the guard applies to <pick>, else UINT32_MAX (every
+ * candidate takes part). */
+static uint32_t
+guard_load(const dp_pick *pick)
+{
+    uint32_t lmin = UINT32_MAX, lmax = 0;
+
+    if (!pick->imbalance_guard)
+        return UINT32_MAX;
+    for (uint32_t i = 0; i < pick->n_cands; i++) {
+        uint32_t l = dp_ep_load(dp_pick_ep(pick, i));
+        lmin = l < lmin ? l : lmin;
+        lmax = l > lmax ? l : lmax;
+    }
+    if (lmax - lmin <= pick->imbalance_abs)
+        return UINT32_MAX;
+    if (pick->pfx != NULL)
+        pick->pfx->imbalance = true;
+    return lmin;
+}
+
 uint32_t
 dp_strat_weighted(const dp_plan *plan, const dp_pick *pick, double *scratch, const char **why)
 {
     double *raw = scratch, *total = scratch + pick->n_cands, wsum = 0;
-    uint32_t n = pick->n_cands, any = 0;
+    uint32_t n = pick->n_cands, any = 0, only = guard_load(pick);
 
     for (uint32_t i = 0; i < n; i++)
-        total[i] = 0;
+        total[i] = only == UINT32_MAX || dp_ep_load(dp_pick_ep(pick, i)) == only ? 0 : NAN;
     for (uint32_t m = 0; m < plan->n; m++)
         wsum += plan->w[m];
     for (uint32_t m = 0; m < plan->n; m++) {
@@ -41,6 +77,8 @@ dp_strat_weighted(const dp_plan *plan, const dp_pick *pick, double *scratch, con
         if (s->score(pick, raw, why) == 0)
             continue;
         for (uint32_t i = 0; i < n; i++) {
+            if (isnan(total[i]))
+                raw[i] = NAN; /* left out by the guard */
             if (!isfinite(raw[i]))
                 continue;
             lo = raw[i] < lo ? raw[i] : lo;

@@ -69,7 +69,7 @@ typedef struct dp_pfx_pick {
     uint32_t *match;           /* out: matched blocks per candidate (n_cands entries) */
     bool matched;              /* out: match[] is filled */
     const char *outcome;       /* out, alone: a DP_PFX_* outcome */
-    bool imbalance;            /* out, alone: the load-imbalance guard decided */
+    bool imbalance;            /* out: the load-imbalance guard decided (alone or in a list) */
 } dp_pfx_pick;
 
 /* What strategies may read about the request. Strings are borrowed (the
@@ -92,6 +92,11 @@ typedef struct dp_pick {
     uint64_t *rng;         /* xorshift state, advanced by dp_rand */
     const dp_pick_req *req;
     dp_pfx_pick *pfx; /* prefix-cache's inputs and outputs; NULL unless the plan uses it */
+    /* Weighted lists: when imbalance_guard is set and max L - min L over the
+     * candidates exceeds imbalance_abs, only the least loaded take part
+     * (dp_strat_weighted.c). Off when zero-initialised. */
+    bool imbalance_guard;
+    uint32_t imbalance_abs;
 } dp_pick;
 
 /* The state of candidate <i> (a position in pick->cands). */

@@ -121,7 +121,8 @@ apply_load(dp_sync *s, const void *p, size_t n)
         if (l->env.gen != 0 && gw_now_ms() - s->last_req_ms > 200)
             ask_full_snapshot(s);
     } else {
-        dp_load_apply_fleet(ctx->load, l, dp_snap_pm(ctx->snap), ctx->snap_states, ctx->worker_id);
+        dp_load_apply_fleet(ctx->load, l, dp_snap_pm(ctx->snap), ctx->snap_states, ctx->worker_id,
+                            gw_now_ms());
     }
     pm_load_free(l);
 }

@@ -221,6 +221,7 @@ static const pm_field ep_load_fields[] = {
     F_DBL(pm_ep_load, gpu_usage, "gpu", -1.0),
     F_DBL(pm_ep_load, tpot_ms, "tpot_ms", -1.0),
     F_DBL(pm_ep_load, metrics_age_ms, "m_age_ms", -1.0),
+    F_DBL(pm_ep_load, kv_capacity, "kv_cap", -1.0),
 };
 static const pm_schema ep_load_schema = SCHEMA(pm_ep_load, ep_load_fields, NULL);
 

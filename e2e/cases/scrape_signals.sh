@@ -75,6 +75,8 @@ within "B's time per output token (4 ms)" 1 near mock-b tpotMs 4 0.5
 within "A's token rate from its counters (~400/s)" 2 near mock-a tokensPerSecond 400 60
 within "B's token rate from its counters (~100/s)" 2 near mock-b tokensPerSecond 100 20
 expect_true "metrics age is fresh (< 500 ms)" near mock-a metricsAgeMs 250 250
+expect_eq "A's KV capacity from vllm:cache_config_info (2048 blocks x 16 tokens)" \
+    "$(ep mock-a .load.kvCapacity)" 32768
 
 # The signals change when the engine's do.
 fault "$M1" '{"force_running":0,"force_waiting":9,"force_kv_cache_usage":0.3,"force_ttft_ms":120,"force_tpot_ms":15,"force_tokens_per_s":400}'

@@ -60,6 +60,7 @@ run_pages(const char *engine, const char *text, size_t len)
     check_value(s.tpot_ms);
     check_value(s.tokens_per_s);
     check_value(s.age_ms);
+    check_value(s.kv_capacity);
     check_names(st.lora, st.n_lora);
     ctl_scrape_state_fini(&st);
 }

@@ -146,6 +146,7 @@ typedef struct pm_ep_load {
     double gpu_usage;         /* engine GPU KV cache usage 0..1 (legacy name); < 0 = unknown */
     double tpot_ms;           /* engine time per output token; < 0 = unknown */
     double metrics_age_ms;    /* time since the last good scrape; < 0 = never scraped */
+    double kv_capacity;       /* engine KV cache capacity in tokens; < 0 = unknown */
 } pm_ep_load;
 
 /* Which report of each worker the fleet-wide numbers include, so a worker can

@@ -87,7 +87,8 @@ Test(ctl_http, snapshot_and_load_are_rendered)
                      .tokens_per_s = 3,
                      .gpu_usage = 0.5,
                      .tpot_ms = -1,
-                     .metrics_age_ms = 150};
+                     .metrics_age_ms = 150,
+                     .kv_capacity = 32768};
     pm_load ld = {.env = {.gen = 11}, .n_eps = 1, .eps = &el};
     json_t *j, *m, *ep, *load;
 
@@ -127,6 +128,7 @@ Test(ctl_http, snapshot_and_load_are_rendered)
     cr_assert_float_eq(json_real_value(json_object_get(load, "gpuUsage")), 0.5, 1e-9);
     cr_assert(json_is_null(json_object_get(load, "tpotMs")));
     cr_assert_float_eq(json_real_value(json_object_get(load, "metricsAgeMs")), 150, 1e-9);
+    cr_assert_float_eq(json_real_value(json_object_get(load, "kvCapacity")), 32768, 1e-9);
     cr_assert_float_eq(json_real_value(json_object_get(load, "tokensPerSecond")), 3, 1e-9);
     json_decref(j);
     ctl_compile_free(c);

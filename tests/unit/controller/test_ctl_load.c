@@ -281,7 +281,8 @@ fake_signals(void *arg, const pm_endpoint *ep, uint64_t now_ms, ctl_signals *out
                              .ttft_ms = 80,
                              .tpot_ms = 9,
                              .tokens_per_s = 1234,
-                             .age_ms = 40};
+                             .age_ms = 40,
+                             .kv_capacity = 40960};
     else if (ep->id == 2) {
         out->running = 1;
         out->age_ms = 5000;
@@ -320,18 +321,19 @@ Test(ctl_load, engine_signals_merge_over_report_values)
     cr_assert_float_eq(e1->gpu_usage, 0.25, 1e-9);
     cr_assert_float_eq(e1->tpot_ms, 9, 1e-9);
     cr_assert_float_eq(e1->metrics_age_ms, 40, 1e-9);
+    cr_assert_float_eq(e1->kv_capacity, 40960, 1e-9);
     cr_assert_float_eq(e1->ttft_ms, 80, 1e-9, "the engine's TTFT wins over the reports'");
     cr_assert_float_eq(e1->tokens_per_s, 1234, 1e-9, "the engine's counters win");
     cr_assert_float_eq(e1->latency_ms, 200, 1e-9, "latency stays the reports' EWMA");
 
     cr_assert_float_eq(e2->running, 1, 1e-9);
-    cr_assert(e2->waiting < 0 && e2->gpu_usage < 0 && e2->tpot_ms < 0);
+    cr_assert(e2->waiting < 0 && e2->gpu_usage < 0 && e2->tpot_ms < 0 && e2->kv_capacity < 0);
     cr_assert(e2->kv_usage < 0, "NaN from a provider is published as unknown");
     cr_assert_float_eq(e2->metrics_age_ms, 5000, 1e-9);
     cr_assert_float_eq(e2->ttft_ms, 50, 1e-9, "unknown engine TTFT falls back to the reports'");
     cr_assert_float_eq(e2->tokens_per_s, 500, 1e-9, "and so does the token rate");
 
-    cr_assert(e3->running < 0 && e3->metrics_age_ms < 0);
+    cr_assert(e3->running < 0 && e3->metrics_age_ms < 0 && e3->kv_capacity < 0);
     cr_assert_float_eq(e3->ttft_ms, 50, 1e-9);
 
     /* Unhooked: engine numbers are unknown again. */

@@ -317,6 +317,48 @@ Test(ctl_scrape, sglang_names)
     ctl_scrape_state_fini(&st);
 }
 
+Test(ctl_scrape, kv_capacity_from_cache_config_info_or_max_total_num_tokens)
+{
+    ctl_scrape_state st;
+    /* As vLLM prints its CacheConfig (and the mock engine does). */
+    const char *v1 = "# TYPE vllm:cache_config_info gauge\n"
+                     "vllm:cache_config_info{block_size=\"16\",cache_dtype=\"auto\","
+                     "enable_prefix_caching=\"True\",num_cpu_blocks=\"0\",num_gpu_blocks=\"2560\","
+                     "num_gpu_blocks_override=\"None\"} 1.0\n"
+                     "vllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"1000\"} 1.0\n"
+                     "vllm:kv_cache_usage_perc{model_name=\"m\"} 0.5\n";
+    const char *v2 = "vllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"None\"} 1.0\n"
+                     "vllm:kv_cache_usage_perc{model_name=\"m\"} 0.5\n";
+    const char *v3 = "vllm:cache_config_info{block_size=\"16x\",num_gpu_blocks=\"8\"} 1.0\n"
+                     "sglang:max_total_num_tokens{model_name=\"q\"} 9000\n";
+    const char *v4 = "vllm:cache_config_info{block_size=\"1e300\",num_gpu_blocks=\"1e300\"} 1\n";
+    const char *sg = "sglang:max_total_num_tokens{model_name=\"q\",tp_rank=\"0\"} 471258\n"
+                     "sglang:max_total_num_tokens{model_name=\"q\",tp_rank=\"1\"} 471000\n"
+                     "vllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"8\"} 1.0\n";
+    ctl_signals s;
+
+    ctl_scrape_state_init(&st, NULL);
+    s = sig_at(&st, 0);
+    cr_assert(s.kv_capacity < 0, "unknown before the first page");
+    cr_assert_eq(apply(&st, v1, 0), GW_OK);
+    s = sig_at(&st, 0);
+    cr_assert_float_eq(s.kv_capacity, 2560 * 16, 1e-9, "blocks x block size, largest series");
+    cr_assert_eq(apply(&st, v2, 10), GW_OK);
+    cr_assert(sig_at(&st, 10).kv_capacity < 0, "None (not profiled yet) gives no capacity");
+    cr_assert_eq(apply(&st, v3, 20), GW_OK);
+    cr_assert(sig_at(&st, 20).kv_capacity < 0, "a malformed label, and no sglang name for vllm");
+    cr_assert_eq(apply(&st, v4, 25), GW_OK);
+    cr_assert(sig_at(&st, 25).kv_capacity < 0, "an overflowing product is no capacity");
+    cr_assert_eq(apply(&st, v1, 30), GW_OK);
+    cr_assert(sig_at(&st, 30 + STALE + 1).kv_capacity < 0, "stale like every number");
+    ctl_scrape_state_fini(&st);
+
+    ctl_scrape_state_init(&st, "sglang");
+    cr_assert_eq(apply(&st, sg, 0), GW_OK);
+    cr_assert_float_eq(sig_at(&st, 0).kv_capacity, 471258, 1e-9, "largest rank, not vllm's info");
+    ctl_scrape_state_fini(&st);
+}
+
 Test(ctl_scrape, not_a_metrics_page_leaves_the_state_untouched)
 {
     ctl_scrape_state st;

@@ -80,12 +80,12 @@ Test(dp_load, view_is_fleet_minus_own_share_at_report_time_plus_own_now)
     msg.eps = &el;
     msg.n_workers = 1;
     msg.workers = &ws;
-    dp_load_apply_fleet(l, &msg, s, st, 77);
+    dp_load_apply_fleet(l, &msg, s, st, 77, 1000);
     /* 10 fleet-wide, 4 of them ours at the time: 6 others + 6 ours now. */
     cr_assert_eq(dp_ep_load(st[0]), 12);
     /* A message that does not include us: the whole fleet value is others'. */
     msg.n_workers = 0;
-    dp_load_apply_fleet(l, &msg, s, st, 77);
+    dp_load_apply_fleet(l, &msg, s, st, 77, 1000);
     cr_assert_eq(dp_ep_load(st[0]), 16);
     free(st);
     pm_snapshot_free(s);
@@ -166,7 +166,7 @@ Test(dp_load, fleet_message_carries_every_engine_signal_and_token_share)
     msg.eps = &el;
     msg.n_workers = 1;
     msg.workers = &ws;
-    dp_load_apply_fleet(l, &msg, s, st, 9);
+    dp_load_apply_fleet(l, &msg, s, st, 9, 1000);
     cr_assert_eq(dp_ep_tokens(st[0]), 5000 - 1200 + 200);
     cr_assert_eq(st[0]->running, 7);
     cr_assert_eq(st[0]->waiting, 2);
@@ -179,8 +179,78 @@ Test(dp_load, fleet_message_carries_every_engine_signal_and_token_share)
     cr_assert_eq(st[0]->metrics_age_ms, 150);
     /* Stale data arrives as -1 and replaces what was there. */
     el.kv_usage = -1;
-    dp_load_apply_fleet(l, &msg, s, st, 9);
+    dp_load_apply_fleet(l, &msg, s, st, 9, 1000);
     cr_assert_lt(st[0]->kv_usage, 0);
+    free(st);
+    pm_snapshot_free(s);
+    dp_load_free(l);
+}
+
+/* One load message for endpoint 100 of fx_snapshot("m", 1): usage <kv> of
+ * capacity <cap> tokens scraped <age> ms before <now>, <fleet> tokens
+ * in flight fleet-wide (none of them this worker's). */
+static void
+send_load(dp_load *l, pm_snapshot *s, dp_ep **st, double kv, double cap, double age, uint64_t fleet,
+          uint64_t now)
+{
+    pm_ep_load el = {.id = 100,
+                     .inflight_tokens = fleet,
+                     .running = -1,
+                     .waiting = -1,
+                     .kv_usage = kv,
+                     .gpu_usage = -1,
+                     .latency_ms = -1,
+                     .ttft_ms = -1,
+                     .tpot_ms = -1,
+                     .tokens_per_s = -1,
+                     .metrics_age_ms = age,
+                     .kv_capacity = cap};
+    pm_load msg = {.n_eps = 1, .eps = &el};
+
+    dp_load_apply_fleet(l, &msg, s, st, 9, now);
+}
+
+/* least-kv-cache's input: the scraped usage plus what was sent since that
+ * scrape, over the capacity; each fresh scrape starts it over. */
+Test(dp_load, kv_estimate_adds_tokens_since_the_scrape_and_resets_on_a_fresh_one)
+{
+    dp_load *l = dp_load_new();
+    pm_snapshot *s = fx_snapshot("m", 1);
+    dp_ep **st = dp_load_apply_snapshot(l, s);
+
+    cr_assert_lt(dp_ep_kv_estimate(st[0]), 0, "unknown before any message");
+    /* t=1000: scraped just now, 25% of 10000 tokens. */
+    send_load(l, s, st, 0.25, 10000, 0, 0, 1000);
+    cr_assert_float_eq(dp_ep_kv_estimate(st[0]), 0.25, 1e-12);
+    st[0]->inflight_tokens = 1000; /* this worker sends 1000 tokens there */
+    cr_assert_float_eq(dp_ep_kv_estimate(st[0]), 0.35, 1e-12, "counted at once");
+    /* t=1050: the same scrape, 50 ms older; other workers sent 500. */
+    send_load(l, s, st, 0.25, 10000, 50, 500, 1050);
+    cr_assert_float_eq(dp_ep_kv_estimate(st[0]), 0.40, 1e-12, "still since the t=1000 scrape");
+    /* t=1100: a scrape from t=1080 saw all of that (40%); 200 more since
+     * t=1050 (the sample at or before the scrape) count on top. */
+    st[0]->inflight_tokens = 1200;
+    send_load(l, s, st, 0.40, 10000, 20, 500, 1100);
+    cr_assert_float_eq(dp_ep_kv_estimate(st[0]), 0.42, 1e-12, "reset to the fresh scrape");
+    /* Requests finishing free KV: the estimate falls, never below 0. */
+    st[0]->inflight_tokens = 0;
+    cr_assert_float_eq(dp_ep_kv_estimate(st[0]), 0.30, 1e-12);
+    send_load(l, s, st, 0.01, 10000, 0, 0, 1150);
+    st[0]->inflight_tokens = 0;
+    cr_assert_float_eq(dp_ep_kv_estimate(st[0]), 0.01, 1e-12);
+    /* A scrape older than every kept sample: the oldest one is the base. */
+    for (uint64_t t = 1200; t < 1200 + 50 * DP_LOAD_RING; t += 50) {
+        st[0]->inflight_tokens = t; /* the oldest kept sample holds 1200 */
+        send_load(l, s, st, 0.5, 10000, 5000, 0, t);
+    }
+    cr_assert_float_eq(dp_ep_kv_estimate(st[0]), 0.5 + (st[0]->inflight_tokens - 1200) / 1e4,
+                       1e-12);
+    /* No capacity: the scraped usage as it is. No usage: unknown. */
+    send_load(l, s, st, 0.5, -1, 0, 0, 3000);
+    st[0]->inflight_tokens += 5000;
+    cr_assert_float_eq(dp_ep_kv_estimate(st[0]), 0.5, 1e-12);
+    send_load(l, s, st, -1, 10000, 0, 0, 3050);
+    cr_assert_lt(dp_ep_kv_estimate(st[0]), 0);
     free(st);
     pm_snapshot_free(s);
     dp_load_free(l);

@@ -784,3 +784,29 @@ Test(dp_route, pfx_bucket_edges)
     cr_assert_str_eq(dp_route_pfx_bucket(76, 100), "76-100");
     cr_assert_str_eq(dp_route_pfx_bucket(4, 4), "76-100");
 }
+
+/* bench/routing's multiturn herd: every request shares a prefix held by one
+ * endpoint, and prefix-cache:2,least-request:1 sent all of them there. The
+ * list now has the load-imbalance guard (AIBRIX_PREFIX_CACHE_POD_RUNNING_
+ * REQUEST_IMBALANCE_ABS_COUNT, 16): in flight, the holder is never more than
+ * 17 ahead (it may take one more at 16 ahead), and the rest spread. */
+Test(dp_route, weighted_list_with_prefix_cache_does_not_herd)
+{
+    dp_route r;
+    int64_t first;
+    uint32_t lmin = UINT32_MAX, lmax = 0;
+
+    build();
+    with_prefix();
+    first = route_text("prefix-cache:2,least-request:1", "llama", turn1, &r);
+    for (int i = 0; i < 60; i++)
+        route_text("prefix-cache:2,least-request:1", "llama", turn2, &r);
+    for (uint32_t i = 0; i < 4; i++) {
+        uint32_t l = dp_snap_state(snap, i)->inflight;
+        lmin = l < lmin ? l : lmin;
+        lmax = l > lmax ? l : lmax;
+    }
+    cr_assert_eq(dp_snap_state(snap, (uint32_t)first)->inflight, lmax, "the holder leads");
+    cr_assert_leq(lmax - lmin, 17, "61 requests: %u to %u in flight", lmin, lmax);
+    cr_assert_geq(lmin, 10, "the others took the rest");
+}

@@ -20,6 +20,8 @@ static uint64_t rng;
 static uint32_t cands[64];
 static double scratch[128];
 static dp_pick_req preq;
+static bool guard_on;      /* dp_pick.imbalance_guard of pick_n */
+static uint32_t guard_abs; /* dp_pick.imbalance_abs of pick_n */
 
 static void
 setup_n(unsigned n)
@@ -32,6 +34,8 @@ setup_n(unsigned n)
     for (uint32_t i = 0; i < n; i++)
         cands[i] = i;
     preq = (dp_pick_req){.max_tokens = -1};
+    guard_on = false;
+    guard_abs = 16;
 }
 
 static void
@@ -67,7 +71,9 @@ pick_n(uint32_t n)
                      .cands = cands,
                      .n_cands = n,
                      .rng = &rng,
-                     .req = &preq};
+                     .req = &preq,
+                     .imbalance_guard = guard_on,
+                     .imbalance_abs = guard_abs};
 }
 
 /* Runs <str> over the first <n> endpoints; *fb gets the fallback reason. */
@@ -264,6 +270,58 @@ Test(dp_strategy, kv_and_gpu_cache_pick_the_lowest_usage)
     cr_assert_null(fb);
     cr_assert_eq(run("least-gpu-cache", &fb), 3);
     cr_assert_null(fb);
+}
+
+/* A burst between two scrapes: each pick's reservation (as dp_route_pick
+ * makes it) raises that engine's estimated usage at once, so the burst
+ * spreads. Ranking by the scraped usage alone sent all 12 to endpoint 0. */
+Test(dp_strategy, least_kv_cache_spreads_a_burst_between_scrapes)
+{
+    const char *fb;
+    unsigned hits[N] = {0};
+
+    for (uint32_t i = 0; i < N; i++) {
+        ep(i)->kv_usage = 0.10 + 0.02 * i;
+        ep(i)->kv_capacity = 10000;
+    }
+    /* 1000 tokens are 10% of an engine: estimates .10 .12 .14 .16, +.1 per
+     * pick, so the picks go round. */
+    for (int k = 0; k < 12; k++) {
+        uint32_t pos = run("least-kv-cache", &fb);
+        cr_assert_null(fb);
+        cr_assert_eq(pos, (uint32_t)k % N, "pick %d", k);
+        hits[pos]++;
+        ep(pos)->inflight++;
+        ep(pos)->inflight_tokens += 1000;
+    }
+    for (uint32_t i = 0; i < N; i++)
+        cr_assert_eq(hits[i], 3, "endpoint %u got %u of 12", i, hits[i]);
+    /* A fresh scrape that saw them all: the estimate is the engine's word. */
+    for (uint32_t i = 0; i < N; i++) {
+        ep(i)->kv_usage = i == 3 ? 0.05 : 0.5;
+        ep(i)->kv_base_tokens = ep(i)->inflight_tokens;
+    }
+    cr_assert_eq(run("least-kv-cache", &fb), 3);
+}
+
+/* Without a capacity the scraped usage decides, and equal usages go to the
+ * engine with the fewest tokens sent since the scrape. */
+Test(dp_strategy, least_kv_cache_without_capacity_breaks_ties_by_tokens_since_the_scrape)
+{
+    const char *fb;
+    unsigned hits[N] = {0};
+
+    for (uint32_t i = 0; i < N; i++)
+        ep(i)->kv_usage = 0.2;
+    for (int k = 0; k < 8; k++) {
+        uint32_t pos = run("least-kv-cache", &fb);
+        hits[pos]++;
+        ep(pos)->inflight_tokens += 1000 + 100 * (uint64_t)k;
+    }
+    for (uint32_t i = 0; i < N; i++)
+        cr_assert_eq(hits[i], 2, "endpoint %u got %u of 8", i, hits[i]);
+    ep(2)->kv_usage = 0.19; /* a lower usage wins whatever was sent */
+    cr_assert_eq(run("least-kv-cache", &fb), 2);
 }
 
 Test(dp_strategy, every_metric_strategy_falls_back_to_least_request_when_nothing_is_known)
@@ -708,4 +766,78 @@ Test(dp_strategy, prefix_cache_in_a_list_scores_the_matched_share)
         ep(i)->inflight = i == 3 ? 0 : 1;
     cr_assert_eq(pfx_run("prefix-cache:5,least-request:1", 0, &fb), 3);
     cr_assert_null(fb);
+}
+
+/* The herd bench/routing measured (0/0/480/0): one endpoint holds the
+ * prefix every request shares, prefix-cache weighs 2, least-request 1. Min-max
+ * normalisation makes the load term 0..1 whatever the absolute load, so the
+ * holder won every pick. With the guard it loses once it is more than
+ * imbalance_abs requests ahead, and wins again within it. */
+Test(dp_strategy, weighted_imbalance_guard_stops_a_prefix_herd)
+{
+    const char *fb;
+    uint32_t pos;
+
+    pfx_setup();
+    pfx_defaults();
+    pfx_hold(0, 8);
+    guard_on = true;
+    ep(0)->inflight = 17;
+    ep(1)->inflight = 1;
+    ep(2)->inflight = 0;
+    ep(3)->inflight = 0;
+    for (int i = 0; i < 20; i++) {
+        pos = pfx_run("prefix-cache:2,least-request:1", 8, &fb);
+        cr_assert(pos == 2 || pos == 3, "17 ahead of the least loaded: got %u", pos);
+        cr_assert_null(fb);
+        cr_assert(pp.imbalance, "the guard decided");
+    }
+    ep(0)->inflight = 16; /* 16 ahead is not above 16: the prefix decides */
+    cr_assert_eq(pfx_run("prefix-cache:2,least-request:1", 8, &fb), 0);
+    cr_assert_not(pp.imbalance);
+    guard_on = false; /* the old behaviour, without the guard */
+    ep(0)->inflight = 1000;
+    cr_assert_eq(pfx_run("prefix-cache:2,least-request:1", 8, &fb), 0);
+}
+
+/* Under the guard the members see only the least loaded: a match among
+ * them still counts, normalisation is over them, and a list whose members
+ * score none of them falls back to least-request. */
+Test(dp_strategy, weighted_imbalance_guard_scores_among_the_least_loaded)
+{
+    const char *fb;
+    dp_plan plan;
+    char why[128];
+    dp_pick p;
+    double *total = scratch + N;
+    uint32_t pos;
+
+    pfx_setup();
+    pfx_defaults();
+    pfx_hold(0, 8);
+    pfx_hold(3, 2);
+    guard_on = true;
+    guard_abs = 4;
+    ep(0)->inflight = 9;
+    ep(1)->inflight = 2;
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(pfx_run("prefix-cache:2,least-request:1", 8, &fb), 3);
+    /* kv usage: endpoint 0 (left out) would stretch the range to 0.9. */
+    ep(0)->kv_usage = 0.9;
+    ep(1)->kv_usage = 0.1;
+    ep(2)->kv_usage = 0.3;
+    ep(3)->kv_usage = 0.5;
+    p = pick_n(N);
+    cr_assert(dp_plan_parse("least-kv-cache:1,throughput:1", &plan, why, sizeof(why)));
+    cr_assert_eq(dp_strat_weighted(&plan, &p, scratch, &fb), 2);
+    cr_assert(isnan(total[0]) && isnan(total[1]), "left out by the guard");
+    cr_assert_float_eq(total[2], 0.5, 1e-12, "0.3 is the lowest usage taking part");
+    cr_assert_float_eq(total[3], 0, 1e-12);
+    /* Only endpoints outside the guard's set have the input: fallback. */
+    ep(2)->kv_usage = -1;
+    ep(3)->kv_usage = -1;
+    cr_assert_eq(dp_strat_weighted(&plan, &p, scratch, &fb), UINT32_MAX);
+    pos = run("least-kv-cache:1,throughput:1", &fb);
+    cr_assert(pos == 2 || pos == 3, "got %u", pos);
+    cr_assert_str_eq(fb, DP_WHY_NO_METRICS);
 }

@@ -463,6 +463,8 @@ check_golden_load(const pm_load *l)
     check_ep_load(&l->eps[1], 2, 0, 0, -1, -1, -1, -1, -1, -1);
     check_ep_load(&l->eps[2], 3, 1, 300, 1, 4, 0.875, -1, 45.5, -1);
     check_ep_load(&l->eps[3], 7, 0, 0, 0, 0, 0, 0, 0, 0);
+    cr_assert(l->eps[0].kv_capacity == 40960, "kv_cap %g", l->eps[0].kv_capacity);
+    cr_assert(l->eps[1].kv_capacity == -1);
     cr_assert_eq(l->n_workers, 2);
     cr_assert_eq(l->workers[0].worker_id, WORKER_A);
     cr_assert_eq(l->workers[0].seq, 17);
@@ -1152,6 +1154,15 @@ Test(pm_codec, missing_or_nil_optional_keys_take_their_defaults)
     cr_assert_eq(pm_load_decode(sb.data, sb.size, &l), GW_OK);
     cr_assert(l->eps[0].kv_usage == -1.0);
     cr_assert(l->eps[0].running == 2.0);
+    pm_load_free(l);
+    msgpack_sbuffer_destroy(&sb);
+    /* a controller from before kv_cap */
+    {
+        msgpack_object k = o_str("kv_capacity");
+        edit("load_v1.msgpack", "eps.0.kv_cap", NULL, &k, &sb);
+    }
+    cr_assert_eq(pm_load_decode(sb.data, sb.size, &l), GW_OK);
+    cr_assert(l->eps[0].kv_capacity == -1.0);
     pm_load_free(l);
     msgpack_sbuffer_destroy(&sb);
     {
