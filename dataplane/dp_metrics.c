@@ -256,7 +256,8 @@ dp_metrics_new(dp_ctx *ctx)
                              (const char *const[]){"model", "match_percent_bucket", NULL},
                              &m->pfx_decisions);
     rc |= gw_metrics_counter(m->reg, "aibrix_prefix_cache_load_imbalance_total",
-                             "prefix-cache picks decided by the load-imbalance guard, by model",
+                             "prefix-cache picks (alone or in a weighted list) decided by the "
+                             "load-imbalance guard, by model",
                              (const char *const[]){"model", NULL}, &m->pfx_imbalance);
     rc |= gw_metrics_counter(m->reg, "llmgw_worker_prefix_cache_selections_total",
                              "prefix-cache (alone) picks by outcome: prefix_match, "
