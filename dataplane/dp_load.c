@@ -3,6 +3,7 @@
  * or load message arrives, never per request. */
 #include "dp_load.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,7 @@ find_or_add(dp_load *l, const char *key)
     ep->tokens_per_s = -1;
     ep->metrics_age_ms = -1;
     ep->kv_capacity = -1;
+    ep->kv_scrape_at = -1;
     ep->next = l->buckets[b];
     l->buckets[b] = ep;
     l->n_states++;
@@ -120,6 +122,10 @@ dp_load_apply_snapshot(dp_load *l, const pm_snapshot *pm)
     return states;
 }
 
+/* Two messages name the same scrape when their scrape times differ by at
+ * most this (transit and loop delays shift them; scrapes are further apart). */
+#define SAME_SCRAPE_MS 20.0
+
 /* Records <ep>'s tokens after a load message received at <now_ms>, and
  * sets kv_base_tokens to the tokens when its KV usage was scraped. */
 static void
@@ -131,10 +137,17 @@ note_scrape(dp_ep *ep, uint64_t now_ms)
     ep->msg_ms[slot] = now_ms;
     ep->msg_tokens[slot] = dp_ep_tokens(ep);
     ep->msg_n++;
-    ep->kv_base_tokens = ep->msg_tokens[slot];
-    if (ep->metrics_age_ms < 0)
+    if (ep->metrics_age_ms < 0) {
+        ep->kv_base_tokens = ep->msg_tokens[slot];
+        ep->kv_scrape_at = -1;
         return;
+    }
     at = (double)now_ms > ep->metrics_age_ms ? now_ms - (uint64_t)ep->metrics_age_ms : 0;
+    /* The scrape the base was found for: keep it, even once the ring no
+     * longer reaches back to it. */
+    if (ep->kv_scrape_at >= 0 && fabs((double)at - ep->kv_scrape_at) <= SAME_SCRAPE_MS)
+        return;
+    ep->kv_scrape_at = (double)at;
     kept = ep->msg_n < DP_LOAD_RING ? (unsigned)ep->msg_n : DP_LOAD_RING;
     /* Newest first: the first sample at or before the scrape, else the
      * oldest kept. */

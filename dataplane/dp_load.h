@@ -25,10 +25,12 @@
  * the load message arrived; the tokens at that time are read from a ring of
  * what dp_ep_tokens was right after each of the last DP_LOAD_RING load
  * messages (the newest at or before the scrape; the oldest kept when the
- * scrape is older than all of them), so each fresh scrape resets the
- * estimate to the engine's word. Requests started between the scrape and
- * the sample before it count twice: the estimate errs toward spreading.
- * Loop thread only. */
+ * scrape is older than all of them) when a message first announces that
+ * scrape, and kept while later messages repeat it (however many: a slow
+ * --scrape-interval, failing scrapes), so each fresh scrape resets the
+ * estimate to the engine's word and nothing sent since it is forgotten.
+ * Requests started between the scrape and the sample before it count
+ * twice: the estimate errs toward spreading. Loop thread only. */
 #ifndef DP_LOAD_H
 #define DP_LOAD_H
 
@@ -64,6 +66,7 @@ typedef struct dp_ep {
     double metrics_age_ms;   /* since the last good scrape */
     double kv_capacity;      /* engine KV cache capacity in tokens */
     uint64_t kv_base_tokens; /* dp_ep_tokens when kv_usage was scraped (estimated) */
+    double kv_scrape_at;     /* when that scrape was (monotonic ms, this worker's); < 0 = none */
     /* counters since the previous report */
     uint32_t completed;
     uint32_t errors;

@@ -240,17 +240,45 @@ Test(dp_load, kv_estimate_adds_tokens_since_the_scrape_and_resets_on_a_fresh_one
     cr_assert_float_eq(dp_ep_kv_estimate(st[0]), 0.01, 1e-12);
     /* A scrape older than every kept sample: the oldest one is the base. */
     for (uint64_t t = 1200; t < 1200 + 50 * DP_LOAD_RING; t += 50) {
-        st[0]->inflight_tokens = t; /* the oldest kept sample holds 1200 */
-        send_load(l, s, st, 0.5, 10000, 5000, 0, t);
+        st[0]->inflight_tokens = t; /* fresh scrapes; each sample holds its t */
+        send_load(l, s, st, 0.5, 10000, 0, 0, t);
     }
-    cr_assert_float_eq(dp_ep_kv_estimate(st[0]), 0.5 + (st[0]->inflight_tokens - 1200) / 1e4,
-                       1e-12);
+    st[0]->inflight_tokens = 2000;
+    send_load(l, s, st, 0.5, 10000, 2000, 0, 2000); /* scraped at 0; 1250 is the oldest kept */
+    cr_assert_float_eq(dp_ep_kv_estimate(st[0]), 0.5 + (2000 - 1250) / 1e4, 1e-12);
     /* No capacity: the scraped usage as it is. No usage: unknown. */
     send_load(l, s, st, 0.5, -1, 0, 0, 3000);
     st[0]->inflight_tokens += 5000;
     cr_assert_float_eq(dp_ep_kv_estimate(st[0]), 0.5, 1e-12);
     send_load(l, s, st, -1, 10000, 0, 0, 3050);
     cr_assert_lt(dp_ep_kv_estimate(st[0]), 0);
+    free(st);
+    pm_snapshot_free(s);
+    dp_load_free(l);
+}
+
+/* A scrape that stays the newest for more than DP_LOAD_RING load messages
+ * (a --scrape-interval above 16 load intervals, or an engine whose scrapes
+ * fail until --metrics-stale-after): the base stays the tokens at that
+ * scrape, so everything sent since still counts, however many messages
+ * repeat it. */
+Test(dp_load, kv_estimate_keeps_the_base_of_a_scrape_older_than_the_ring)
+{
+    dp_load *l = dp_load_new();
+    pm_snapshot *s = fx_snapshot("m", 1);
+    dp_ep **st = dp_load_apply_snapshot(l, s);
+    uint64_t k;
+
+    send_load(l, s, st, 0.25, 10000, 0, 0, 1000);
+    for (k = 1; k <= 2 * DP_LOAD_RING; k++) {
+        st[0]->inflight_tokens = 100 * k; /* 100 more tokens per load interval */
+        send_load(l, s, st, 0.25, 10000, (double)(100 * k), 0, 1000 + 100 * k);
+    }
+    cr_assert_float_eq(dp_ep_kv_estimate(st[0]), 0.25 + 100.0 * 2 * DP_LOAD_RING / 1e4, 1e-12,
+                       "everything since the t=1000 scrape counts: %g", dp_ep_kv_estimate(st[0]));
+    /* A fresh scrape (10 ms ago) saw it all: the engine's word again. */
+    send_load(l, s, st, 0.6, 10000, 10, 0, 1000 + 100 * k);
+    cr_assert_float_eq(dp_ep_kv_estimate(st[0]), 0.6, 1e-12);
     free(st);
     pm_snapshot_free(s);
     dp_load_free(l);
