@@ -129,18 +129,26 @@ dp_ep_tokens(const dp_ep *ep)
     return others + ep->inflight_tokens;
 }
 
-/* The engine's KV cache usage now, estimated (see the file comment):
- *   kv_usage + (dp_ep_tokens - kv_base_tokens) / kv_capacity, at least 0;
- * kv_usage as scraped when the capacity is unknown; < 0 when kv_usage is. */
+/* The engine's KV cache usage now, estimated (see the file comment) as if
+ * its capacity were <capacity> tokens:
+ *   kv_usage + (dp_ep_tokens - kv_base_tokens) / capacity, at least 0;
+ * kv_usage as scraped when <capacity> is not > 0; < 0 when kv_usage is. */
 static inline double
-dp_ep_kv_estimate(const dp_ep *ep)
+dp_ep_kv_estimate_as(const dp_ep *ep, double capacity)
 {
     double est;
 
-    if (ep->kv_usage < 0 || !(ep->kv_capacity > 0))
+    if (ep->kv_usage < 0 || !(capacity > 0))
         return ep->kv_usage;
-    est = ep->kv_usage + ((double)dp_ep_tokens(ep) - (double)ep->kv_base_tokens) / ep->kv_capacity;
+    est = ep->kv_usage + ((double)dp_ep_tokens(ep) - (double)ep->kv_base_tokens) / capacity;
     return est > 0 ? est : 0;
+}
+
+/* dp_ep_kv_estimate_as with the engine's own capacity. */
+static inline double
+dp_ep_kv_estimate(const dp_ep *ep)
+{
+    return dp_ep_kv_estimate_as(ep, ep->kv_capacity);
 }
 
 /* Sum of this worker's in-flight requests over every endpoint. */

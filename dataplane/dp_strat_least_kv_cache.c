@@ -15,10 +15,14 @@
  * 2.2x random's on multiturn). Requests this worker (or, through the
  * controller, the fleet) sent since the scrape now count at once.
  *
- * Without a capacity (an engine that exports none) the score is the scraped
- * usage, and equal usages (idle engines, the start of a burst) go to the
- * smaller change of T since the scrape: it is added scaled below 1e-9,
- * under the resolution of any engine's usage (1 / its block count).
+ * An engine without a capacity (one that exports none) among candidates
+ * with one is scored with the largest of theirs (one model's engines are
+ * usually alike): with none its estimate could not move between scrapes,
+ * and a burst went to it (1/1/1/9 of 12 on 4 engines). When no candidate
+ * has a capacity the score is the scraped usage, and equal usages (idle
+ * engines, the start of a burst) go to the smaller change of T since the
+ * scrape: it is added scaled below 1e-9, under the resolution of any
+ * engine's usage (1 / its block count).
  *
  * Lowest wins; ties uniformly at random. Unlike AIBrix it does not add the
  * CPU cache metric (vLLM V1 no longer exports it, which made AIBrix's
@@ -36,12 +40,18 @@ uint32_t
 dp_strat_least_kv_cache(const dp_pick *pick, double *scores, const char **why)
 {
     uint32_t n = 0;
+    double lent = 0; /* the largest capacity among the candidates */
 
     for (uint32_t i = 0; i < pick->n_cands; i++) {
+        double c = dp_pick_ep(pick, i)->kv_capacity;
+        lent = c > lent ? c : lent;
+    }
+    for (uint32_t i = 0; i < pick->n_cands; i++) {
         const dp_ep *ep = dp_pick_ep(pick, i);
-        double v = dp_ep_kv_estimate(ep);
+        double cap = ep->kv_capacity > 0 ? ep->kv_capacity : lent;
+        double v = dp_ep_kv_estimate_as(ep, cap);
 
-        if (v >= 0 && !(ep->kv_capacity > 0)) {
+        if (v >= 0 && !(cap > 0)) {
             double d = (double)dp_ep_tokens(ep) - (double)ep->kv_base_tokens;
             d = d > 0 ? d : 0;
             v += TIE_SCALE * d / (d + 1);

@@ -841,3 +841,26 @@ Test(dp_strategy, weighted_imbalance_guard_scores_among_the_least_loaded)
     cr_assert(pos == 2 || pos == 3, "got %u", pos);
     cr_assert_str_eq(fb, DP_WHY_NO_METRICS);
 }
+
+/* A mixed fleet: one engine exports no capacity. It is scored with the
+ * others' capacity, so its estimate rises with what it is sent too; with
+ * the scraped usage alone it took 9 of the 12 (1/1/1/9). */
+Test(dp_strategy, least_kv_cache_lends_a_capacity_to_an_engine_without_one)
+{
+    const char *fb;
+    unsigned hits[N] = {0};
+
+    for (uint32_t i = 0; i < N; i++) {
+        ep(i)->kv_usage = 0.10;
+        ep(i)->kv_capacity = i == 3 ? -1 : 10000;
+    }
+    for (int k = 0; k < 12; k++) {
+        uint32_t pos = run("least-kv-cache", &fb);
+        cr_assert_null(fb);
+        hits[pos]++;
+        ep(pos)->inflight++;
+        ep(pos)->inflight_tokens += 1000;
+    }
+    for (uint32_t i = 0; i < N; i++)
+        cr_assert_eq(hits[i], 3, "endpoint %u got %u of 12", i, hits[i]);
+}
