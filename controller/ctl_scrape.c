@@ -327,7 +327,8 @@ ctl_scrape_apply_page(ctl_scrape_state *st, const char *text, size_t len, uint64
     st->waiting = a.seen[F_WAIT] ? a.v[F_WAIT] : -1;
     st->kv_usage = a.seen[F_KV] ? a.v[F_KV] : a.seen[F_GPU] ? a.v[F_GPU] : -1;
     st->gpu_usage = a.seen[F_GPU] ? a.v[F_GPU] : a.seen[F_KV] ? a.v[F_KV] : -1;
-    st->kv_capacity = a.seen[F_KV_CAP] && a.v[F_KV_CAP] > 0 ? a.v[F_KV_CAP] : -1;
+    /* Under one token is no real capacity: it would blow the estimate up. */
+    st->kv_capacity = a.seen[F_KV_CAP] && a.v[F_KV_CAP] >= 1 ? a.v[F_KV_CAP] : -1;
 
     /* Token throughput from the counters, over at least the rate window. */
     if (a.seen[F_PROMPT] && a.seen[F_GEN]) {

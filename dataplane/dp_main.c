@@ -120,11 +120,12 @@ static const gw_cfg_opt dp_opts[] = {
                pfx_max_prefix, 65536, 1, 16 << 20,
                "Routing text hashed per request at most (llmgw's); the rest of a longer prompt "
                "is not hashed"),
-    GW_CFG_INT("prefix-cache-imbalance-abs-count",
-               "AIBRIX_PREFIX_CACHE_POD_RUNNING_REQUEST_IMBALANCE_ABS_COUNT", dp_cfg,
-               pfx_imbalance_abs, 16, 0, 1000000,
-               "prefix-cache and weighted lists: when in-flight requests differ by more than "
-               "this across the candidates, only the least loaded are considered"),
+    GW_CFG_INT(
+        "prefix-cache-imbalance-abs-count",
+        "AIBRIX_PREFIX_CACHE_POD_RUNNING_REQUEST_IMBALANCE_ABS_COUNT", dp_cfg, pfx_imbalance_abs,
+        16, 0, 1000000,
+        "prefix-cache, alone or in a weighted list: when in-flight requests differ by more than "
+        "this across the candidates, only the least loaded are considered"),
     GW_CFG_DBL("prefix-cache-stddev-factor", "AIBRIX_PREFIX_CACHE_STANDARD_DEVIATION_FACTOR",
                dp_cfg, pfx_stddev_factor, 2.0, 0.0, 1000.0,
                "prefix-cache: a matching endpoint is taken only if its in-flight requests are "

@@ -493,7 +493,7 @@ dp_route_pick(dp_ctx *ctx, const dp_snap *snap, dp_route *route, const uint32_t 
                      .n_cands = n,
                      .rng = &ctx->rng,
                      .req = &route->preq,
-                     .imbalance_guard = true,
+                     .imbalance_guard = route->pfx_plan, /* dp_strat_weighted.c */
                      .imbalance_abs = (uint32_t)ctx->cfg.pfx_imbalance_abs};
     if (route->pfx_plan) {
         bool mine = route->pfx_stamp != 0 && route->pfx_stamp == ctx->pfx_stamp;

@@ -6,7 +6,8 @@
  * (random and power-of-two must stand alone); a name appears at most once.
  *
  * Load-imbalance guard (when the caller enables it, dp_pick.imbalance_guard;
- * dp_route does, with AIBRIX_PREFIX_CACHE_POD_RUNNING_REQUEST_IMBALANCE_ABS_COUNT):
+ * dp_route does for lists with prefix-cache, with
+ * AIBRIX_PREFIX_CACHE_POD_RUNNING_REQUEST_IMBALANCE_ABS_COUNT):
  * with L(e) = dp_ep_load (least-request's count), if max L - min L over the
  * candidates exceeds imbalance_abs, only the candidates with the minimum L
  * take part below; the others are treated as not candidates. Why: every

@@ -349,6 +349,10 @@ Test(ctl_scrape, kv_capacity_from_cache_config_info_or_max_total_num_tokens)
     cr_assert(sig_at(&st, 20).kv_capacity < 0, "a malformed label, and no sglang name for vllm");
     cr_assert_eq(apply(&st, v4, 25), GW_OK);
     cr_assert(sig_at(&st, 25).kv_capacity < 0, "an overflowing product is no capacity");
+    cr_assert_eq(
+        apply(&st, "vllm:cache_config_info{block_size=\"0.5\",num_gpu_blocks=\"1\"} 1\n", 27),
+        GW_OK);
+    cr_assert(sig_at(&st, 27).kv_capacity < 0, "under one token is no capacity");
     cr_assert_eq(apply(&st, v1, 30), GW_OK);
     cr_assert(sig_at(&st, 30 + STALE + 1).kv_capacity < 0, "stale like every number");
     ctl_scrape_state_fini(&st);
