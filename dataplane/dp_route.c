@@ -348,6 +348,23 @@ overflow_error(const dp_route *route, uint32_t n, uint32_t capped, dp_error *err
     return true;
 }
 
+/* pd: a pick over the candidates of every role not in <exclude> (*capped as
+ * list_candidates). */
+static dp_pick
+pd_candidates(dp_ctx *ctx, const dp_snap *snap, const dp_route *route, const uint32_t *exclude,
+              uint32_t n_exclude, uint32_t *capped)
+{
+    uint32_t filtered;
+    uint32_t n = list_candidates(ctx, snap, route, exclude, n_exclude, -2, &filtered, capped);
+
+    return (dp_pick){.snap = snap,
+                     .states = dp_snap_states(snap),
+                     .cands = ctx->scratch,
+                     .n_cands = n,
+                     .rng = &ctx->rng,
+                     .req = &route->preq};
+}
+
 bool
 dp_route_pick_pd(dp_ctx *ctx, const dp_snap *snap, dp_route *route, bool staged,
                  const uint32_t *exclude, uint32_t n_exclude, uint64_t tokens, int64_t *decode,
@@ -355,16 +372,11 @@ dp_route_pick_pd(dp_ctx *ctx, const dp_snap *snap, dp_route *route, bool staged,
 {
     dp_pd_cfg cfg = {.prefill_spread = (uint32_t)ctx->cfg.pd_prefill_spread,
                      .decode_spread = (uint32_t)ctx->cfg.pd_decode_spread};
-    uint32_t filtered, capped;
-    uint32_t n = list_candidates(ctx, snap, route, exclude, n_exclude, -2, &filtered, &capped);
+    uint32_t capped;
+    dp_pick pick = pd_candidates(ctx, snap, route, exclude, n_exclude, &capped);
+    uint32_t n = pick.n_cands;
     bool mine = route->pfx_stamp != 0 && route->pfx_stamp == ctx->pfx_stamp;
     uint32_t n_blocks = mine && ctx->prefix != NULL ? route->pfx_n : 0;
-    dp_pick pick = {.snap = snap,
-                    .states = dp_snap_states(snap),
-                    .cands = ctx->scratch,
-                    .n_cands = n,
-                    .rng = &ctx->rng,
-                    .req = &route->preq};
     dp_pd_choice c;
     dp_ep *pre;
 
@@ -451,16 +463,10 @@ bool
 dp_route_has_untried_pd(dp_ctx *ctx, const dp_snap *snap, const dp_route *route,
                         const uint32_t *exclude, uint32_t n_exclude)
 {
-    uint32_t filtered, capped;
-    uint32_t n = list_candidates(ctx, snap, route, exclude, n_exclude, -2, &filtered, &capped);
-    dp_pick pick = {.snap = snap,
-                    .states = dp_snap_states(snap),
-                    .cands = ctx->scratch,
-                    .n_cands = n,
-                    .rng = &ctx->rng,
-                    .req = &route->preq};
+    uint32_t capped;
+    dp_pick pick = pd_candidates(ctx, snap, route, exclude, n_exclude, &capped);
 
-    return n > 0 && dp_pd_has_roleset(&pick, ctx->pd_groups);
+    return pick.n_cands > 0 && dp_pd_has_roleset(&pick, ctx->pd_groups);
 }
 
 int64_t
