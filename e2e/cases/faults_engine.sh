@@ -3,9 +3,9 @@
 # client request: an engine SIGKILLed mid-stream (only its in-flight
 # requests fail, each cleanly; passive ejection; it returns once it serves
 # again), an engine that hangs (first-byte timeouts, ejection: its share of
-# traffic drops to one probe per ejection), and one of two workers on a
-# shared port SIGKILLed (only its in-flight requests fail). Each fault
-# prints a "TABLE |" line: fault | sent | failed | expected failures.
+# traffic drops to one probe per ejection). A worker SIGKILLed is
+# worker_kill.sh. Each fault prints a "TABLE |" line: fault | sent | failed |
+# expected failures.
 source "$(dirname "$0")/../lib.sh"
 
 M1=$(free_port); M2=$(free_port); M3=$(free_port); W=$(free_port)
@@ -87,27 +87,4 @@ eventually "the engine takes traffic again once it answers" 15 m3_back
 load_stop unhang
 expect_eq "no failure once it answers again" "$(load_res unhang failed)" 0
 
-# ---- one of two workers SIGKILLed --------------------------------------------------
-start_worker w2 "$W" "${WFLAGS[@]}"
-sleep 0.5
-# In flight in w1 = the client connections it holds (each request of the
-# load has its own), counted by the kernel just before the kill.
-conns_of() { ss -Htnp state established "( sport = :$W )" | grep -c "pid=$1,"; }
-traffic wkill
-sleep 2
-held=$(conns_of "${E2E_PIDS[w1]}")
-stop w1 KILL
-sleep 3
-load_stop wkill
-sent=$(load_res wkill sent); failed=$(load_res wkill failed)
-e2e_table "one of two workers SIGKILLed ($held client connections in it)" "$sent" "$failed" \
-    "<= $held (+2 arriving between the count and the kill, or in its accept queue)"
-expect_true "the killed worker had requests in flight ($held)" test "$held" -ge 1
-expect_true "only the killed worker's in-flight requests fail ($failed <= $held + 2)" \
-    test "$failed" -le $((held + 2))
-traffic after
-sleep 2
-load_stop after
-expect_eq "the surviving worker serves everything after" "$(load_res after failed)" 0
-expect_true "and it did serve ($(load_res after sent) requests)" test "$(load_res after sent)" -gt 10
 done_case

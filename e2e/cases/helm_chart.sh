@@ -52,6 +52,7 @@ workerPools:
   - name: batch
     replicas: 4
     processesPerPod: 4
+    migrateAcceptQueue: true
     envs: {ROUTING_ALGORITHM: throughput}
     pdb: {enabled: false}
     hpa: {enabled: false}
@@ -139,6 +140,9 @@ expect_eq "... each with its own admin port for probes and scrapes" \
     "--admin-port=9090@admin-0,--admin-port=9091@admin-1,--admin-port=9092@admin-2,--admin-port=9093@admin-3"
 expect_eq "... and the pool's Service lists them (ServiceMonitor targets)" \
     "$(obj "$E2E_DIR/wide-render.yaml" Service llmgw-batch | jq -r '[.spec.ports[].name] | join(",")')" "http,admin-0,admin-1,admin-2,admin-3"
+expect_eq "migrateAcceptQueue: the pool's pods set net.ipv4.tcp_migrate_req=1, the others nothing" \
+    "$(jq -c '.spec.template.spec.securityContext.sysctls' <<<"$B") $(jq -c '.spec.template.spec.securityContext' <<<"$WW")" \
+    '[{"name":"net.ipv4.tcp_migrate_req","value":"1"}] null'
 expect_eq "a pool's envs win over gatewayPlugin's" "$(wenv "$B" ROUTING_ALGORITHM) $(wenv "$WW" ROUTING_ALGORITHM)" "throughput least-request"
 bargs=$(jq -r '.spec.template.spec.containers[0].args | join(" ")' <<<"$B")
 expect_match "per-pod limits are divided by the processes (1000 / 4)" "$bargs" '--conn-limit=250( |$)'

@@ -106,6 +106,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
       "replicas" (hasKey .pool "replicas" | ternary .pool.replicas $replicas)
       "resources" (.pool.resources | default $gp.container.resources)
       "processesPerPod" (int (.pool.processesPerPod | default $w.processesPerPod))
+      "migrateAcceptQueue" (hasKey .pool "migrateAcceptQueue" | ternary .pool.migrateAcceptQueue $w.migrateAcceptQueue)
       "envs" (merge (dict) (.pool.envs | default dict) ($gp.container.envs | default dict))
       "extraArgs" (concat ($w.extraArgs | default list) (.pool.extraArgs | default list))
       "service" (include "llmgw.overlay" (dict "base" $w.service "over" .pool.service) | fromYaml)
