@@ -36,7 +36,14 @@ struct gw_httpd {
     char *tls_key;
     bool starting;       /* MHD_start_daemon is running: keep its first error */
     char start_msg[256]; /* MHD's first message during start, "" if none */
+    unsigned conn_limit; /* connections served at once */
+    unsigned conn_refuse;
+    unsigned served; /* open connections within conn_limit */
 };
+
+/* A connection's socket context (MHD_OPTION_NOTIFY_CONNECTION): whether it
+ * counts toward conn_limit or arrived over it, to be refused. */
+static char served_marker, refused_marker;
 
 /* MHD's own diagnostics (a client that vanished mid-response, a malformed
  * request line) are per-connection noise: log them at info, in logfmt.
@@ -238,6 +245,25 @@ free_tls(gw_httpd *h)
     GW_FREE(h->tls_cert);
 }
 
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+              enum MHD_ConnectionNotificationCode code)
+{
+    gw_httpd *h = cls;
+    (void)conn;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        if (h->conn_refuse > 0 && h->served >= h->conn_limit) {
+            *socket_context = &refused_marker;
+            return;
+        }
+        h->served++;
+        *socket_context = &served_marker;
+    } else if (*socket_context == &served_marker) {
+        h->served--;
+    }
+}
+
 gw_err
 gw_httpd_start(gw_loop *loop, const gw_httpd_opts *o, gw_httpd **out)
 {
@@ -272,14 +298,16 @@ gw_httpd_start(gw_loop *loop, const gw_httpd_opts *o, gw_httpd **out)
     h->port = bound_port(h->listen_fd);
     if (fstat(h->listen_fd, &lst) != 0)
         memset(&lst, 0, sizeof(lst));
+    h->conn_limit = o->conn_limit ? o->conn_limit : 8192;
+    h->conn_refuse = o->conn_refuse;
     h->starting = true;
     /* The logger goes first: MHD routes messages about the options that
      * precede it to stderr. */
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, o->handler, o->handler_arg, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h,
         MHD_OPTION_LISTEN_SOCKET, h->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, o->completed,
-        o->completed_arg, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)(o->conn_limit ? o->conn_limit : 8192), MHD_OPTION_CONNECTION_TIMEOUT,
+        o->completed_arg, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+        MHD_OPTION_CONNECTION_LIMIT, h->conn_limit + h->conn_refuse, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)o->conn_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(o->conn_memory ? o->conn_memory : 32 * 1024), MHD_OPTION_ARRAY, tls,
         MHD_OPTION_END);
@@ -366,6 +394,14 @@ gw_httpd_connections(const gw_httpd *h)
     const union MHD_DaemonInfo *info =
         MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
     return info ? info->num_connections : 0;
+}
+
+bool
+gw_httpd_conn_refused(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info != NULL && info->socket_context == &refused_marker;
 }
 
 void

@@ -13,7 +13,9 @@
 #include "dp_metrics.h"
 #include "dp_proxy.h"
 
-static char local_marker;
+/* Context markers of requests that are not proxied: the gateway's own, and
+ * those on a connection over --conn-limit. */
+static char local_marker, refused_marker;
 
 typedef struct api_route {
     const char *path;
@@ -41,6 +43,32 @@ respond_json_error(struct MHD_Connection *conn, unsigned status, const char *hea
     ret = gw_httpd_respond(conn, status, "application/json", body.data ? body.data : "", body.len,
                            (const char *const[]){"x-went-into-req-headers", "true", header,
                                                  header ? "true" : NULL, NULL});
+    gw_buf_fini(&body);
+    return ret;
+}
+
+/* A connection over --conn-limit: 503 and close, so the client retries now
+ * (here or elsewhere) instead of waiting in the listen backlog. Envoy, in
+ * front of AIBrix, closes such connections without an answer. */
+static enum MHD_Result
+respond_conn_limit(dp_ctx *ctx, struct MHD_Connection *conn)
+{
+    dp_error e;
+    gw_buf body;
+    enum MHD_Result ret;
+
+    dp_error_set(&e, 503, "x-error-conn-limit", "true", "service_unavailable",
+                 "this gateway worker is at its connection limit (%lld); retry",
+                 (long long)ctx->cfg.conn_limit);
+    gw_buf_init(&body, 512);
+    if (dp_error_body(&e, &body) != GW_OK)
+        gw_buf_reset(&body);
+    gw_counter_inc(gw_metric_child0(ctx->metrics->conn_refused));
+    ret = gw_httpd_respond(conn, 503, "application/json", body.data ? body.data : "", body.len,
+                           (const char *const[]){"x-went-into-req-headers", "true",
+                                                 "x-error-conn-limit", "true",
+                                                 MHD_HTTP_HEADER_RETRY_AFTER, "1",
+                                                 MHD_HTTP_HEADER_CONNECTION, "close", NULL});
     gw_buf_fini(&body);
     return ret;
 }
@@ -113,6 +141,18 @@ dp_front_handler(void *cls, struct MHD_Connection *conn, const char *url, const 
     dp_ctx *ctx = cls;
     (void)version;
 
+    /* Over the limit: any request, once its (ignored) body has ended. */
+    if (*con_cls == NULL && gw_httpd_conn_refused(conn)) {
+        *con_cls = &refused_marker;
+        return MHD_YES;
+    }
+    if (*con_cls == &refused_marker) {
+        if (*upload_size > 0) {
+            *upload_size = 0;
+            return MHD_YES;
+        }
+        return respond_conn_limit(ctx, conn);
+    }
     if (*con_cls != NULL && *con_cls != &local_marker) {
         const api_route *r = NULL;
         for (size_t i = 0; i < sizeof(api_routes) / sizeof(api_routes[0]); i++) {
@@ -173,7 +213,7 @@ dp_front_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                    enum MHD_RequestTerminationCode toe)
 {
     (void)conn;
-    if (*con_cls != NULL && *con_cls != &local_marker)
+    if (*con_cls != NULL && *con_cls != &local_marker && *con_cls != &refused_marker)
         dp_proxy_completed(cls, *con_cls, toe);
     *con_cls = NULL;
 }

@@ -32,6 +32,10 @@
 
 #ifndef LLMGW_VERSION
 #define LLMGW_VERSION "0.1.0"
+/* Connections accepted past --conn-limit only to be refused with 503
+ * (dp_front); a refusal takes one round trip, so a few suffice for bursts.
+ * Past them, new connections wait in the listen backlog. */
+#define DP_CONN_REFUSE 64
 #endif
 
 static const gw_cfg_opt dp_opts[] = {
@@ -83,7 +87,8 @@ static const gw_cfg_opt dp_opts[] = {
     GW_CFG_MS("eject-max-time", "LLMGW_EJECT_MAX_TIME", dp_cfg, eject_max_ms, 120000, 10, 86400000,
               "Longest ejection"),
     GW_CFG_INT("conn-limit", "LLMGW_CONN_LIMIT", dp_cfg, conn_limit, 10000, 1, 1000000,
-               "Maximum open client connections"),
+               "Client connections served at once; up to 64 more are answered 503 "
+               "x-error-conn-limit and closed"),
     GW_CFG_INT("max-host-conns", "LLMGW_MAX_HOST_CONNS", dp_cfg, max_host_conns, 0, 0, 1000000,
                "Maximum connections per engine endpoint (0 = unlimited)"),
     GW_CFG_INT("max-parallel-requests", "LLMGW_MAX_PARALLEL_REQUESTS", dp_cfg,
@@ -551,6 +556,7 @@ main(int argc, char **argv)
                             .port = ctx.cfg.port,
                             .reuseport = true,
                             .conn_limit = (unsigned)ctx.cfg.conn_limit,
+                            .conn_refuse = DP_CONN_REFUSE,
                             .conn_timeout_s = (unsigned)(ctx.cfg.client_timeout_ms / 1000),
                             .handler = dp_front_handler,
                             .handler_arg = &ctx,

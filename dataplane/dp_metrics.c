@@ -235,6 +235,10 @@ dp_metrics_new(dp_ctx *ctx)
     rc |= gw_metrics_counter(m->reg, "llmgw_worker_client_cancelled_total",
                              "Requests whose client went away before the response ended", NULL,
                              &m->cancelled);
+    rc |= gw_metrics_counter(m->reg, "llmgw_worker_client_connections_refused_total",
+                             "Client connections over --conn-limit, answered 503 "
+                             "x-error-conn-limit and closed",
+                             NULL, &m->conn_refused);
     rc |= gw_metrics_gauge_fn(m->reg, "llmgw_worker_inflight_requests",
                               "Proxied requests in flight in this worker", gauge_inflight, ctx,
                               &unused);

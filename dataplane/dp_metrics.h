@@ -24,6 +24,7 @@ struct dp_metrics {
     gw_metric_fam *tokens;          /* llmgw_worker_tokens_total{model,kind} */
     gw_metric_fam *snapshots;       /* llmgw_worker_snapshots_applied_total */
     gw_metric_fam *cancelled;       /* llmgw_worker_client_cancelled_total */
+    gw_metric_fam *conn_refused;    /* llmgw_worker_client_connections_refused_total */
     /* prefix-cache */
     gw_metric_fam *
         pfx_decisions; /* aibrix_prefix_cache_routing_decisions_total{model,match_percent_bucket} */

@@ -4,9 +4,9 @@
 # the worker's metrics and the engine's records), clients that stall or
 # trickle headers or a body (closed by --client-timeout when they stall; a
 # trickle holds only its own connection), and more connections than
-# --conn-limit (the excess waits in the listen backlog and is served when a
-# slot frees; the engine never sees more than the limit; a worker that hit
-# the limit accepts again once connections close). Other clients see
+# --conn-limit (the excess is answered 503 x-error-conn-limit and closed; the
+# engine never sees more than the limit; a worker that also filled its
+# refusal slots accepts again once connections close). Other clients see
 # no failure in any of it. Each fault prints a "TABLE |" line.
 source "$(dirname "$0")/../lib.sh"
 
@@ -67,6 +67,7 @@ expect_eq "other clients saw no failure while slow clients held connections" "$(
 expect_true "and were served meanwhile ($(load_res slow sent) requests)" test "$(load_res slow sent)" -gt 20
 
 # ---- more connections than --conn-limit -------------------------------------------------
+refused0=$(metric "$GW" llmgw_worker_client_connections_refused_total)
 curl -s -X POST "http://127.0.0.1:$M1/_mock/fault" -d '{"ttft_ms":1500}' >/dev/null
 python3 "$SLOW" burst --port "$W" --count 100 --max-seconds 20 >"$E2E_DIR/burst.json" &
 bp=$!
@@ -79,22 +80,51 @@ done
 wait "$bp"
 curl -s -X POST "http://127.0.0.1:$M1/_mock/fault" -d '{"ttft_ms":5}' >/dev/null
 ok200=$(jq -r '.["status 200"] // 0' "$E2E_DIR/burst.json")
-e2e_table "100 connections at once, --conn-limit 40" 100 "$((100 - ok200))" "0 (the excess waits in the backlog)"
+refused=$(jq -r '.["status 503 x-error-conn-limit"] // 0' "$E2E_DIR/burst.json")
+e2e_table "100 connections at once, --conn-limit 40" 100 "$((100 - ok200))" \
+    "the excess, each answered 503 x-error-conn-limit"
 expect_true "the engine never saw more requests at once than the limit allows (peak $peak <= 40)" \
     test "$peak" -le 40
 expect_true "the limit was reached (peak $peak >= 30)" test "$peak" -ge 30
-expect_eq "every connection beyond the limit was served once a slot freed: $(cat "$E2E_DIR/burst.json")" "$ok200" 100
-expect_eq "the worker keeps serving" "$(chat '{"model":"mock-model","messages":[{"role":"user","content":"a"}]}')" 200
+expect_eq "every connection got an answer, 200 or 503 x-error-conn-limit: $(cat "$E2E_DIR/burst.json")" \
+    "$((ok200 + refused))" 100
+expect_true "those within the limit were served ($ok200: 30..40)" test "$ok200" -ge 30 -a "$ok200" -le 40
+expect_eq "each refusal is counted" \
+    "$(($(metric "$GW" llmgw_worker_client_connections_refused_total) - refused0))" "$refused"
+# One refusal, whole: 40 idle connections fill the limit, the 41st asks.
+python3 "$SLOW" hold --port "$W" --count 40 --max-seconds 3 --ready-file "$E2E_DIR/held" >/dev/null &
+hp=$!
+wait_file() { for _ in $(seq 1 100); do [ -e "$1" ] && return 0; sleep 0.05; done; return 1; }
+wait_file "$E2E_DIR/held"
+code=$(chat '{"model":"mock-model","messages":[{"role":"user","content":"a"}]}')
+expect_eq "over the limit: 503" "$code" 503
+expect_eq "... with x-error-conn-limit: true" "$(hdr x-error-conn-limit)" true
+expect_eq "... Retry-After: 1" "$(hdr retry-after)" 1
+expect_eq "... and Connection: close" "$(hdr connection)" close
+expect_eq "... and an OpenAI-shaped body" "$(body | jq -c '[.error.type, .error.code, (.error.message | test("connection limit \\(40\\)"))]')" \
+    '["overloaded_error","service_unavailable",true]'
+wait "$hp"
+expect_eq "once connections close, the worker serves again" \
+    "$(chat '{"model":"mock-model","messages":[{"role":"user","content":"a"}]}')" 200
 
-# Regression: once at the limit, MHD only re-arms its listen socket on its
-# next run; a worker left with no connection and no timer never had one and
-# stopped accepting for good. Three bursts of 8 against --conn-limit 2.
-W2=$(free_port)
-start_worker w2 "$W2" --conn-limit 2 --access-log off
+# Regression: at its connection limit MHD takes its listen socket out of its
+# epoll set and puts it back only on its next run; when the last connections
+# closed in one run, with no timer left, there was no next run and the
+# listener stopped accepting for good. The admin port has that limit (64)
+# and no refusal slots: 64 idle connections fill it, a request waits in the
+# backlog, then the 64 close at once (the holder exits).
+W2=$(free_port); A2=$(free_port)
+start_worker w2 "$W2" --admin-port "$A2" --access-log off
 for r in 1 2 3; do
-    python3 "$SLOW" burst --port "$W2" --count 8 --max-seconds 20 >"$E2E_DIR/small$r.json"
-    expect_eq "burst $r of 8 against --conn-limit 2: all served" "$(jq -r '.["status 200"] // 0' "$E2E_DIR/small$r.json")" 8
-    expect_eq "and the worker accepts afterwards" \
-        "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$W2/healthz")" 200
+    rm -f "$E2E_DIR/held2"
+    python3 "$SLOW" hold --port "$A2" --count 64 --max-seconds 1 --ready-file "$E2E_DIR/held2" >/dev/null &
+    hp=$!
+    wait_file "$E2E_DIR/held2"
+    curl -s -o /dev/null -w '%{http_code}' --max-time 8 "http://127.0.0.1:$A2/healthz" >"$E2E_DIR/queued$r" &
+    cp=$!
+    wait "$hp"
+    wait "$cp"
+    expect_eq "round $r: a request queued behind 64 idle admin connections is served once they close" \
+        "$(cat "$E2E_DIR/queued$r")" 200
 done
 done_case

@@ -97,6 +97,10 @@ def burst(a):
             data = s.recv(4096)
             line = data.split(b"\r\n", 1)[0].decode("latin-1")
             r = ("status " + line.split(" ")[1]) if line.startswith("HTTP/") else ("closed" if not data else "data")
+            # An error answer is told apart by its x-error-* header.
+            for h in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+                if h.lower().startswith(b"x-error-"):
+                    r += " " + h.split(b":", 1)[0].lower().decode("latin-1")
         except ConnectionResetError:
             r = "reset"
         except socket.timeout:

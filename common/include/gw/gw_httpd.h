@@ -29,10 +29,16 @@
 typedef struct gw_httpd gw_httpd;
 
 typedef struct gw_httpd_opts {
-    const char *host;        /* listen address; NULL = 0.0.0.0 */
-    uint16_t port;           /* 0 = any free port (read it back with gw_httpd_port) */
-    bool reuseport;          /* SO_REUSEPORT: several processes share the port */
-    unsigned conn_limit;     /* 0 = MHD default */
+    const char *host;    /* listen address; NULL = 0.0.0.0 */
+    uint16_t port;       /* 0 = any free port (read it back with gw_httpd_port) */
+    bool reuseport;      /* SO_REUSEPORT: several processes share the port */
+    unsigned conn_limit; /* connections served at once; 0 = 8192 */
+    /* Past conn_limit, MHD stops accepting and the kernel's listen backlog
+     * holds new connections until one closes. With conn_refuse > 0, up to
+     * that many more are accepted first, only for the handler to refuse
+     * with an answer (gw_httpd_conn_refused) and close; past those, the
+     * backlog again. */
+    unsigned conn_refuse;
     unsigned conn_timeout_s; /* idle connection timeout; 0 = none */
     size_t conn_memory;      /* per-connection header memory; 0 = MHD default (32 KiB) */
     MHD_AccessHandlerCallback handler;
@@ -65,7 +71,12 @@ void gw_httpd_quiesce(gw_httpd *h);
  * a resumed connection would otherwise wait for the next unrelated event. */
 void gw_httpd_kick(gw_httpd *h);
 
-/* Number of open client connections. */
+/* True if <conn> arrived while conn_limit connections were open (and
+ * conn_refuse > 0): the handler should answer its request with an error
+ * and "Connection: close". It stays refused if slots free meanwhile. */
+bool gw_httpd_conn_refused(struct MHD_Connection *conn);
+
+/* Number of open client connections (refused ones included). */
 unsigned gw_httpd_connections(const gw_httpd *h);
 
 /* Stops the daemon, closing every connection, and frees <h>. NULL ok. */
