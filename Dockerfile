@@ -16,7 +16,7 @@ RUN apt-get update \
 COPY . /src
 RUN cmake -S /src -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGW_WERROR=ON \
  && cmake --build /build -j"$(nproc)" --target llmgw-controller llmgw-worker llmgw-register \
- && cmake --install /build --prefix /usr/local --strip
+ && cmake --install /build --prefix /usr/local
 
 FROM debian:12-slim
 # llmgw:runtime-packages

@@ -34,16 +34,16 @@ struct gw_httpd {
      * MHD_stop_daemon. The key's copy is wiped before it is freed. */
     char *tls_cert;
     char *tls_key;
-    bool starting;       /* MHD_start_daemon is running: keep its first error */
-    char start_msg[256]; /* MHD's first message during start, "" if none */
-    unsigned conn_limit; /* connections served at once */
-    unsigned conn_refuse;
-    unsigned served; /* open connections within conn_limit */
+    bool starting;        /* MHD_start_daemon is running: keep its first error */
+    char start_msg[256];  /* MHD's first message during start, "" if none */
+    unsigned conn_limit;  /* connections served at once */
+    unsigned conn_refuse; /* more accepted only to be refused (gw_httpd_opts) */
+    unsigned served;      /* open connections within conn_limit */
 };
 
 /* A connection's socket context (MHD_OPTION_NOTIFY_CONNECTION): whether it
  * counts toward conn_limit or arrived over it, to be refused. */
-static char served_marker, refused_marker;
+static char served_marker, refuse_marker;
 
 /* MHD's own diagnostics (a client that vanished mid-response, a malformed
  * request line) are per-connection noise: log them at info, in logfmt.
@@ -254,7 +254,7 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         if (h->conn_refuse > 0 && h->served >= h->conn_limit) {
-            *socket_context = &refused_marker;
+            *socket_context = &refuse_marker;
             return;
         }
         h->served++;
@@ -401,7 +401,7 @@ gw_httpd_conn_refused(struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return info != NULL && info->socket_context == &refused_marker;
+    return info != NULL && info->socket_context == &refuse_marker;
 }
 
 void

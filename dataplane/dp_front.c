@@ -15,7 +15,7 @@
 
 /* Context markers of requests that are not proxied: the gateway's own, and
  * those on a connection over --conn-limit. */
-static char local_marker, refused_marker;
+static char local_marker, over_limit_marker;
 
 typedef struct api_route {
     const char *path;
@@ -28,23 +28,46 @@ static const api_route api_routes[] = {
     {"/v1/embeddings", DP_API_EMBEDDINGS},
 };
 
+/* Queues <e> as a JSON error answer, with its x-error-* header, Retry-After
+ * when set, and "Connection: close" when <close>. */
+static enum MHD_Result
+respond_error(struct MHD_Connection *conn, const dp_error *e, bool close)
+{
+    const char *hdrs[9] = {"x-went-into-req-headers", "true"};
+    size_t n = 2;
+    gw_buf body;
+    enum MHD_Result ret;
+
+    if (e->header != NULL) {
+        hdrs[n++] = e->header;
+        hdrs[n++] = e->header_value ? e->header_value : "true";
+    }
+    if (e->retry_after != NULL) {
+        hdrs[n++] = MHD_HTTP_HEADER_RETRY_AFTER;
+        hdrs[n++] = e->retry_after;
+    }
+    if (close) {
+        hdrs[n++] = MHD_HTTP_HEADER_CONNECTION;
+        hdrs[n++] = "close";
+    }
+    hdrs[n] = NULL;
+    gw_buf_init(&body, 4096);
+    if (dp_error_body(e, &body) != GW_OK)
+        gw_buf_reset(&body);
+    ret = gw_httpd_respond(conn, e->status, "application/json", body.data ? body.data : "",
+                           body.len, hdrs);
+    gw_buf_fini(&body);
+    return ret;
+}
+
 static enum MHD_Result
 respond_json_error(struct MHD_Connection *conn, unsigned status, const char *header,
                    const char *code, const char *message)
 {
     dp_error e;
-    gw_buf body;
-    enum MHD_Result ret;
 
     dp_error_set(&e, status, header, "true", code, "%s", message);
-    gw_buf_init(&body, 4096);
-    if (dp_error_body(&e, &body) != GW_OK)
-        gw_buf_reset(&body);
-    ret = gw_httpd_respond(conn, status, "application/json", body.data ? body.data : "", body.len,
-                           (const char *const[]){"x-went-into-req-headers", "true", header,
-                                                 header ? "true" : NULL, NULL});
-    gw_buf_fini(&body);
-    return ret;
+    return respond_error(conn, &e, false);
 }
 
 /* A connection over --conn-limit: 503 and close, so the client retries now
@@ -54,23 +77,13 @@ static enum MHD_Result
 respond_conn_limit(dp_ctx *ctx, struct MHD_Connection *conn)
 {
     dp_error e;
-    gw_buf body;
-    enum MHD_Result ret;
 
     dp_error_set(&e, 503, "x-error-conn-limit", "true", "service_unavailable",
                  "this gateway worker is at its connection limit (%lld); retry",
                  (long long)ctx->cfg.conn_limit);
-    gw_buf_init(&body, 512);
-    if (dp_error_body(&e, &body) != GW_OK)
-        gw_buf_reset(&body);
+    e.retry_after = "1";
     gw_counter_inc(gw_metric_child0(ctx->metrics->conn_refused));
-    ret = gw_httpd_respond(conn, 503, "application/json", body.data ? body.data : "", body.len,
-                           (const char *const[]){"x-went-into-req-headers", "true",
-                                                 "x-error-conn-limit", "true",
-                                                 MHD_HTTP_HEADER_RETRY_AFTER, "1",
-                                                 MHD_HTTP_HEADER_CONNECTION, "close", NULL});
-    gw_buf_fini(&body);
-    return ret;
+    return respond_error(conn, &e, true);
 }
 
 /* GET /v1/models: every model of the snapshot, with LoRA adapters listed
@@ -143,10 +156,10 @@ dp_front_handler(void *cls, struct MHD_Connection *conn, const char *url, const 
 
     /* Over the limit: any request, once its (ignored) body has ended. */
     if (*con_cls == NULL && gw_httpd_conn_refused(conn)) {
-        *con_cls = &refused_marker;
+        *con_cls = &over_limit_marker;
         return MHD_YES;
     }
-    if (*con_cls == &refused_marker) {
+    if (*con_cls == &over_limit_marker) {
         if (*upload_size > 0) {
             *upload_size = 0;
             return MHD_YES;
@@ -213,7 +226,7 @@ dp_front_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                    enum MHD_RequestTerminationCode toe)
 {
     (void)conn;
-    if (*con_cls != NULL && *con_cls != &local_marker && *con_cls != &refused_marker)
+    if (*con_cls != NULL && *con_cls != &local_marker && *con_cls != &over_limit_marker)
         dp_proxy_completed(cls, *con_cls, toe);
     *con_cls = NULL;
 }

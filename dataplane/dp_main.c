@@ -32,11 +32,15 @@
 
 #ifndef LLMGW_VERSION
 #define LLMGW_VERSION "0.1.0"
+#endif
+
 /* Connections accepted past --conn-limit only to be refused with 503
  * (dp_front); a refusal takes one round trip, so a few suffice for bursts.
- * Past them, new connections wait in the listen backlog. */
+ * Past them, new connections wait in the listen backlog. A literal, for
+ * the help text below. */
 #define DP_CONN_REFUSE 64
-#endif
+#define DP_STR_(x)     #x
+#define DP_STR(x)      DP_STR_(x)
 
 static const gw_cfg_opt dp_opts[] = {
     GW_CFG_STR("host", "LLMGW_HOST", dp_cfg, host, "0.0.0.0", "Address to listen on for clients"),
@@ -87,8 +91,9 @@ static const gw_cfg_opt dp_opts[] = {
     GW_CFG_MS("eject-max-time", "LLMGW_EJECT_MAX_TIME", dp_cfg, eject_max_ms, 120000, 10, 86400000,
               "Longest ejection"),
     GW_CFG_INT("conn-limit", "LLMGW_CONN_LIMIT", dp_cfg, conn_limit, 10000, 1, 1000000,
-               "Client connections served at once; up to 64 more are answered 503 "
-               "x-error-conn-limit and closed"),
+               "Client connections served at once; up to " DP_STR(
+                   DP_CONN_REFUSE) " more are answered 503 "
+                                   "x-error-conn-limit and closed"),
     GW_CFG_INT("max-host-conns", "LLMGW_MAX_HOST_CONNS", dp_cfg, max_host_conns, 0, 0, 1000000,
                "Maximum connections per engine endpoint (0 = unlimited)"),
     GW_CFG_INT("max-parallel-requests", "LLMGW_MAX_PARALLEL_REQUESTS", dp_cfg,

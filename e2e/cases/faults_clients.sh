@@ -91,40 +91,52 @@ expect_eq "every connection got an answer, 200 or 503 x-error-conn-limit: $(cat 
 expect_true "those within the limit were served ($ok200: 30..40)" test "$ok200" -ge 30 -a "$ok200" -le 40
 expect_eq "each refusal is counted" \
     "$(($(metric "$GW" llmgw_worker_client_connections_refused_total) - refused0))" "$refused"
-# One refusal, whole: 40 idle connections fill the limit, the 41st asks.
-python3 "$SLOW" hold --port "$W" --count 40 --max-seconds 3 --ready-file "$E2E_DIR/held" >/dev/null &
-hp=$!
-wait_file() { for _ in $(seq 1 100); do [ -e "$1" ] && return 0; sleep 0.05; done; return 1; }
-wait_file "$E2E_DIR/held"
-code=$(chat '{"model":"mock-model","messages":[{"role":"user","content":"a"}]}')
+# One refusal, whole, and the at-limit regression, on a second worker: a
+# limit of 4 and a client timeout long enough for idle holders.
+W2=$(free_port); A2=$(free_port); W2URL=http://127.0.0.1:$W2
+start_worker w2 "$W2" --admin-port "$A2" --conn-limit 4 --client-timeout 30s --access-log off
+wait_file() { for _ in $(seq 1 200); do [ -e "$1" ] && return 0; sleep 0.05; done; not_ok "$1 appears"; return 1; }
+# hold_start PORT COUNT: COUNT idle connections to PORT until hold_stop.
+hold_start() {
+    rm -f "$E2E_DIR/held" "$E2E_DIR/let-go"
+    python3 "$SLOW" hold --port "$1" --count "$2" --max-seconds 60 --ready-file "$E2E_DIR/held" \
+        --stop-file "$E2E_DIR/let-go" >"$E2E_DIR/hold.json" &
+    HOLD_PID=$!
+    wait_file "$E2E_DIR/held"
+}
+hold_stop() { touch "$E2E_DIR/let-go"; wait "$HOLD_PID"; }
+
+hold_start "$W2" 4
+code=$(GW=$W2URL chat '{"model":"mock-model","messages":[{"role":"user","content":"a"}]}')
 expect_eq "over the limit: 503" "$code" 503
 expect_eq "... with x-error-conn-limit: true" "$(hdr x-error-conn-limit)" true
 expect_eq "... Retry-After: 1" "$(hdr retry-after)" 1
 expect_eq "... and Connection: close" "$(hdr connection)" close
-expect_eq "... and an OpenAI-shaped body" "$(body | jq -c '[.error.type, .error.code, (.error.message | test("connection limit \\(40\\)"))]')" \
+expect_eq "... and an OpenAI-shaped body" "$(body | jq -c '[.error.type, .error.code, (.error.message | test("connection limit \\(4\\)"))]')" \
     '["overloaded_error","service_unavailable",true]'
-wait "$hp"
-expect_eq "once connections close, the worker serves again" \
-    "$(chat '{"model":"mock-model","messages":[{"role":"user","content":"a"}]}')" 200
+hold_stop
+expect_eq "the 4 holders kept their connections, none refused: $(cat "$E2E_DIR/hold.json")" \
+    "$(jq -r .open "$E2E_DIR/hold.json")" 4
+expect_eq "once they close, the worker serves again" \
+    "$(GW=$W2URL chat '{"model":"mock-model","messages":[{"role":"user","content":"a"}]}')" 200
 
 # Regression: at its connection limit MHD takes its listen socket out of its
 # epoll set and puts it back only on its next run; when the last connections
 # closed in one run, with no timer left, there was no next run and the
 # listener stopped accepting for good. The admin port has that limit (64)
-# and no refusal slots: 64 idle connections fill it, a request waits in the
-# backlog, then the 64 close at once (the holder exits).
-W2=$(free_port); A2=$(free_port)
-start_worker w2 "$W2" --admin-port "$A2" --access-log off
+# and no refusal slots: 64 idle connections fill it, a request waits in its
+# listen queue, then the 64 close at once.
+backlog_of() { ss -Hltn "( sport = :$1 )" | awk '{print $2; exit}'; }
+accepted_by_w2() { [ "$(ss -Htnp state established "( sport = :$A2 )" | grep -c "pid=${E2E_PIDS[w2]},")" -eq 64 ]; }
 for r in 1 2 3; do
-    rm -f "$E2E_DIR/held2"
-    python3 "$SLOW" hold --port "$A2" --count 64 --max-seconds 1 --ready-file "$E2E_DIR/held2" >/dev/null &
-    hp=$!
-    wait_file "$E2E_DIR/held2"
-    curl -s -o /dev/null -w '%{http_code}' --max-time 8 "http://127.0.0.1:$A2/healthz" >"$E2E_DIR/queued$r" &
+    hold_start "$A2" 64
+    eventually "round $r: the worker accepted all 64 (its limit)" 5 accepted_by_w2
+    curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$A2/healthz" >"$E2E_DIR/queued$r" &
     cp=$!
-    wait "$hp"
+    queued() { [ "$(backlog_of "$A2")" -ge 1 ]; }
+    eventually "round $r: a request waits in the admin port's listen queue" 5 queued
+    hold_stop
     wait "$cp"
-    expect_eq "round $r: a request queued behind 64 idle admin connections is served once they close" \
-        "$(cat "$E2E_DIR/queued$r")" 200
+    expect_eq "round $r: ... and is served once the 64 close" "$(cat "$E2E_DIR/queued$r")" 200
 done
 done_case

@@ -5,7 +5,8 @@
   trickle-headers send a header block one byte every --interval seconds
   stall-body     send complete headers announcing a body, half the body, then nothing
   trickle-body   send complete headers, then the body one byte every --interval s
-  hold           open --count connections and keep them open, idle
+  hold           open --count connections and keep them open, idle, for
+                 --max-seconds or until --stop-file exists
   burst          open --count connections at once, send a request on each and
                  report what came back within --max-seconds in all (status
                  lines, closes, resets, timeouts)
@@ -17,6 +18,7 @@ how many seconds. Loopback only; the standard library only.
 """
 import argparse
 import json
+import os
 import socket
 import sys
 import threading
@@ -122,6 +124,7 @@ def main():
     ap.add_argument("--interval", type=float, default=0.5)
     ap.add_argument("--max-seconds", type=float, default=10.0)
     ap.add_argument("--ready-file", default="", help="hold: touch this once all are open")
+    ap.add_argument("--stop-file", default="", help="hold: let go (all at once) once this exists")
     a = ap.parse_args()
     if a.mode == "burst":
         json.dump(burst(a), sys.stdout)
@@ -130,7 +133,8 @@ def main():
         if a.ready_file:
             open(a.ready_file, "w").close()
         t0 = time.monotonic()
-        time.sleep(a.max_seconds)
+        while time.monotonic() - t0 < a.max_seconds and not (a.stop_file and os.path.exists(a.stop_file)):
+            time.sleep(0.02)
         gone = [server_gone(s) for s in socks]
         json.dump({"open": sum(g is None for g in gone), "gone": sum(g is not None for g in gone),
                    "seconds": round(time.monotonic() - t0, 2)}, sys.stdout)
