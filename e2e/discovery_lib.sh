@@ -33,28 +33,6 @@ traffic_stop() {
     wait "${DISC_CPIDS[@]}"
 }
 
-# killed_in_flight KILL_MS POD: failed requests that were already on POD when
-# it was SIGKILLed at KILL_MS (epoch ms), from the worker's access log. Those
-# die with their engine (DESIGN §7: only its in-flight requests fail; a POST
-# that reached an engine is not retried); every other failure is discovery's.
-killed_in_flight() {
-    python3 - "$E2E_DIR/w1.log" "$1" "$2" <<'PY'
-import datetime, re, sys
-log, kill_ms, pod = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-n = 0
-pat = re.compile(r'ts=(\S+) req=\S+ .* pod=(\S+) ep=\S+ status=(\d+) dur_ms=([\d.]+)')
-for line in open(log, errors="replace"):
-    m = pat.match(line)
-    if not m or m.group(2) != pod or m.group(3) == "200":
-        continue
-    end = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ")
-    end_ms = end.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000
-    if end_ms - float(m.group(4)) <= kill_ms + 5:
-        n += 1
-print(n)
-PY
-}
-
 # report "SCENARIO[:KILLED_IN_FLIGHT]"...: prints the table and asserts that
 # traffic flowed in every scenario and that no request failed except the
 # ones in flight on an engine the scenario killed.

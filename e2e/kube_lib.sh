@@ -49,10 +49,13 @@ ep_state() {
 # to the worker at $GW.
 served_by() {
     local n=$1 model=$2 i
+    # In parallel: a check then takes about one request's time, so within_ms
+    # measures propagation, not the check (8 requests in a row take 100-250 ms
+    # under ASan).
     for ((i = 0; i < n; i++)); do
         curl -s -o /dev/null -D - --max-time 5 -H 'Content-Type: application/json' \
             -d "{\"model\":\"$model\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":2}" \
-            "$GW/v1/chat/completions" | tr -d '\r' | awk 'tolower($1)=="target-pod:" {print $2}'
+            "$GW/v1/chat/completions" | tr -d '\r' | awk 'tolower($1)=="target-pod:" {print $2}' &
     done | sort -u | tr '\n' ' ' | sed 's/ $//'
 }
 

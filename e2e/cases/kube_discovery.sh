@@ -20,9 +20,9 @@ expect_eq "an empty cluster publishes an empty fleet" "$(ctl_snapshot | jq '.end
 # ---- pods appear and turn ready ----
 model_pod p1 mock-model "$M1" default "" '{"defaultProfile":"fast","profiles":{"fast":{"routingStrategy":"random","requestsPerSecond":50}}}'
 model_pod p2 mock-model "$M2"
-eventually "a pod without an IP is not an endpoint yet" 2 is_eq absent ep_state p1
-expect_eq "... but its model is known, with the annotation's config" \
-    "$(ctl_snapshot | jq -r '.models[] | select(.name=="mock-model") | .defaultProfile + "/" + (.profiles.fast.requestsPerSecond|tostring)')" "fast/50"
+model_config() { ctl_snapshot | jq -r '.models[] | select(.name=="mock-model") | .defaultProfile + "/" + (.profiles.fast.requestsPerSecond|tostring)'; }
+eventually "a pod's model is known, with the annotation's config" 5 is_eq fast/50 model_config
+expect_eq "... but a pod without an IP is not an endpoint yet" "$(ep_state p1)" absent
 pod_ready p1 true
 within_ms "p1 turns ready: the worker routes to it" 1000 served_only "p1" mock-model
 pod_ready p2 true

@@ -71,7 +71,7 @@ e2e_log "Ratio 50: the mirror target received $got of 200"
 expect_true "about half mirrored ($got of 200)" [ "$got" -ge 65 ] && [ "$got" -le 135 ]
 
 # A bad file keeps the last good config.
-echo '{"Enable":true,"Ratio":250}' >"$MIRROR"
+echo '{"Enable":true,"Ratio":250}' >"$MIRROR.tmp" && mv "$MIRROR.tmp" "$MIRROR" # one read sees it whole
 eventually "an invalid file is counted" 5 \
     metric_is 'llmgw_worker_mirror_config_reloads_total{result="invalid"}' 1
 expect_eq "and the last good config stays on" "$(metric "$GW" llmgw_worker_mirror_enabled)" 1
