@@ -168,48 +168,42 @@ load_start() {
 }
 load_stop() { touch "$E2E_DIR/stop-$1"; wait "$LOAD_PID"; }
 load_res() { jq -r ".$2" "$E2E_DIR/$1.json"; }
+# conns_held PORT PID: the client connections to local PORT that process PID
+# has accepted and holds (one still in the accept queue has no pid).
+conns_held() { ss -Htnp state established "( sport = :$1 )" | grep -c "pid=$2,"; }
+
+# access_overlapping FIELD VALUE FROM_MS TO_MS [failed]: the requests in
+# w1's access log whose FIELD (pod or ep) is VALUE and whose time at the
+# worker overlaps [FROM_MS, TO_MS] (epoch ms, 5 ms of slack); with "failed",
+# only those with a status other than 200 (a stream cut after its headers
+# logs 200).
+access_overlapping() {
+    python3 - "$E2E_DIR/w1.log" "$@" <<'PY'
+import datetime, re, sys
+log, field, value, lo, hi = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+failed_only = len(sys.argv) > 6 and sys.argv[6] == "failed"
+pat = re.compile(r'ts=(\S+) req=\S+ .* pod=(\S+) ep=(\S+) status=(\d+) dur_ms=([\d.]+)')
+n = 0
+for line in open(log, errors="replace"):
+    m = pat.match(line)
+    if not m or m.group(2 if field == "pod" else 3) != value or (failed_only and m.group(4) == "200"):
+        continue
+    end = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ")
+    end_ms = end.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000
+    if end_ms >= lo - 5 and end_ms - float(m.group(5)) <= hi + 5:
+        n += 1
+print(n)
+PY
+}
 # killed_in_flight KILL_MS POD: failed requests that were already on POD when
-# it was SIGKILLed at KILL_MS (epoch ms; the time its process was reaped, so
-# connections made while it exited count as on it), from w1's access log.
-# Those die with their engine (DESIGN §7: only its in-flight requests fail; a
-# POST that reached an engine is not retried).
-killed_in_flight() {
-    python3 - "$E2E_DIR/w1.log" "$1" "$2" <<'PY'
-import datetime, re, sys
-log, kill_ms, pod = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-n = 0
-pat = re.compile(r'ts=(\S+) req=\S+ .* pod=(\S+) ep=\S+ status=(\d+) dur_ms=([\d.]+)')
-for line in open(log, errors="replace"):
-    m = pat.match(line)
-    if not m or m.group(2) != pod or m.group(3) == "200":
-        continue
-    end = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ")
-    end_ms = end.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000
-    if end_ms - float(m.group(4)) <= kill_ms + 5:
-        n += 1
-print(n)
-PY
-}
-# on_engine_during EP FROM_MS TO_MS: the requests in w1's access log sent to
-# engine address EP whose time at the worker overlaps [FROM_MS, TO_MS] (epoch
-# ms), whatever their status (a stream cut after its headers logs 200).
-on_engine_during() {
-    python3 - "$E2E_DIR/w1.log" "$1" "$2" "$3" <<'PY'
-import datetime, re, sys
-log, ep, lo, hi = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-pat = re.compile(r'ts=(\S+) req=\S+ .* ep=(\S+) status=\d+ dur_ms=([\d.]+)')
-n = 0
-for line in open(log, errors="replace"):
-    m = pat.match(line)
-    if not m or m.group(2) != ep:
-        continue
-    end = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ")
-    end_ms = end.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000
-    if end_ms >= lo - 5 and end_ms - float(m.group(3)) <= hi + 5:
-        n += 1
-print(n)
-PY
-}
+# it was SIGKILLed at KILL_MS (the time its process was reaped, so
+# connections made while it exited count as on it). Those die with their
+# engine (DESIGN §7: only its in-flight requests fail; a POST that reached
+# an engine is not retried).
+killed_in_flight() { access_overlapping pod "$2" 0 "$1" failed; }
+# on_engine_during EP FROM_MS TO_MS: the requests sent to engine address EP
+# while [FROM_MS, TO_MS], whatever their status.
+on_engine_during() { access_overlapping ep "$1" "$2" "$3"; }
 # e2e_table COLUMNS...: one "TABLE | a | b | ..." line for docs/reliability.md.
 e2e_table() { local IFS='|'; e2e_log "TABLE | $(sed 's/|/ | /g' <<<"$*") |"; }
 

@@ -127,7 +127,7 @@ expect_eq "once they close, the worker serves again" \
 # and no refusal slots: 64 idle connections fill it, a request waits in its
 # listen queue, then the 64 close at once.
 backlog_of() { ss -Hltn "( sport = :$1 )" | awk '{print $2; exit}'; }
-accepted_by_w2() { [ "$(ss -Htnp state established "( sport = :$A2 )" | grep -c "pid=${E2E_PIDS[w2]},")" -eq 64 ]; }
+accepted_by_w2() { [ "$(conns_held "$A2" "${E2E_PIDS[w2]}")" -eq 64 ]; }
 for r in 1 2 3; do
     hold_start "$A2" 64
     eventually "round $r: the worker accepted all 64 (its limit)" 5 accepted_by_w2

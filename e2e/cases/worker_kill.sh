@@ -34,9 +34,7 @@ start_controller ctl --config "$E2E_DIR/gw.yaml"
 WFLAGS=(--access-log off)
 start_worker w2 "$W" "${WFLAGS[@]}"
 
-# Client connections a worker accepted and holds (a queued one has no pid),
-# and the length of its listen socket's accept queue.
-conns_of() { ss -Htnp state established "( sport = :$W )" | grep -c "pid=$1,"; }
+# The length of a worker's listen socket's accept queue.
 queue_of() { ss -Hltnp "( sport = :$W )" | awk -v p="pid=$1," 'index($0, p) {print $2; f = 1} END {if (!f) print 0}'; }
 now() { date +%s.%N; }
 
@@ -54,7 +52,7 @@ kill_worker_under_load() {
     # but leaves clients free to queue to it.
     for ((i = 0; i < 100; i++)); do
         kill -STOP "$pid"
-        HELD=$(conns_of "$pid")
+        HELD=$(conns_held "$W" "$pid")
         [ "$HELD" -ge 1 ] && [ "$HELD" -le $((C - 3)) ] && break
         kill -CONT "$pid"
         sleep 0.05
